@@ -1,0 +1,51 @@
+# Two commands for users: `make demo` and `make test`. Both set everything up first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# Anny writes a ~790 MB cache on first use; keep it in an ignored folder and reuse it.
+export ANNY_CACHE_DIR ?= $(CURDIR)/.cache/anny
+# Cap BLAS threads to the machine (2 cores here); torch reads OMP_NUM_THREADS.
+export OMP_NUM_THREADS ?= 2
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test test-slow test-all bench clean help
+
+help:
+	@echo "make demo       set up .venv and run the demo (writes demo_out/)"
+	@echo "make test       set up .venv and run the default tests (< 15 min on 2 cores)"
+	@echo "make test-slow  run only the tests marked slow"
+	@echo "make bench      run the benchmarks in benchmarks/"
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+# Build the body-model cache once, before tests run in parallel workers.
+.cache/anny/.ready: $(STAMP)
+	$(VENV)/bin/lowres-hps body warmup
+	mkdir -p $(dir $@) && touch $@
+
+demo: $(STAMP) .cache/anny/.ready
+	$(VENV)/bin/lowres-hps demo --out demo_out
+
+test: $(STAMP) .cache/anny/.ready
+	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+
+test-slow: $(STAMP) .cache/anny/.ready
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+test-all: $(STAMP) .cache/anny/.ready
+	$(PY) -m pytest -m "" $(PYTEST_ARGS)
+
+bench: $(STAMP) .cache/anny/.ready
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache demo_out build src/*.egg-info

@@ -1,0 +1,117 @@
+"""The `lowres-hps` command line.
+
+Each subcommand's work lives in the package it belongs to; this module only parses
+arguments and imports lazily, so that `lowres-hps --help` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (help, "module:function" that takes the parsed args and returns an exit code)
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("render low-resolution samples of the body model through the protocol", "lowres_hps.apis.demo:main"),
+    "degrade": ("apply the low-resolution protocol to person boxes of an image", "lowres_hps.imaging.commands:degrade_main"),
+    "evaluate": ("score predictions: kp2d (COCO OKS AP) or kp3d (MPJPE, PA-MPJPE, ...)", "lowres_hps.evaluation.commands:main"),
+    "data": ("inspect a dataset through the readers", "lowres_hps.data.commands:main"),
+    "body": ("body models: info, warm-up of the Anny cache, mesh export", "lowres_hps.body.commands:main"),
+    "train": ("train a model from a YAML config (torchrun for several processes)", "lowres_hps.engine.commands:train_main"),
+}
+
+
+def _add_demo(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="demo_out", help="output folder")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--count", type=int, default=4, help="number of random people")
+
+
+def _add_degrade(p: argparse.ArgumentParser) -> None:
+    p.add_argument("image", help="input image")
+    p.add_argument("--box", type=float, nargs=4, action="append", metavar=("X", "Y", "W", "H"),
+                   help="person box in pixels (repeatable); default: the whole image")
+    p.add_argument("--heights", type=int, nargs="+", default=[176, 96, 52, 32],
+                   help="person heights R in px (default: the evaluation midpoints)")
+    p.add_argument("--input-size", type=int, nargs=2, default=[224, 224], metavar=("H", "W"),
+                   help="network input size; 64 48 or 128 96 for the CAL setting")
+    p.add_argument("--setting", choices=["upsample", "native"], default="upsample",
+                   help="upsample: degrade to R then bicubic back to the input size (RSC-Net/MILI); "
+                        "native: the input itself is small (CAL)")
+    p.add_argument("--out", required=True, help="output folder")
+
+
+def _add_evaluate(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="task", required=True)
+    kp2d = sub.add_parser("kp2d", help="COCO keypoint OKS AP/AR of a results file")
+    kp2d.add_argument("--gt", required=True, help="COCO keypoint annotations json")
+    kp2d.add_argument("--pred", required=True, help="COCO keypoint results json")
+    kp2d.add_argument("--sigmas", default=None, help="per-keypoint OKS sigmas (comma separated); default COCO-17")
+    kp3d = sub.add_parser("kp3d", help="MPJPE, PA-MPJPE, 3DPCK and AUC of 3D keypoints")
+    kp3d.add_argument("--gt", required=True, help="npz with keypoints3d (N,K,3) in metres, optional mask (N,K)")
+    kp3d.add_argument("--pred", required=True, help="npz with keypoints3d (N,K,3) in metres")
+    kp3d.add_argument("--root", default="pelvis",
+                      help="root alignment for MPJPE: a joint name, 'hips' (mid-hip) or 'none'")
+    kp3d.add_argument("--convention", default=None, help="keypoint convention of the arrays (for --root by name)")
+    kp3d.add_argument("--pck-threshold", type=float, default=0.15, help="3DPCK threshold in metres")
+
+
+def _add_data(p: argparse.ArgumentParser) -> None:
+    p.add_argument("format", choices=["coco", "lsp", "spin", "mpii", "crowdpose", "ochuman"])
+    p.add_argument("path", help="annotation file (json/mat/npz)")
+    p.add_argument("--images", default=None, help="image folder (default: next to the annotations)")
+    p.add_argument("--preview", default=None, help="write a PNG contact sheet of the first samples")
+
+
+def _add_body(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="action", required=True)
+    info = sub.add_parser("info", help="print the body model's sizes and conventions")
+    info.add_argument("--model", default="anny", choices=["anny", "smpl", "smplx"])
+    info.add_argument("--model-path", default=None, help="folder or file of SMPL/SMPL-X (or $SMPL_MODEL_DIR)")
+    sub.add_parser("warmup", help="build the Anny cache ($ANNY_CACHE_DIR) once")
+    mesh = sub.add_parser("mesh", help="write the rest or a random mesh to OBJ/PLY/GLB")
+    mesh.add_argument("--model", default="anny", choices=["anny", "smpl", "smplx"])
+    mesh.add_argument("--model-path", default=None)
+    mesh.add_argument("--random", action="store_true", help="random plausible shape and pose")
+    mesh.add_argument("--seed", type=int, default=0)
+    mesh.add_argument("--out", required=True)
+
+
+def _add_train(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="YAML config")
+    p.add_argument("--out", default=None, help="run folder (overrides the config)")
+    p.add_argument("--resume", action="store_true", help="resume from the last checkpoint in the run folder")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. optim.lr=1e-4")
+
+
+_ADDERS = {"demo": _add_demo, "degrade": _add_degrade, "evaluate": _add_evaluate,
+           "data": _add_data, "body": _add_body, "train": _add_train}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from lowres_hps import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="lowres-hps",
+        description="2D keypoints and 3D body pose and shape from low-resolution images of people.",
+    )
+    parser.add_argument("--version", action="version", version=f"lowres-hps {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (help_text, _) in _COMMANDS.items():
+        _ADDERS[name](sub.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    module_name, func_name = _COMMANDS[args.command][1].split(":")
+    func = getattr(importlib.import_module(module_name), func_name)
+    try:
+        return int(func(args) or 0)
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        # User errors: one clear line, no traceback.
+        print(f"lowres-hps {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
