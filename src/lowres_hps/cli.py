@@ -30,8 +30,9 @@ def _add_degrade(p: argparse.ArgumentParser) -> None:
     p.add_argument("image", help="input image")
     p.add_argument("--box", type=float, nargs=4, action="append", metavar=("X", "Y", "W", "H"),
                    help="person box in pixels (repeatable); default: the whole image")
-    p.add_argument("--heights", type=int, nargs="+", default=[176, 96, 52, 32],
-                   help="person heights R in px (default: the evaluation midpoints)")
+    p.add_argument("--heights", type=int, nargs="+", default=None,
+                   help="person heights R in px, upsample setting only (default: the evaluation midpoints "
+                        "176 96 52 32)")
     p.add_argument("--input-size", type=int, nargs=2, default=[224, 224], metavar=("H", "W"),
                    help="network input size; 64 48 or 128 96 for the CAL setting")
     p.add_argument("--setting", choices=["upsample", "native"], default="upsample",
@@ -49,8 +50,12 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
     kp3d = sub.add_parser("kp3d", help="MPJPE, PA-MPJPE, 3DPCK and AUC of 3D keypoints")
     kp3d.add_argument("--gt", required=True, help="npz with keypoints3d (N,K,3) in metres, optional mask (N,K)")
     kp3d.add_argument("--pred", required=True, help="npz with keypoints3d (N,K,3) in metres")
-    kp3d.add_argument("--root", default="pelvis",
-                      help="root alignment for MPJPE: a joint name, 'hips' (mid-hip) or 'none'")
+    root = kp3d.add_mutually_exclusive_group()
+    root.add_argument("--root", default=None,
+                      help="root alignment for MPJPE/3DPCK/AUC: a joint name of --convention, 'hips' (mid-hip) "
+                           "or 'none'; default: pelvis (mid-hip where the convention lacks it) with --convention, "
+                           "none without")
+    root.add_argument("--root-index", type=int, default=None, help="root alignment on this joint index")
     kp3d.add_argument("--convention", default=None, help="keypoint convention of the arrays (for --root by name)")
     kp3d.add_argument("--pck-threshold", type=float, default=0.15, help="3DPCK threshold in metres")
 
@@ -60,6 +65,10 @@ def _add_data(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", help="annotation file (json/mat/npz)")
     p.add_argument("--images", default=None, help="image folder (default: next to the annotations)")
     p.add_argument("--preview", default=None, help="write a PNG contact sheet of the first samples")
+    p.add_argument("--num-preview", type=int, default=8, help="number of people on the preview sheet")
+    p.add_argument("--convention", default=None,
+                   help="keypoint convention of the file (coco and spin formats; e.g. h36m17 for a 17-joint npz)")
+    p.add_argument("--check-images", action="store_true", help="skip (and report) people whose image is missing")
 
 
 def _add_body(p: argparse.ArgumentParser) -> None:
@@ -76,11 +85,27 @@ def _add_body(p: argparse.ArgumentParser) -> None:
     mesh.add_argument("--out", required=True)
 
 
+class _IntermixedArgumentParser(argparse.ArgumentParser):
+    """Lets positionals follow options (``CONFIG --out DIR key=value``), which plain argparse rejects."""
+
+    _intermixing = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._intermixing:  # parse_known_intermixed_args calls back into parse_known_args
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+
+
 def _add_train(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", help="YAML config")
-    p.add_argument("--out", default=None, help="run folder (overrides the config)")
-    p.add_argument("--resume", action="store_true", help="resume from the last checkpoint in the run folder")
-    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. optim.lr=1e-4")
+    p.__class__ = _IntermixedArgumentParser  # key=value overrides may come after --out/--resume
+    p.add_argument("config", help="YAML config (a TrainConfig: task, task_args, trainer)")
+    p.add_argument("--out", default=None, help="run folder (overrides trainer.out_dir)")
+    p.add_argument("--resume", action="store_true", help="resume from last.pt in the run folder, mid-epoch included")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. trainer.optim.lr=1e-4 task_args.hidden=64")
 
 
 _ADDERS = {"demo": _add_demo, "degrade": _add_degrade, "evaluate": _add_evaluate,

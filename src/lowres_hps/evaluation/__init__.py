@@ -1,0 +1,30 @@
+"""Evaluation metrics: 2D keypoints (COCO OKS AP, PCK), 3D keypoints and meshes (MPJPE, PA-MPJPE, PVE, 3DPCK, AUC), masks."""
+from lowres_hps.evaluation.keypoints2d import (
+    COCO17_SIGMAS,
+    COCO_KEYPOINT_STATS,
+    bbox_size,
+    coco_keypoint_ap,
+    head_size,
+    head_size_from_box,
+    oks,
+    pck,
+    pckh,
+    torso_size,
+)
+from lowres_hps.evaluation.keypoints3d import align_root, auc3d, joint_errors, mpjpe, pa_mpjpe, pck3d, pve
+from lowres_hps.evaluation.masks import (
+    BinaryMaskMetrics,
+    SegmentationMetrics,
+    binary_mask_metrics,
+    confusion_matrix,
+    metrics_from_confusion,
+    segmentation_metrics,
+)
+
+__all__ = [
+    "COCO17_SIGMAS", "COCO_KEYPOINT_STATS", "coco_keypoint_ap", "oks", "pck", "pckh",
+    "torso_size", "head_size", "head_size_from_box", "bbox_size",
+    "align_root", "joint_errors", "mpjpe", "pa_mpjpe", "pve", "pck3d", "auc3d",
+    "BinaryMaskMetrics", "SegmentationMetrics", "binary_mask_metrics", "confusion_matrix",
+    "metrics_from_confusion", "segmentation_metrics",
+]
