@@ -1,0 +1,46 @@
+"""Dataset readers: every format is read into the common :class:`PersonSample`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from lowres_hps.data.coco import CocoKeypointsReader, CrowdPoseReader, OCHumanReader
+from lowres_hps.data.errors import DatasetFileError
+from lowres_hps.data.lsp import LspReader
+from lowres_hps.data.mpii import MpiiReader
+from lowres_hps.data.reader import PersonReader
+from lowres_hps.data.sample import PersonSample
+from lowres_hps.data.spin import SPIN24, SpinNpzReader
+
+__all__ = [
+    "PersonSample",
+    "PersonReader",
+    "CocoKeypointsReader",
+    "CrowdPoseReader",
+    "OCHumanReader",
+    "LspReader",
+    "SpinNpzReader",
+    "MpiiReader",
+    "DatasetFileError",
+    "SPIN24",
+    "READERS",
+    "open_reader",
+]
+
+# Format name (as on the command line) -> reader class.
+READERS: dict[str, type[PersonReader]] = {
+    "coco": CocoKeypointsReader,
+    "crowdpose": CrowdPoseReader,
+    "ochuman": OCHumanReader,
+    "lsp": LspReader,
+    "spin": SpinNpzReader,
+    "mpii": MpiiReader,
+}
+
+
+def open_reader(format: str, path: str | Path, image_root: str | Path | None = None, **options) -> PersonReader:
+    """The reader of ``format`` (a key of :data:`READERS`) on ``path``; ``options`` go to its constructor."""
+    try:
+        reader_cls = READERS[format]
+    except KeyError:
+        raise ValueError(f"unknown dataset format {format!r}; known: {sorted(READERS)}") from None
+    return reader_cls(path, image_root, **options)

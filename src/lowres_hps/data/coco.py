@@ -1,0 +1,204 @@
+"""COCO person-keypoint json readers: COCO, CrowdPose and OCHuman (COCO-format files)."""
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from lowres_hps.data.errors import DatasetFileError, load_json
+from lowres_hps.data.reader import PersonReader, default_image_root
+from lowres_hps.data.sample import PersonSample
+
+__all__ = ["CocoKeypointsReader", "CrowdPoseReader", "OCHumanReader", "segmentation_to_mask"]
+
+
+def segmentation_to_mask(segmentation: list | dict, height: int, width: int) -> np.ndarray:
+    """Decode a COCO segmentation (polygons, uncompressed or compressed RLE) to an (H, W) uint8 mask."""
+    if isinstance(segmentation, list):
+        rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
+    elif isinstance(segmentation.get("counts"), list):
+        rle = mask_utils.frPyObjects(segmentation, height, width)
+    else:
+        rle = segmentation
+    with warnings.catch_warnings():
+        # pycocotools' Cython decoder trips numpy 2's __array__(copy=...) deprecation; the result is correct.
+        warnings.filterwarnings("ignore", message=".*__array__ implementation doesn't accept a copy keyword",
+                                category=DeprecationWarning)
+        return mask_utils.decode(rle)
+
+
+def _segmentation_problem(segmentation) -> str | None:
+    """Why a segmentation cannot be decoded (checked cheaply, without decoding), or None."""
+    if isinstance(segmentation, list):
+        if all(isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0 for p in segmentation):
+            return None
+        return "segmentation polygons need an even number (>= 6) of coordinates each"
+    if isinstance(segmentation, dict) and "counts" in segmentation and len(segmentation.get("size", ())) == 2:
+        return None
+    return "segmentation is neither polygons nor an RLE with 'counts' and 'size'"
+
+
+class CocoKeypointsReader(PersonReader):
+    """People of a COCO-style keypoint json, one sample per person annotation.
+
+    Args:
+        ann_file: the json (``images``, ``annotations`` with ``keypoints`` K*3 and ``bbox`` xywh,
+            ``categories``).
+        image_root: image folder; default from :func:`~lowres_hps.data.reader.default_image_root`:
+            ``<root>/<split>`` for ``<root>/annotations/person_keypoints_<split>.json`` (COCO layout),
+            else ``images/`` next to the json, else the json's folder.
+        convention: keypoint convention of the json's keypoints; its length must match.
+        min_keypoints: people with fewer labelled keypoints are filtered out (counted in ``filtered``).
+            An annotation without a ``keypoints`` field (OCHuman has mask-only people) counts as 0.
+        include_crowd: keep ``iscrowd`` annotations.
+        load_masks: decode the instance mask of each sample (lazily, in ``__getitem__``); people whose
+            segmentation is malformed are then reported and skipped. ``has_mask`` says whether the file
+            has segmentations at all.
+        check_images: skip people whose image file is missing (a stat per person at construction).
+
+    Annotations of categories without keypoints (e.g. non-person instances) are ignored.
+    """
+
+    dataset = "coco"
+
+    def __init__(self, ann_file: str | Path, image_root: str | Path | None = None, convention: str = "coco17",
+                 min_keypoints: int = 1, include_crowd: bool = False, load_masks: bool = False,
+                 check_images: bool = False) -> None:
+        self.ann_file = Path(ann_file)
+        data = load_json(self.ann_file)
+        if not isinstance(data, dict) or not isinstance(data.get("annotations"), list) \
+                or not isinstance(data.get("images"), list):
+            raise DatasetFileError(f"not a COCO json (needs 'images' and 'annotations' lists): {self.ann_file}")
+        if image_root is None:
+            split = re.sub(r"^person_keypoints_", "", self.ann_file.stem)
+            image_root = default_image_root(self.ann_file, split)
+        super().__init__(convention, image_root, check_images)
+        self.load_masks = load_masks
+        try:
+            self._images = {img["id"]: img for img in data["images"]}
+        except (KeyError, TypeError) as exc:
+            raise DatasetFileError(f"image entry without 'id' in {self.ann_file}") from exc
+        categories = data.get("categories") or []
+        person_ids = {c["id"] for c in categories if "keypoints" in c}
+        if not person_ids:
+            person_ids = {c["id"] for c in categories if c.get("name") == "person"} or {1}
+
+        with_segmentation = False
+        for index, ann in enumerate(data["annotations"]):
+            if not isinstance(ann, dict):
+                raise DatasetFileError(f"annotation is not an object in {self.ann_file}: {ann!r:.80}")
+            if ann.get("category_id", 1) not in person_ids:
+                continue
+            key = ann.get("id", f"annotations[{index}]")
+            if ann.get("iscrowd", 0) and not include_crowd:
+                self._filter("crowd")
+                continue
+            image = self._images.get(ann.get("image_id"))
+            if image is None or "file_name" not in image:
+                self._skip(key, f"image_id {ann.get('image_id')!r} has no image entry with a file_name")
+                continue
+            if ann.get("bbox") is None:
+                self._skip(key, "no bbox")
+                continue
+            try:
+                keypoints = self._keypoints(ann)
+                bbox = np.asarray(ann["bbox"], dtype=np.float32).reshape(-1)
+            except (TypeError, ValueError) as exc:
+                self._skip(key, f"malformed keypoints or bbox: {exc}")
+                continue
+            image_path = self.image_root / image["file_name"]
+            if not self._accept(key, keypoints, bbox, image_path):
+                continue
+            if int((keypoints[:, 2] > 0).sum()) < min_keypoints:
+                self._filter(f"fewer than {min_keypoints} keypoints")
+                continue
+            if load_masks and ann.get("segmentation"):
+                reason = _segmentation_problem(ann["segmentation"])
+                if reason:
+                    self._skip(key, reason)
+                    continue
+            with_segmentation |= bool(ann.get("segmentation"))
+            self._handles.append((ann, keypoints, bbox))
+        self.has_mask = with_segmentation
+
+    def _keypoints(self, ann: dict) -> np.ndarray:
+        """(K, 3) keypoints with unlabelled ones zeroed; a wrong count gives a (M, 3) or (1, M) array
+        that the shape check then reports."""
+        values = ann.get("keypoints")
+        if values is None:
+            return np.zeros((self.num_keypoints, 3), dtype=np.float32)
+        values = np.asarray(values, dtype=np.float32).reshape(-1)
+        if values.size % 3:
+            return values.reshape(1, -1)
+        keypoints = values.reshape(-1, 3)
+        # Zero unlabelled points, but leave non-finite values for the check to report.
+        keypoints[(keypoints[:, 2] == 0) & np.isfinite(keypoints).all(1), :2] = 0.0
+        return keypoints
+
+    def _load(self, handle) -> PersonSample:
+        ann, keypoints, bbox = handle
+        image = self._images[ann["image_id"]]
+        mask = None
+        if self.load_masks and ann.get("segmentation"):
+            try:
+                mask = segmentation_to_mask(ann["segmentation"], int(image["height"]), int(image["width"]))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise DatasetFileError(
+                    f"cannot decode the segmentation of annotation {ann.get('id')} in {self.ann_file}: {exc}"
+                ) from exc
+        extra = {"iscrowd": int(ann.get("iscrowd", 0))}
+        if "area" in ann:
+            extra["area"] = float(ann["area"])
+        if "height" in image and "width" in image:
+            extra["image_size"] = (int(image["height"]), int(image["width"]))
+        extra.update(self._extra(image))
+        return PersonSample(
+            image_path=self.image_root / image["file_name"],
+            bbox=bbox.copy(),
+            keypoints2d=keypoints.copy(),
+            convention=self.convention,
+            mask=mask,
+            image_id=ann["image_id"],
+            ann_id=ann.get("id"),
+            dataset=self.dataset,
+            extra=extra,
+        )
+
+    def _extra(self, image: dict) -> dict:
+        return {}
+
+
+class CrowdPoseReader(CocoKeypointsReader):
+    """CrowdPose json (COCO layout, 14 keypoints: 12 COCO body joints, head top, neck; no masks).
+
+    The image's ``crowdIndex`` is kept as ``extra["crowd_index"]``.
+    """
+
+    dataset = "crowdpose"
+
+    def __init__(self, ann_file: str | Path, image_root: str | Path | None = None, min_keypoints: int = 1,
+                 include_crowd: bool = False, check_images: bool = False) -> None:
+        super().__init__(ann_file, image_root, convention="crowdpose14", min_keypoints=min_keypoints,
+                         include_crowd=include_crowd, load_masks=False, check_images=check_images)
+
+    def _extra(self, image: dict) -> dict:
+        return {"crowd_index": float(image["crowdIndex"])} if "crowdIndex" in image else {}
+
+
+class OCHumanReader(CocoKeypointsReader):
+    """OCHuman in its COCO-format json (COCO-17 keypoints, RLE masks).
+
+    OCHuman annotates some people with a mask only (``keypoints`` null or absent): they count as 0
+    labelled keypoints, so ``min_keypoints=0`` keeps them (e.g. for silhouette supervision).
+    OCHuman's ``area`` is the box area, not the mask area.
+    """
+
+    dataset = "ochuman"
+
+    def __init__(self, ann_file: str | Path, image_root: str | Path | None = None, min_keypoints: int = 1,
+                 load_masks: bool = False, check_images: bool = False) -> None:
+        super().__init__(ann_file, image_root, convention="coco17", min_keypoints=min_keypoints,
+                         include_crowd=False, load_masks=load_masks, check_images=check_images)
