@@ -1,0 +1,50 @@
+"""The training loop all methods share: YAML configs, a Task protocol, a Trainer with
+data parallelism (torchrun), AMP, CSV/TensorBoard logs and exactly resumable checkpoints."""
+from lowres_hps.engine.checkpoint import (
+    atomic_write,
+    capture_rng_state,
+    load_checkpoint,
+    load_weights,
+    restore_rng_state,
+    save_checkpoint,
+    save_weights,
+)
+from lowres_hps.engine.config import (
+    OptimConfig,
+    TrainConfig,
+    TrainerConfig,
+    dump_config,
+    load_config,
+    parse_override,
+    save_config,
+)
+from lowres_hps.engine.distributed import (
+    DistributedContext,
+    ResumableDistributedSampler,
+    destroy_distributed,
+    init_distributed,
+)
+from lowres_hps.engine.logging import MetricLogger
+from lowres_hps.engine.trainer import (
+    LRSchedule,
+    SampleSeededDataset,
+    Task,
+    Trainer,
+    batch_to_device,
+    build_optimizer,
+    build_scheduler,
+    build_task,
+    import_object,
+    seed_everything,
+    seed_worker,
+)
+
+__all__ = [
+    "OptimConfig", "TrainerConfig", "TrainConfig", "load_config", "dump_config", "save_config", "parse_override",
+    "Task", "Trainer", "build_task", "import_object", "seed_everything", "seed_worker", "batch_to_device",
+    "build_optimizer", "build_scheduler", "LRSchedule", "SampleSeededDataset",
+    "DistributedContext", "init_distributed", "destroy_distributed", "ResumableDistributedSampler",
+    "MetricLogger",
+    "atomic_write", "save_checkpoint", "load_checkpoint", "capture_rng_state", "restore_rng_state",
+    "save_weights", "load_weights",
+]
