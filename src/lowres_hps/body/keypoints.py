@@ -28,6 +28,9 @@ __all__ = [
     "H36M17",
     "MPI_INF_3DHP17",
     "SMPL24",
+    "SMPLX55",
+    "ANNY104",
+    "ANNY104_PARENTS",
     "CROWDPOSE14",
     "CONVENTIONS",
     "get_convention",
@@ -57,10 +60,15 @@ class KeypointConvention:
             raise ValueError(f"{self.name}: duplicate keypoint names")
         pairs = []
         for i, n in enumerate(self.names):
+            # Project names use a ``left_``/``right_`` prefix; rig bone labels (Anny) a ``.L``/``.R`` suffix.
             if n.startswith("left_"):
                 other = "right_" + n[len("left_"):]
-                if other in self.names:
-                    pairs.append((i, self.names.index(other)))
+            elif n.endswith(".L"):
+                other = n[:-len(".L")] + ".R"
+            else:
+                continue
+            if other in self.names:
+                pairs.append((i, self.names.index(other)))
         object.__setattr__(self, "flip_pairs", tuple(pairs))
 
     def __len__(self) -> int:
@@ -106,7 +114,8 @@ COCO17 = KeypointConvention(
     ]),
 )
 
-# Anny's COCO regressor returns COCO-17 followed by these 6 foot points (COCO-WholeBody order).
+# COCO-17 followed by the 6 foot points of COCO-WholeBody, in COCO-WholeBody order. Anny's COCO
+# regressor knows the same 23 points in another foot order; the Anny body model asks for them by name.
 _FOOT6_NAMES = (
     "left_big_toe", "left_small_toe", "left_heel",
     "right_big_toe", "right_small_toe", "right_heel",
@@ -207,8 +216,58 @@ SMPL24 = KeypointConvention(
     ]),
 )
 
+# SMPL-X kinematic joints: the 22 body joints (named as in SMPL24), jaw, eyeballs and 2 x 15 finger joints
+# (names of ``smplx.joint_names.JOINT_NAMES``; the eyeballs keep their ``_smplhf`` suffix because they are
+# the eyeball centres, not the COCO eye keypoints).
+_SMPLX_FINGERS = tuple(
+    f"{side}_{finger}{i}"
+    for side in ("left", "right")
+    for finger in ("index", "middle", "pinky", "ring", "thumb")
+    for i in (1, 2, 3)
+)
+_SMPLX55_NAMES = _SMPL24_NAMES[:22] + ("jaw", "left_eye_smplhf", "right_eye_smplhf") + _SMPLX_FINGERS
+SMPLX55 = KeypointConvention(
+    "smplx55", _SMPLX55_NAMES,
+    tuple(pair for pair in SMPL24.skeleton if max(pair) < 22),
+)
+
+# Anny's 104-bone rig (anny 0.6 default rig): one point per bone, its head. Labels are Anny's bone
+# labels, except ``head`` -> ``head_anny``: that bone's head is the skull base, not the ``head`` point of
+# H36M / MPI-INF-3DHP. The root bone's head sits between the hip joints.
+_ANNY104_NAMES = (
+    "root", "pelvis.L", "upperleg01.L", "upperleg02.L", "lowerleg01.L", "lowerleg02.L", "foot.L",
+    "toe1-1.L", "toe1-2.L", "toe2-1.L", "toe2-2.L", "toe2-3.L", "toe3-1.L", "toe3-2.L", "toe3-3.L",
+    "toe4-1.L", "toe4-2.L", "toe4-3.L", "toe5-1.L", "toe5-2.L", "toe5-3.L",
+    "pelvis.R", "upperleg01.R", "upperleg02.R", "lowerleg01.R", "lowerleg02.R", "foot.R",
+    "toe1-1.R", "toe1-2.R", "toe2-1.R", "toe2-2.R", "toe2-3.R", "toe3-1.R", "toe3-2.R", "toe3-3.R",
+    "toe4-1.R", "toe4-2.R", "toe4-3.R", "toe5-1.R", "toe5-2.R", "toe5-3.R",
+    "spine05", "spine04", "spine03", "spine02", "spine01",
+    "clavicle.L", "shoulder01.L", "upperarm01.L", "upperarm02.L", "lowerarm01.L", "lowerarm02.L", "wrist.L",
+    "finger1-1.L", "finger1-2.L", "finger1-3.L", "metacarpal1.L", "finger2-1.L", "finger2-2.L", "finger2-3.L",
+    "metacarpal2.L", "finger3-1.L", "finger3-2.L", "finger3-3.L", "metacarpal3.L", "finger4-1.L",
+    "finger4-2.L", "finger4-3.L", "metacarpal4.L", "finger5-1.L", "finger5-2.L", "finger5-3.L",
+    "clavicle.R", "shoulder01.R", "upperarm01.R", "upperarm02.R", "lowerarm01.R", "lowerarm02.R", "wrist.R",
+    "finger1-1.R", "finger1-2.R", "finger1-3.R", "metacarpal1.R", "finger2-1.R", "finger2-2.R", "finger2-3.R",
+    "metacarpal2.R", "finger3-1.R", "finger3-2.R", "finger3-3.R", "metacarpal3.R", "finger4-1.R",
+    "finger4-2.R", "finger4-3.R", "metacarpal4.R", "finger5-1.R", "finger5-2.R", "finger5-3.R",
+    "neck01", "neck02", "neck03", "head_anny", "eye.L", "eye.R",
+)
+# Parent bone of each bone (-1 for the root), as in ``anny.Anny().bone_parents``.
+ANNY104_PARENTS: tuple[int, ...] = (
+    -1, 0, 1, 2, 3, 4, 5, 6, 7, 6, 9, 10, 6, 12, 13, 6, 15, 16, 6, 18, 19,
+    0, 21, 22, 23, 24, 25, 26, 27, 26, 29, 30, 26, 32, 33, 26, 35, 36, 26, 38, 39,
+    0, 41, 42, 43, 44,
+    45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 52, 56, 57, 58, 52, 60, 61, 62, 52, 64, 65, 66, 52, 68, 69, 70,
+    45, 72, 73, 74, 75, 76, 77, 78, 79, 80, 78, 82, 83, 84, 78, 86, 87, 88, 78, 90, 91, 92, 78, 94, 95, 96,
+    45, 98, 99, 100, 101, 101,
+)
+ANNY104 = KeypointConvention(
+    "anny104", _ANNY104_NAMES, tuple((p, c) for c, p in enumerate(ANNY104_PARENTS) if p >= 0),
+)
+
 CONVENTIONS: dict[str, KeypointConvention] = {
-    c.name: c for c in (COCO17, COCO_FOOT6, COCO23, LSP14, MPII16, CROWDPOSE14, H36M17, MPI_INF_3DHP17, SMPL24)
+    c.name: c
+    for c in (COCO17, COCO_FOOT6, COCO23, LSP14, MPII16, CROWDPOSE14, H36M17, MPI_INF_3DHP17, SMPL24, SMPLX55, ANNY104)
 }
 
 
