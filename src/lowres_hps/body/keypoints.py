@@ -28,6 +28,7 @@ __all__ = [
     "H36M17",
     "MPI_INF_3DHP17",
     "SMPL24",
+    "SPIN24",
     "SMPLX55",
     "ANNY104",
     "ANNY104_PARENTS",
@@ -265,9 +266,25 @@ ANNY104 = KeypointConvention(
     "anny104", _ANNY104_NAMES, tuple((p, c) for c, p in enumerate(ANNY104_PARENTS) if p >= 0),
 )
 
+# SPIN's 24 "ground-truth" joints (constants.JOINT_NAMES[25:]): LSP-14 in LSP order, then
+# Pelvis (MPII), Thorax (MPII), Spine (H36M), Jaw (H36M), Head (H36M), Nose, eyes, ears.
+# SPIN fills "Neck (LSP)" of H36M data with H36M's thorax joint; "Jaw (H36M)" is H36M joint 9,
+# which the project's h36m17 calls ``neck_base``, so it gets that name here to map by name.
+_SPIN24_NAMES = LSP14.names + (
+    "pelvis", "thorax", "spine", "neck_base", "head", "nose", "left_eye", "right_eye", "left_ear", "right_ear",
+)
+_SPIN24_EXTRA_LIMBS = [
+    ("pelvis", "spine"), ("spine", "thorax"), ("thorax", "neck"), ("neck", "neck_base"), ("neck_base", "head"),
+    ("nose", "left_eye"), ("nose", "right_eye"), ("left_eye", "left_ear"), ("right_eye", "right_ear"),
+]
+SPIN24 = KeypointConvention(
+    "spin24", _SPIN24_NAMES,
+    LSP14.skeleton + tuple((_SPIN24_NAMES.index(a), _SPIN24_NAMES.index(b)) for a, b in _SPIN24_EXTRA_LIMBS),
+)
+
 CONVENTIONS: dict[str, KeypointConvention] = {
     c.name: c
-    for c in (COCO17, COCO_FOOT6, COCO23, LSP14, MPII16, CROWDPOSE14, H36M17, MPI_INF_3DHP17, SMPL24, SMPLX55, ANNY104)
+    for c in (COCO17, COCO_FOOT6, COCO23, LSP14, MPII16, CROWDPOSE14, H36M17, MPI_INF_3DHP17, SMPL24, SMPLX55, ANNY104, SPIN24)
 }
 
 

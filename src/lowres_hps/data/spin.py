@@ -11,29 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from lowres_hps.body.keypoints import LSP14, KeypointConvention, get_convention, register_convention
+from lowres_hps.body.keypoints import SPIN24, get_convention
 from lowres_hps.data.errors import DatasetFileError, load_npz
 from lowres_hps.data.reader import PersonReader
 from lowres_hps.data.sample import PersonSample
 
 __all__ = ["SPIN24", "SpinNpzReader", "resolve_image_path"]
 
-# SPIN's 24 "ground-truth" joints (constants.JOINT_NAMES[25:]): LSP-14 in LSP order, then
-# Pelvis (MPII), Thorax (MPII), Spine (H36M), Jaw (H36M), Head (H36M), Nose, eyes, ears.
-# SPIN fills "Neck (LSP)" of H36M data with H36M's thorax joint; "Jaw (H36M)" is H36M joint 9,
-# which the project's h36m17 calls ``neck_base``, so it gets that name here to map by name.
-_SPIN24_NAMES = LSP14.names + (
-    "pelvis", "thorax", "spine", "neck_base", "head", "nose", "left_eye", "right_eye", "left_ear", "right_ear",
-)
-_SPIN24_EXTRA_LIMBS = [
-    ("pelvis", "spine"), ("spine", "thorax"), ("thorax", "neck"), ("neck", "neck_base"), ("neck_base", "head"),
-    ("nose", "left_eye"), ("nose", "right_eye"), ("left_eye", "left_ear"), ("right_eye", "right_ear"),
-]
-SPIN24 = KeypointConvention(
-    "spin24", _SPIN24_NAMES,
-    LSP14.skeleton + tuple((_SPIN24_NAMES.index(a), _SPIN24_NAMES.index(b)) for a, b in _SPIN24_EXTRA_LIMBS),
-)
-register_convention(SPIN24)
 
 _FIELDS = ("imgname", "center", "scale", "part", "S", "pose", "shape", "has_smpl")
 _H36M_FRAME = re.compile(r"^(S\d+)_(.+)_\d+\.\w+$")

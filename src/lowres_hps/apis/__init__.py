@@ -1,0 +1,1 @@
+"""High-level entry points: the demo (and, as models ship, the predictor and model registry)."""

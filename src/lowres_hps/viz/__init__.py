@@ -1,0 +1,1 @@
+"""Drawing: keypoint skeletons, contact sheets and quick mesh previews."""
