@@ -62,6 +62,11 @@ class AnnyBody(BodyModel):
     def num_vertices(self) -> int:
         return int(self.anny.template_vertices.shape[0])
 
+    def skinning_weights(self) -> torch.Tensor:
+        weights = self.anny.vertex_bone_weights
+        dense = weights.new_zeros(self.num_vertices, self.num_joints)
+        return dense.scatter_add_(1, self.anny.vertex_bone_indices, weights)
+
     def forward(self, params: BodyParams) -> BodyOutput:
         """Posed Anny bodies.
 

@@ -119,6 +119,10 @@ class BodyModel(torch.nn.Module):
     def num_vertices(self) -> int:
         raise NotImplementedError
 
+    def skinning_weights(self) -> torch.Tensor:  # pragma: no cover - abstract
+        """(V, J) dense linear-blend-skinning weights over the native joints (rows sum to 1)."""
+        raise NotImplementedError
+
     @property
     def num_faces(self) -> int:
         return int(self.faces.shape[0])

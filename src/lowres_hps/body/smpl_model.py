@@ -146,6 +146,9 @@ class SMPLBody(BodyModel):
     def num_vertices(self) -> int:
         return int(self.layer.v_template.shape[0])
 
+    def skinning_weights(self) -> torch.Tensor:
+        return self.layer.lbs_weights
+
     def forward(self, params: BodyParams) -> BodyOutput:
         """Posed bodies.
 
