@@ -15,6 +15,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "degrade": ("apply the low-resolution protocol to person boxes of an image", "lowres_hps.imaging.commands:degrade_main"),
     "evaluate": ("score predictions: kp2d (COCO OKS AP) or kp3d (MPJPE, PA-MPJPE, ...)", "lowres_hps.evaluation.commands:main"),
     "data": ("inspect a dataset through the readers", "lowres_hps.data.commands:main"),
+    "synth": ("generate SynthLR: rendered people with 2D, 3D, mask and body ground truth", "lowres_hps.data.synth.commands:main"),
     "body": ("body models: info, warm-up of the Anny cache, mesh export", "lowres_hps.body.commands:main"),
     "train": ("train a model from a YAML config (torchrun for several processes)", "lowres_hps.engine.commands:train_main"),
 }
@@ -71,6 +72,17 @@ def _add_data(p: argparse.ArgumentParser) -> None:
     p.add_argument("--check-images", action="store_true", help="skip (and report) people whose image is missing")
 
 
+def _add_synth(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default=None, help="output folder (annotations.json, annotations_3d.npz, images/, labels/)")
+    p.add_argument("--count", type=int, default=8, help="number of images")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--layout", choices=["crops", "scenes"], default="crops",
+                   help="crops: one person per 224x224 image; scenes: 2-12 people per 832x512 image")
+    p.add_argument("--backgrounds", default=None, help="folder of photos without people (default: procedural)")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: CPU count)")
+    p.add_argument("--preview", default=None, help="write a PNG contact sheet at 224/96/52/32 px")
+
+
 def _add_body(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", required=True)
     info = sub.add_parser("info", help="print the body model's sizes and conventions")
@@ -109,7 +121,7 @@ def _add_train(p: argparse.ArgumentParser) -> None:
 
 
 _ADDERS = {"demo": _add_demo, "degrade": _add_degrade, "evaluate": _add_evaluate,
-           "data": _add_data, "body": _add_body, "train": _add_train}
+           "data": _add_data, "synth": _add_synth, "body": _add_body, "train": _add_train}
 
 
 def build_parser() -> argparse.ArgumentParser:
