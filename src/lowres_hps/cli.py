@@ -62,7 +62,7 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
 
 
 def _add_data(p: argparse.ArgumentParser) -> None:
-    p.add_argument("format", choices=["coco", "lsp", "spin", "mpii", "crowdpose", "ochuman"])
+    p.add_argument("format", choices=["coco", "lsp", "spin", "mpii", "crowdpose", "ochuman", "synthlr"])
     p.add_argument("path", help="annotation file (json/mat/npz)")
     p.add_argument("--images", default=None, help="image folder (default: next to the annotations)")
     p.add_argument("--preview", default=None, help="write a PNG contact sheet of the first samples")

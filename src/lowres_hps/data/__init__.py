@@ -9,6 +9,7 @@ from lowres_hps.data.lsp import LspReader
 from lowres_hps.data.mpii import MpiiReader
 from lowres_hps.data.reader import PersonReader
 from lowres_hps.data.sample import PersonSample
+from lowres_hps.data.synthlr import SynthLRReader
 from lowres_hps.data.spin import SPIN24, SpinNpzReader
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "MpiiReader",
     "DatasetFileError",
     "SPIN24",
+    "SynthLRReader",
     "READERS",
     "open_reader",
 ]
@@ -34,6 +36,7 @@ READERS: dict[str, type[PersonReader]] = {
     "lsp": LspReader,
     "spin": SpinNpzReader,
     "mpii": MpiiReader,
+    "synthlr": SynthLRReader,
 }
 
 

@@ -6,7 +6,7 @@ sports-like) perturbed by per-joint noise at 35% of the anatomical ranges of
 
 Plausibility rule (:func:`is_plausible`): a pose is rejected when vertices of two body parts that
 are not neighbours in the kinematic tree come closer than 1 cm (a proxy for interpenetration,
-measured on every 6th vertex), or when a hand or foot ends up above the top of the head.
+measured on every 6th vertex), or when a foot ends up above the top of the head.
 """
 from __future__ import annotations
 
@@ -151,7 +151,7 @@ class PoseSampler:
             (a, b) for i, a in enumerate(names) for b in names[i + 1:]
             if (a, b) not in _NEIGHBOURS and (b, a) not in _NEIGHBOURS
         ]
-        self.extremities = ("left_hand", "right_hand", "left_foot", "right_foot")
+        self.extremities = ("left_foot", "right_foot")
 
     def is_plausible(self, output: BodyOutput, index: int = 0) -> bool:
         vertices = output.vertices[index]
