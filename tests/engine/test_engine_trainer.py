@@ -312,3 +312,17 @@ def test_import_object_and_build_task(tmp_path):
         build_task(TOY_TASK, {"hiden": 3})
     with pytest.raises(ValueError, match="returned dict"):
         build_task("builtins:dict", {"x": 1.5})
+
+
+def test_on_epoch_start_sees_every_epoch_also_after_resume(tmp_path):
+    cfg = load_config(toy_config_dict(tmp_path / "run", epochs=2), TrainConfig)
+    seen = []
+    task = make_toy_task()
+    task.on_epoch_start = seen.append
+    Trainer(cfg, task).fit()
+    assert seen == [0, 1]
+    more = load_config(toy_config_dict(tmp_path / "run", epochs=3), TrainConfig)
+    task = make_toy_task()
+    task.on_epoch_start = seen.append
+    Trainer(more, task).fit(resume=True)
+    assert seen == [0, 1, 2]

@@ -82,6 +82,8 @@ class Task:
         val_dataset, evaluate: optional; ``evaluate(model, batches) -> {name: float}`` runs on rank 0
             under ``torch.no_grad()`` with the model in eval mode; ``batches`` yields device batches.
         collate_fn: optional ``DataLoader`` collate function for both datasets.
+        on_epoch_start: optional ``on_epoch_start(epoch)`` called before each epoch (0-based), also
+            on resume, e.g. to switch training stages by epoch.
     """
 
     model: nn.Module
@@ -90,6 +92,7 @@ class Task:
     val_dataset: Dataset | None = None
     evaluate: Callable[[nn.Module, Iterable[Any]], Mapping[str, float]] | None = None
     collate_fn: Callable[[list[Any]], Any] | None = None
+    on_epoch_start: Callable[[int], None] | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -414,6 +417,8 @@ class Trainer:
         self.sampler.set_epoch(epoch)
         self.sampler.set_start_index(skip * self.per_rank_batch_size)
         self.train_dataset.epoch = epoch
+        if self.task.on_epoch_start is not None:
+            self.task.on_epoch_start(epoch)
         self.generator.manual_seed(_mix_seed(self.cfg.seed, epoch, self.dist.rank))  # worker seeds
         self.train_model.train()
         show_bar = self.dist.is_main and self.cfg.progress_bar and sys.stderr.isatty()
