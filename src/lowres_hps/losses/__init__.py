@@ -1,0 +1,4 @@
+"""Training losses."""
+from lowres_hps.losses.keypoints import OFFSET_LOSS_KINDS, heatmap_ce_loss, heatmap_l2_loss, offset_loss
+
+__all__ = ["heatmap_l2_loss", "heatmap_ce_loss", "offset_loss", "OFFSET_LOSS_KINDS"]

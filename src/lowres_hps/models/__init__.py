@@ -1,0 +1,1 @@
+"""Models: backbones, heads and keypoint codecs (targets <-> keypoints) for 2D pose."""
