@@ -11,7 +11,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # The Anny cache (~790 MB, ~90 s to build) lives in an ignored folder and is reused across runs.
 os.environ.setdefault("ANNY_CACHE_DIR", str(REPO_ROOT / ".cache" / "anny"))
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# One thread per xdist worker: two workers with two threads each would oversubscribe 2 cores.
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else max(1, min(2, os.cpu_count() or 1)))
 
 
 def _shared_data_dir() -> Path | None:
