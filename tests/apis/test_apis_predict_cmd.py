@@ -1,0 +1,274 @@
+"""``lowres-hps predict`` end to end with a test double model: COCO results, ids, bad inputs, videos."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from pycocotools.coco import COCO
+
+from lowres_hps.apis import detector as detector_module
+from lowres_hps.apis import predict_cmd
+from lowres_hps.apis.predictor import Predictor
+from lowres_hps.cli import main
+from lowres_hps.imaging.crop import crop_box
+
+K = 17
+
+
+class CentreEstimator:
+    """Test double: keypoint 0 at the crop centre, keypoint 1 at its top-left edge corner, the rest at the centre."""
+
+    def __init__(self):
+        self.input_size = (64, 48)
+        self.scale_factor = 1.25
+        self.convention = "coco17"
+        self.flip_test = False
+        self.crops: list[torch.Tensor] = []
+
+    def __call__(self, crops):
+        self.crops.extend(crops)
+        h, w = self.input_size
+        points = torch.tensor([[(w - 1) / 2, (h - 1) / 2]]).repeat(K, 1)
+        points[1] = torch.tensor([-0.5, -0.5])
+        return points.expand(len(crops), K, 2), torch.full((len(crops), K), 0.8)
+
+
+class FixedDetector:
+    """Stands in for the HOG detector: one person in the middle of every image, score 0.5."""
+
+    def __init__(self, **kwargs):
+        self.kwargs = kwargs
+
+    def __call__(self, image):
+        h, w = image.shape[:2]
+        return np.array([[w / 4, h / 8, w / 2, 3 * h / 4]]), np.array([0.5])
+
+
+@pytest.fixture
+def estimator(monkeypatch):
+    double = CentreEstimator()
+    loaded = []
+    monkeypatch.setattr(predict_cmd, "load_estimator", lambda name, device=None: loaded.append(name) or double)
+    double.loaded = loaded
+    return double
+
+
+def _run(argv):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["predict", *argv])
+    return code, out.getvalue(), err.getvalue()
+
+
+def _scene(seed=0, size=(120, 160)):
+    rng = np.random.default_rng(seed)
+    return np.clip(rng.normal(120, 30, (*size, 3)), 0, 255).astype(np.uint8)
+
+
+def _ground_truth(tmp_path, names, boxes):
+    """A tiny COCO keypoint file: one labelled person per image, ids 101, 102, ..."""
+    images, annotations = [], []
+    for n, (name, box) in enumerate(zip(names, boxes)):
+        images.append({"id": 101 + n, "file_name": f"val/{name}", "width": 160, "height": 120})
+        keypoints = [box[0] + box[2] / 2, box[1] + box[3] / 2, 2] * K
+        annotations.append({"id": n + 1, "image_id": 101 + n, "category_id": 1, "bbox": box, "area": box[2] * box[3],
+                            "iscrowd": 0, "num_keypoints": K, "keypoints": keypoints})
+    annotations.append({"id": 99, "image_id": 101, "category_id": 1, "bbox": [0, 0, 10, 10], "area": 100.0,
+                        "iscrowd": 0, "num_keypoints": 0, "keypoints": [0] * (3 * K)})
+    dataset = {"images": images, "annotations": annotations,
+               "categories": [{"id": 1, "name": "person", "keypoints": [str(i) for i in range(K)], "skeleton": []}]}
+    path = tmp_path / "gt.json"
+    path.write_text(json.dumps(dataset))
+    return path
+
+
+@pytest.mark.parametrize("person_height", [None, "20"])
+def test_boxes_give_ids_and_coco_results_in_image_coordinates(tmp_path, estimator, person_height):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    names, boxes = ["a.png", "b.png"], [[30.0, 20.0, 40.0, 80.0], [100.5, 10.0, 30.0, 60.0]]
+    for n, name in enumerate(names):
+        Image.fromarray(_scene(n)).save(folder / name)
+    gt = _ground_truth(tmp_path, names, boxes)
+    out = tmp_path / "out"
+    argv = [str(folder), "--boxes", str(gt), "--out", str(out)]
+    code, stdout, stderr = _run(argv + (["--person-height", person_height] if person_height else []))
+    assert code == 0, stderr
+    assert "1 person boxes without labelled keypoints left out" in stderr
+    summary = json.loads(stdout)
+    assert summary["people"] == 2 and summary["images"] == 2 and summary["failed"] == 0
+    assert estimator.loaded == [predict_cmd.DEFAULT_MODEL]
+    results = json.loads((out / "predictions.json").read_text())
+    assert [r["image_id"] for r in results] == [101, 102]
+    for result, box in zip(results, boxes):
+        keypoints = np.asarray(result["keypoints"]).reshape(K, 3)
+        np.testing.assert_allclose(keypoints[0, :2], [box[0] + box[2] / 2, box[1] + box[3] / 2], atol=0.005)
+        np.testing.assert_allclose(keypoints[1, :2], crop_box(np.asarray(box), (64, 48), 1.25)[:2], atol=0.005)
+        assert result["category_id"] == 1 and result["bbox"] == box
+        assert result["score"] == pytest.approx(0.8) and np.allclose(keypoints[:, 2], 0.8)
+    with contextlib.redirect_stdout(io.StringIO()):
+        loaded = COCO(str(gt)).loadRes(str(out / "predictions.json"))
+    assert sorted(loaded.getImgIds()) == [101, 102] and len(loaded.getAnnIds()) == 2
+    assert not (out / "images.json").exists()
+    assert sorted(p.name for p in (out / "overlays").iterdir()) == ["a.jpg", "b.jpg"]
+    # --person-height reached the model: it saw the protocol's crop degraded to R = 20.
+    if person_height:
+        expected = Predictor(CentreEstimator(), person_height=20.0).crop(_scene(0), np.asarray(boxes[0]))
+        torch.testing.assert_close(estimator.crops[0], expected.image, rtol=0, atol=0)
+
+
+def test_bad_inputs_are_reported_and_the_rest_processed(tmp_path, estimator):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    Image.fromarray(_scene(0)).save(folder / "good.jpg", quality=95)
+    data = (folder / "good.jpg").read_bytes()
+    (folder / "truncated.jpg").write_bytes(data[: len(data) // 2])
+    cv2.imwrite(str(folder / "tiny.png"), np.zeros((1, 1, 3), np.uint8))
+    cv2.imwrite(str(folder / "deep.png"), (_scene(1).astype(np.uint16) * 257))
+    cv2.imwrite(str(folder / "gray.png"), _scene(2)[..., 0])
+    Image.fromarray(np.dstack([_scene(3), np.full((120, 160), 90, np.uint8)]), "RGBA").save(folder / "alpha.png")
+    (folder / "empty.png").write_bytes(b"")
+    names = ["alpha.png", "deep.png", "empty.png", "good.jpg", "gray.png", "tiny.png", "truncated.jpg"]
+    gt = _ground_truth(tmp_path, names, [[20.0, 10.0, 40.0, 90.0]] * len(names))
+    out = tmp_path / "out"
+    code, stdout, stderr = _run([str(folder), str(tmp_path / "nowhere.png"), "--boxes", str(gt), "--out", str(out)])
+    assert code == 1
+    errors = [line for line in stderr.splitlines() if ": error: " in line]
+    assert len(errors) == 4
+    for name, reason in [("empty.png", "empty file"), ("tiny.png", "too small"), ("truncated.jpg", "truncated"),
+                         ("nowhere.png", "not found")]:
+        assert any(name in line and reason in line for line in errors), (name, errors)
+    notes = [line for line in stderr.splitlines() if ": note: " in line]
+    assert any("16-bit" in line and "deep.png" in line for line in notes)
+    assert any("grayscale" in line and "gray.png" in line for line in notes)
+    assert any("alpha" in line and "alpha.png" in line for line in notes)
+    results = json.loads((out / "predictions.json").read_text())
+    assert sorted(r["image_id"] for r in results) == [101, 102, 104, 105]  # alpha, deep, good, gray
+    assert json.loads(stdout)["failed"] == 4
+
+
+def test_detector_path_assigns_ids_and_writes_images_json(tmp_path, estimator, monkeypatch):
+    monkeypatch.setattr(detector_module, "HOGPeopleDetector", FixedDetector)
+    for name in ("z.png", "y.png"):
+        Image.fromarray(_scene()).save(tmp_path / name)
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG broken")
+    out = tmp_path / "out"
+    code, stdout, stderr = _run([str(tmp_path / "z.png"), str(tmp_path / "broken.png"), str(tmp_path / "y.png"),
+                                 "--out", str(out), "--no-overlay", "--flip-test"])
+    assert code == 1 and "broken.png" in stderr and estimator.flip_test is True
+    images = json.loads((out / "images.json").read_text())
+    assert [(i["id"], i["file_name"].rsplit("/", 1)[-1]) for i in images] == [(1, "z.png"), (2, "broken.png"),
+                                                                              (3, "y.png")]
+    assert "error" in images[1] and images[0]["width"] == 160
+    results = json.loads((out / "predictions.json").read_text())
+    assert [r["image_id"] for r in results] == [1, 3]
+    assert results[0]["score"] == pytest.approx(0.4)  # mean keypoint score 0.8 x detector score 0.5
+    assert results[0]["bbox"] == [40.0, 15.0, 80.0, 90.0]
+    assert not (out / "overlays").exists()
+
+
+def test_overlays_draw_the_people_and_keep_same_named_files_apart(tmp_path, estimator, monkeypatch):
+    monkeypatch.setattr(detector_module, "HOGPeopleDetector", FixedDetector)
+    for folder in ("one", "two"):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(np.zeros((120, 160, 3), np.uint8)).save(tmp_path / folder / "same.png")
+    out = tmp_path / "out"
+    code, stdout, _ = _run([str(tmp_path / "one"), str(tmp_path / "two"), "--out", str(out)])
+    assert code == 0 and json.loads(stdout)["overlay_images"] == str(out / "overlays")
+    assert sorted(p.name for p in (out / "overlays").iterdir()) == ["same.jpg", "same_2.jpg"]
+    overlay = cv2.imread(str(out / "overlays" / "same.jpg"))
+    assert overlay[15, 80].min() > 200  # the white box's top edge (box 40, 15, 80, 90)
+    assert overlay[60, 80].max() > 100  # keypoints (score 0.8) drawn at the box centre
+    assert overlay[5, 5].max() < 30  # the rest stays black
+
+
+def _write_video(path, count=5, size=(96, 128)):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 5, size[::-1])
+    for i in range(count):
+        writer.write(_scene(i, size))
+    writer.release()
+
+
+def _frame_count(path):
+    capture = cv2.VideoCapture(str(path))
+    count = 0
+    while capture.read()[0]:
+        count += 1
+    capture.release()
+    return count
+
+
+def test_video_gets_an_overlay_video_with_every_frame(tmp_path, estimator, monkeypatch):
+    monkeypatch.setattr(detector_module, "HOGPeopleDetector", FixedDetector)
+    _write_video(tmp_path / "walk.mp4")
+    Image.fromarray(_scene()).save(tmp_path / "still.png")
+    out = tmp_path / "out"
+    code, stdout, stderr = _run([str(tmp_path / "still.png"), str(tmp_path / "walk.mp4"), "--out", str(out),
+                                 "--batch-size", "2"])
+    assert code == 0, stderr
+    assert _frame_count(out / "walk_overlay.mp4") == 5
+    summary = json.loads(stdout)
+    assert summary["frames"] == 5 and summary["images"] == 1
+    assert summary["overlay_videos"] == [str(out / "walk_overlay.mp4")]
+    images = json.loads((out / "images.json").read_text())
+    assert [i["id"] for i in images] == [1, 2, 3, 4, 5, 6]  # the image first, then the frames
+    assert [i.get("frame_index") for i in images] == [None, 0, 1, 2, 3, 4]
+    results = json.loads((out / "predictions.json").read_text())
+    assert [r["image_id"] for r in results] == [1, 2, 3, 4, 5, 6]
+    np.testing.assert_allclose(results[3]["keypoints"][:2], [64.0, 48.0], atol=0.005)  # 128 x 96 frame centre
+
+
+def test_real_hog_on_blank_frames_finds_nobody(tmp_path, estimator):
+    if not detector_module.hog_available():
+        pytest.skip("this OpenCV has no HOG (opencv-contrib needed in 5.x)")
+    _write_video(tmp_path / "clip.mp4", count=3)
+    code, stdout, stderr = _run([str(tmp_path / "clip.mp4"), "--out", str(tmp_path / "out")])
+    assert code == 0, stderr
+    assert json.loads((tmp_path / "out" / "predictions.json").read_text()) == []
+    assert [i["id"] for i in json.loads((tmp_path / "out" / "images.json").read_text())] == [1, 2, 3]
+    assert _frame_count(tmp_path / "out" / "clip_overlay.mp4") == 3
+
+
+def test_truncated_video_fails_after_its_good_frames(tmp_path, estimator, monkeypatch):
+    monkeypatch.setattr(detector_module, "HOGPeopleDetector", FixedDetector)
+    writer = cv2.VideoWriter(str(tmp_path / "full.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 5, (128, 96))
+    for i in range(8):
+        writer.write(_scene(i, (96, 128)))
+    writer.release()
+    data = (tmp_path / "full.avi").read_bytes()
+    (tmp_path / "cut.avi").write_bytes(data[: int(len(data) * 0.6)])
+    code, stdout, stderr = _run([str(tmp_path / "cut.avi"), "--out", str(tmp_path / "out")])
+    assert code == 1 and "cut.avi" in stderr and "of 8 frames" in stderr
+    decoded = json.loads(stdout)["frames"]
+    assert 0 < decoded < 8 and _frame_count(tmp_path / "out" / "cut_overlay.mp4") == decoded
+
+
+def test_user_errors_exit_2(tmp_path, estimator, monkeypatch):
+    Image.fromarray(_scene()).save(tmp_path / "a.png")
+    _write_video(tmp_path / "v.mp4", count=2)
+    gt = _ground_truth(tmp_path, ["a.png"], [[1.0, 1.0, 20.0, 40.0]])
+    code, _, stderr = _run([str(tmp_path / "v.mp4"), "--boxes", str(gt), "--out", str(tmp_path / "o")])
+    assert code == 2 and "--boxes" in stderr
+    code, _, stderr = _run([str(tmp_path / "a.png"), "--all-boxes", "--out", str(tmp_path / "o")])
+    assert code == 2 and "--all-boxes needs --boxes" in stderr
+    code, _, stderr = _run([str(tmp_path / "a.png"), "--person-height", "0", "--out", str(tmp_path / "o")])
+    assert code == 2 and "--person-height" in stderr
+    del estimator.flip_test
+    code, _, stderr = _run([str(tmp_path / "a.png"), "--boxes", str(gt), "--no-flip-test",
+                            "--out", str(tmp_path / "o")])
+    assert code == 2 and "flip test" in stderr
+
+
+def test_unknown_model_is_a_clear_error(tmp_path):
+    # The real loader: a model name nobody registered.
+    Image.fromarray(_scene()).save(tmp_path / "a.png")
+    gt = _ground_truth(tmp_path, ["a.png"], [[1.0, 1.0, 20.0, 40.0]])
+    code, _, stderr = _run([str(tmp_path / "a.png"), "--boxes", str(gt), "--model", "no_such_model_xyz",
+                            "--out", str(tmp_path / "o")])
+    assert code == 2 and "no_such_model_xyz" in stderr

@@ -1,0 +1,181 @@
+"""Predictor: crops through the low-resolution protocol, batching across images, exact mapping back to the image."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lowres_hps.apis.estimator import PoseEstimator
+from lowres_hps.apis.predictor import PersonPrediction, Predictor
+from lowres_hps.imaging.crop import crop_box
+from lowres_hps.imaging.protocol import LowResProtocol
+
+K = 17
+
+
+class CropPointsEstimator:
+    """Test double: the same crop-pixel points for every crop, and records what it was fed.
+
+    Point 0 is the crop centre, point 1 the top-left edge corner (-0.5, -0.5) of the crop, point 2 its
+    bottom-right edge corner (w - 0.5, h - 0.5); the others repeat the centre. Scores are 0.2, 0.4, ... .
+    """
+
+    def __init__(self, input_size=(64, 48), scale_factor=1.25, dtype=torch.float32):
+        self.input_size = input_size
+        self.scale_factor = scale_factor
+        self.convention = "coco17"
+        self.dtype = dtype
+        self.calls: list[torch.Tensor] = []
+
+    def __call__(self, crops):
+        self.calls.append(crops.clone())
+        h, w = self.input_size
+        points = torch.full((K, 2), 0.0, dtype=self.dtype)
+        points[:] = torch.tensor([(w - 1) / 2, (h - 1) / 2], dtype=self.dtype)
+        points[1] = torch.tensor([-0.5, -0.5], dtype=self.dtype)
+        points[2] = torch.tensor([w - 0.5, h - 0.5], dtype=self.dtype)
+        scores = torch.linspace(0.2, 0.9, K, dtype=self.dtype)
+        batch = crops.shape[0]
+        return points.expand(batch, K, 2).to(crops.device), scores.expand(batch, K).to(crops.device)
+
+
+class BrightCentroidEstimator:
+    """Test double that looks at the crop: every keypoint is the intensity centroid of the bright pixels."""
+
+    input_size = (128, 96)
+    scale_factor = 1.25
+    convention = "coco17"
+
+    def __call__(self, crops):
+        weights = (crops.float().mean(1) - 128).clamp(min=0)  # (B, h, w)
+        ys, xs = torch.meshgrid(torch.arange(crops.shape[2]), torch.arange(crops.shape[3]), indexing="ij")
+        total = weights.sum((1, 2))
+        centroid = torch.stack([(weights * xs).sum((1, 2)) / total, (weights * ys).sum((1, 2)) / total], -1)
+        return centroid[:, None].expand(-1, K, 2), torch.ones(crops.shape[0], K)
+
+
+def _image(height=240, width=320, square=((150, 100), 20)):
+    (cx, cy), side = square
+    image = np.full((height, width, 3), 30, np.uint8)
+    image[cy - side // 2:cy + side // 2, cx - side // 2:cx + side // 2] = 250
+    return image
+
+
+def test_doubles_satisfy_the_estimator_protocol():
+    assert isinstance(CropPointsEstimator(), PoseEstimator)
+    assert isinstance(BrightCentroidEstimator(), PoseEstimator)
+
+
+@pytest.mark.parametrize("person_height", [None, 24.0])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_keypoints_map_back_exactly_to_the_crop_region(person_height, dtype):
+    estimator = CropPointsEstimator(dtype=dtype)
+    predictor = Predictor(estimator, person_height=person_height)
+    boxes = np.array([[40.0, 30.0, 50.0, 120.0], [200.5, 10.25, 90.0, 60.0]])
+    people = predictor.predict_image(_image(), boxes)
+    tolerance = 1e-4 if dtype == torch.float32 else 1e-9
+    for box, person in zip(boxes, people):
+        region = crop_box(box, estimator.input_size, estimator.scale_factor)
+        np.testing.assert_allclose(person.keypoints[0, :2], box[:2] + box[2:] / 2, atol=tolerance)
+        np.testing.assert_allclose(person.keypoints[1, :2], region[:2], atol=tolerance)
+        np.testing.assert_allclose(person.keypoints[2, :2], region[:2] + region[2:], atol=tolerance)
+        np.testing.assert_allclose(person.keypoints[:, 2], np.linspace(0.2, 0.9, K), atol=1e-6)
+        assert person.score == pytest.approx(np.linspace(0.2, 0.9, K).mean(), abs=1e-6)
+        assert person.box_score == 1.0 and person.keypoints.dtype == np.float64
+        np.testing.assert_array_equal(person.bbox, box)
+
+
+@pytest.mark.parametrize("person_height", [None, 30.0])
+def test_crops_are_the_protocol_crops(person_height):
+    estimator = CropPointsEstimator()
+    image, box = _image(), np.array([120.0, 60.0, 60.0, 80.0])
+    Predictor(estimator, person_height=person_height).predict_image(image, box[None])
+    expected = LowResProtocol(estimator.input_size, estimator.scale_factor, "upsample")(image, box, person_height)
+    assert len(estimator.calls) == 1
+    torch.testing.assert_close(estimator.calls[0][0], expected.image, rtol=0, atol=0)
+    assert estimator.calls[0].dtype == torch.uint8 and estimator.calls[0].shape == (1, 3, 64, 48)
+
+
+def test_person_height_degrades_what_the_estimator_sees():
+    estimator = CropPointsEstimator(input_size=(128, 96))
+    image, box = _image(), np.array([120.0, 60.0, 60.0, 80.0])
+    Predictor(estimator).predict_image(image, box[None])
+    Predictor(estimator, person_height=16).predict_image(image, box[None])
+    sharp, degraded = (c[0].float() for c in estimator.calls)
+    # A 16 px person has lost the square's sharp edges: the crops differ, and the degraded one is smoother.
+    assert (sharp - degraded).abs().max() > 50
+    assert degraded.diff(dim=2).abs().max() < sharp.diff(dim=2).abs().max()
+
+
+@pytest.mark.parametrize("person_height", [None, 32.0])
+def test_image_content_lands_where_it_was(person_height):
+    # The double finds the bright square in its crop; mapped back, that is the square's centre in the image
+    # (pixel centres at integers: the 20 px square spanning columns 140..159 is centred at x = 149.5).
+    predictor = Predictor(BrightCentroidEstimator(), person_height=person_height)
+    boxes = np.array([[110.0, 40.0, 70.0, 110.0], [125.0, 80.0, 40.0, 45.0]])
+    for person in predictor.predict_image(_image(), boxes):
+        np.testing.assert_allclose(person.keypoints[:, :2], np.tile([149.5, 99.5], (K, 1)), atol=0.1)
+
+
+def test_people_are_batched_across_images_in_order():
+    estimator = CropPointsEstimator()
+    predictor = Predictor(estimator, batch_size=2)
+    boxes = [np.array([[10.0, 10, 20, 40], [50, 10, 20, 40]]), np.zeros((0, 4)),
+             np.array([[5.0, 5, 30, 30], [60, 20, 10, 50], [100, 100, 40, 80]])]
+    results = predictor.predict_images([_image(), _image(100, 100, ((50, 50), 10)), _image()], boxes)
+    assert [len(c) for c in estimator.calls] == [2, 2, 1]
+    assert [len(r) for r in results] == [2, 0, 3]
+    for image_boxes, people in zip(boxes, results):
+        for box, person in zip(image_boxes, people):
+            np.testing.assert_allclose(person.keypoints[0, :2], box[:2] + box[2:] / 2, atol=1e-4)
+
+
+def test_detector_boxes_and_scores():
+    class FixedDetector:
+        def __call__(self, image):
+            return np.array([[100.0, 50.0, 30.0, 90.0]]), np.array([0.5])
+
+    estimator = CropPointsEstimator()
+    [person] = Predictor(estimator, detector=FixedDetector()).predict_image(_image())
+    assert isinstance(person, PersonPrediction)
+    assert person.box_score == 0.5
+    assert person.score == pytest.approx(0.5 * np.linspace(0.2, 0.9, K).mean(), abs=1e-6)
+    np.testing.assert_allclose(person.keypoints[0, :2], [115.0, 95.0], atol=1e-4)
+    # Given boxes win over the detector, with their own scores.
+    [given] = Predictor(estimator, detector=FixedDetector()).predict_image(
+        _image(), np.array([[0.0, 0, 10, 10]]), box_scores=np.array([0.25]))
+    assert given.box_score == 0.25 and given.bbox.tolist() == [0, 0, 10, 10]
+
+
+def test_device(device):
+    estimator = CropPointsEstimator()
+    [person] = Predictor(estimator, device=device).predict_image(_image(), np.array([[40.0, 30, 50, 120]]))
+    assert estimator.calls[0].device.type == device.type
+    np.testing.assert_allclose(person.keypoints[0, :2], [65.0, 90.0], atol=1e-4)
+
+
+def test_errors_are_clear():
+    estimator = CropPointsEstimator()
+    with pytest.raises(TypeError, match="PoseEstimator"):
+        Predictor(object())
+    with pytest.raises(ValueError, match="person_height"):
+        Predictor(estimator, person_height=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        Predictor(estimator, batch_size=0)
+    predictor = Predictor(estimator)
+    with pytest.raises(ValueError, match="no detector"):
+        predictor.predict_image(_image())
+    with pytest.raises(ValueError, match="uint8"):
+        predictor.predict_image(_image().astype(np.float32), np.array([[0.0, 0, 10, 10]]))
+    with pytest.raises(ValueError, match="positive w and h"):
+        predictor.predict_image(_image(), np.array([[0.0, 0, 0, 10]]))
+    with pytest.raises(ValueError, match="box scores"):
+        predictor.predict_image(_image(), np.array([[0.0, 0, 10, 10]]), box_scores=np.array([1.0, 1.0]))
+
+    class WrongShape(CropPointsEstimator):
+        def __call__(self, crops):
+            points, scores = super().__call__(crops)
+            return points[..., :1], scores
+
+    with pytest.raises(ValueError, match="expected"):
+        Predictor(WrongShape()).predict_image(_image(), np.array([[0.0, 0, 10, 10]]))
