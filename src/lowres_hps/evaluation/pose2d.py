@@ -1,0 +1,98 @@
+"""Accuracy of a 2D keypoint estimator with ground-truth boxes, through the same path as `predict`.
+
+* :func:`coco_ap_with_gt_boxes`: OKS AP/AR (pycocotools) on any COCO-format set, e.g. SynthLR-test.
+* :func:`pck_with_gt_boxes`: PCK with the torso normaliser on any reader (e.g. the held-out part of
+  LSP-extended), over the joints the estimator and the dataset share.
+Both can degrade every person to a chosen height first (the low-resolution protocol).
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lowres_hps.apis.estimator import PoseEstimator
+from lowres_hps.apis.predictor import Predictor
+from lowres_hps.body.keypoints import get_mapping, map_keypoints
+from lowres_hps.evaluation.keypoints2d import coco_keypoint_ap, pck, torso_size
+
+__all__ = ["coco_ap_with_gt_boxes", "pck_with_gt_boxes"]
+
+
+def coco_ap_with_gt_boxes(estimator: PoseEstimator, ann_file: str | Path, image_root: str | Path | None = None,
+                          person_height: float | None = None, max_images: int | None = None,
+                          batch_size: int = 64) -> dict[str, float]:
+    """OKS AP/AR of ``estimator`` on the people of ``ann_file`` that have keypoints, from their GT boxes.
+
+    Person scores are the mean keypoint score (box scores are 1), as in top-down COCO evaluation.
+    With ``max_images`` only the first images (by id) are scored, and the ground truth is cut to match.
+    """
+    from lowres_hps.apis.inputs import load_image
+
+    ann_file = Path(ann_file)
+    data = json.loads(ann_file.read_text())
+    image_root = Path(image_root) if image_root is not None else _default_root(ann_file)
+    images = sorted(data["images"], key=lambda im: im["id"])[:max_images]
+    keep = {im["id"] for im in images}
+    people = [a for a in data["annotations"] if a["image_id"] in keep and a.get("num_keypoints", 0) > 0
+              and not a.get("iscrowd", 0)]
+    by_image: dict[int, list[dict]] = {}
+    for ann in people:
+        by_image.setdefault(ann["image_id"], []).append(ann)
+    predictor = Predictor(estimator, person_height=person_height, batch_size=batch_size)
+    results = []
+    scored = [image for image in images if image["id"] in by_image]
+    for start in range(0, len(scored), batch_size):
+        chunk = scored[start:start + batch_size]
+        rgbs = [load_image(image_root / image["file_name"])[0] for image in chunk]
+        boxes = [np.array([a["bbox"] for a in by_image[image["id"]]], dtype=np.float64) for image in chunk]
+        for image, people_of_image in zip(chunk, predictor.predict_images(rgbs, boxes)):
+            for person in people_of_image:
+                results.append({"image_id": image["id"], "category_id": 1, "score": float(person.score),
+                                "keypoints": [round(float(v), 3) for v in person.keypoints.reshape(-1)]})
+    subset = {**data, "images": images, "annotations": [a for a in data["annotations"] if a["image_id"] in keep]}
+    with tempfile.TemporaryDirectory() as tmp:
+        gt_path = Path(tmp) / "gt.json"
+        gt_path.write_text(json.dumps(subset))
+        metrics = coco_keypoint_ap(str(gt_path), results)
+    metrics["num_people"] = len(results)
+    return metrics
+
+
+def _default_root(ann_file: Path) -> Path:
+    from lowres_hps.data.reader import default_image_root
+
+    return default_image_root(ann_file)
+
+
+def pck_with_gt_boxes(estimator: PoseEstimator, reader, threshold: float = 0.2, person_height: float | None = None,
+                      batch_size: int = 64) -> dict[str, float]:
+    """PCK@``threshold`` (torso normaliser: right shoulder to left hip) of ``estimator`` on ``reader``.
+
+    Predictions are mapped by joint name into the reader's convention; joints the estimator lacks
+    are not counted. Returns overall PCK, the number of people and of counted joints.
+    """
+    predictor = Predictor(estimator, person_height=person_height, batch_size=batch_size)
+    mapping = get_mapping(estimator.convention, reader.convention)
+    predictions, truths, visible = [], [], []
+    samples = [reader[index] for index in range(len(reader))]
+    people = []
+    for start in range(0, len(samples), batch_size):
+        chunk = samples[start:start + batch_size]
+        found = predictor.predict_images([s.load_image() for s in chunk],
+                                         [np.asarray(s.bbox, np.float64)[None] for s in chunk])
+        people.extend(p[0] for p in found)
+    for sample, person in zip(samples, people):
+        mapped, available = map_keypoints(person.keypoints[:, :2], mapping)
+        predictions.append(mapped)
+        truths.append(sample.keypoints2d[:, :2])
+        visible.append((sample.keypoints2d[:, 2] > 0) & (available > 0))
+    pred = torch.as_tensor(np.stack(predictions), dtype=torch.float64)
+    gt = torch.as_tensor(np.stack(truths), dtype=torch.float64)
+    vis = torch.as_tensor(np.stack(visible))
+    normaliser = torso_size(gt, reader.convention, torch.as_tensor(np.stack([s > 0 for s in visible])))
+    overall, per_joint = pck(pred, gt, vis, normaliser, threshold=threshold)
+    return {f"pck@{threshold}": float(overall), "num_people": len(reader), "num_joints": int(vis.sum())}

@@ -1,0 +1,183 @@
+"""CAL (Wang et al.): confidence-aware learning for low-resolution 2D keypoints, with its baselines.
+
+One trainable task whose parts switch on and off, so every row of the paper's ablations is a
+config (see ``configs/kp2d/``):
+
+* ``codec``: ``msra`` (Gaussian heatmap only), ``udp`` (binary heatmap + offsets, Eqs. 6-9),
+  ``cal`` (Gaussian-weighted binary heatmap G = B*C + offsets, Eq. 10).
+* ``heatmap_loss``: ``l2`` (CAL, MSRA) or ``ce`` (UDP).
+* ``offset_loss``: ``l1`` (CAL), ``smooth_l1`` (UDP) or ``l2``.
+* ``offset_weighting``: ``codec`` (the codec's own weights: B for UDP, G for CAL, i.e. Eq. 14 in
+  stage 1), ``binary`` (the disc B whatever the codec), and in stage 2 ``mgm`` (Mixed Gaussian
+  Masks, Eq. 15 / Algorithm 1) with ``gmm_components`` components.
+* ``stage2_epoch``: epoch at which stage 2 starts; ``None`` trains one stage, 0 uses MGM throughout.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import ConcatDataset
+
+from lowres_hps.data.keypoint_dataset import AugmentConfig, TopDownKeypointDataset
+from lowres_hps.engine.config import load_config
+from lowres_hps.engine.trainer import Task
+from lowres_hps.imaging.protocol import LowResProtocol
+from lowres_hps.losses.keypoints import heatmap_ce_loss, heatmap_l2_loss, offset_loss
+from lowres_hps.models.codecs.gmm import mixed_gaussian_masks
+from lowres_hps.models.pose2d import Pose2DConfig, build_codec, build_pose_model
+
+__all__ = ["cal_task", "CALLoss", "build_readers"]
+
+
+def build_readers(synthlr: list[str], lspet: str | None, lspet_indices: tuple[int, int] | None,
+                  coco: str | None) -> list:
+    """Readers for the training sources that exist (paths as in the config)."""
+    from lowres_hps.data import CocoKeypointsReader, LspReader, SynthLRReader
+
+    readers = [SynthLRReader(path) for path in synthlr]
+    if lspet:
+        indices = range(*lspet_indices) if lspet_indices else None
+        readers.append(LspReader(lspet, indices=indices))
+    if coco:
+        readers.append(CocoKeypointsReader(coco))
+    return readers
+
+
+class CALLoss:
+    """The training loss of all CAL-family rows; ``stage`` switches the offset weighting to MGM."""
+
+    def __init__(self, codec, heatmap_loss: str, offset_loss_kind: str, offset_weighting: str,
+                 alpha: float, gmm_components: int, stage2_epoch: int | None):
+        if heatmap_loss not in ("l2", "ce"):
+            raise ValueError(f"heatmap_loss must be 'l2' or 'ce', got {heatmap_loss!r}")
+        if offset_weighting not in ("codec", "binary"):
+            raise ValueError(f"offset_weighting must be 'codec' or 'binary', got {offset_weighting!r}")
+        self.codec = codec
+        self.heatmap_loss = heatmap_loss
+        self.offset_loss_kind = offset_loss_kind
+        self.offset_weighting = offset_weighting
+        self.alpha = alpha
+        self.gmm_components = gmm_components
+        self.stage2_epoch = stage2_epoch
+        self.use_mgm = stage2_epoch == 0
+
+    def on_epoch_start(self, epoch: int) -> None:
+        self.use_mgm = self.stage2_epoch is not None and epoch >= self.stage2_epoch
+
+    def __call__(self, model, batch: dict) -> tuple[torch.Tensor, dict[str, Any]]:
+        outputs = model(batch["image"])
+        targets = self.codec.encode(batch["keypoints"], batch["visible"])
+        heatmaps = outputs["heatmaps"]
+        if self.heatmap_loss == "l2":
+            loss_heatmap = heatmap_l2_loss(heatmaps, targets.heatmaps, targets.keypoint_weights)
+        else:
+            loss_heatmap = heatmap_ce_loss(heatmaps, targets.heatmaps, targets.keypoint_weights)
+        logs = {"loss_heatmap": loss_heatmap.detach()}
+        if targets.offsets is None or outputs.get("offsets") is None:
+            return loss_heatmap, logs
+        weights = targets.offset_weights
+        if self.offset_weighting == "binary":
+            weights = (weights > 0).to(weights.dtype)
+        if self.use_mgm:
+            radius = float(getattr(self.codec, "radius"))
+            weights = mixed_gaussian_masks(
+                heatmaps.detach(), targets.keypoints_hm, targets.keypoint_weights, radius,
+                self.gmm_components, fallback_weights=weights,
+            )
+        loss_offset = offset_loss(outputs["offsets"], targets.offsets, weights, targets.keypoint_weights,
+                                  kind=self.offset_loss_kind)
+        logs["loss_offset"] = loss_offset.detach()
+        return loss_heatmap + self.alpha * loss_offset, logs
+
+
+def _evaluate_factory(codec, dataset: TopDownKeypointDataset):
+    """Validation: PCK@0.1 of the input size (crop pixels) on the validation crops, and mean error."""
+
+    def evaluate(model, batches) -> dict[str, float]:
+        errors, weights = [], []
+        for batch in batches:
+            outputs = model(batch["image"])
+            keypoints, _ = codec.decode(outputs["heatmaps"], outputs.get("offsets"))
+            errors.append((keypoints - batch["keypoints"]).norm(dim=-1).cpu())
+            weights.append(batch["visible"].cpu())
+        error, weight = torch.cat(errors), torch.cat(weights)
+        size = max(dataset.protocol.input_size)
+        correct = ((error <= 0.1 * size).float() * weight).sum() / weight.sum().clamp(min=1)
+        return {"pck@0.1": float(correct), "mean_error_px": float((error * weight).sum() / weight.sum().clamp(min=1))}
+
+    return evaluate
+
+
+def cal_task(
+    model: dict,
+    synthlr: list[str] = (),
+    lspet: str | None = None,
+    lspet_indices: tuple[int, int] | None = (0, 300),
+    coco: str | None = None,
+    heatmap_loss: str = "l2",
+    offset_loss: str = "l1",
+    offset_weighting: str = "codec",
+    alpha: float = 1.0,
+    stage2_epoch: int | None = None,
+    gmm_components: int = 1,
+    augment: dict | None = None,
+    val_synthlr: str | None = None,
+    val_max: int = 300,
+    train_subset: int | None = None,
+) -> Task:
+    """Build the task (a factory named in the YAML config as ``lowres_hps.methods.cal:cal_task``)."""
+    cfg = load_config(model, Pose2DConfig)
+    network = build_pose_model(cfg, pretrained=False)
+    codec = build_codec(cfg)
+    protocol = LowResProtocol(input_size=cfg.input_size, scale_factor=cfg.scale_factor, setting="native")
+    augment_cfg = load_config(augment or {}, AugmentConfig)
+    readers = build_readers(list(synthlr), lspet, tuple(lspet_indices) if lspet_indices else None, coco)
+    if not readers:
+        raise ValueError("no training data: set synthlr, lspet and/or coco in task_args")
+    train = TopDownKeypointDataset(readers, protocol, cfg.convention, augment=augment_cfg)
+    if train_subset is not None and train_subset < len(train):
+        from torch.utils.data import Subset
+
+        # A fixed random subset (same for every run), so budget-limited ablations see the same data.
+        keep = np.random.default_rng(0).permutation(len(train))[:train_subset]
+        train = Subset(train, np.sort(keep).tolist())
+    loss = CALLoss(codec, heatmap_loss, offset_loss, offset_weighting, alpha, gmm_components, stage2_epoch)
+    val, evaluate = None, None
+    if val_synthlr:
+        from torch.utils.data import Subset
+
+        from lowres_hps.data import SynthLRReader
+
+        full = TopDownKeypointDataset([SynthLRReader(val_synthlr)], protocol, cfg.convention)
+        val = Subset(full, range(min(val_max, len(full))))
+        evaluate = _evaluate_factory(codec, full)
+    task = Task(model=network, train_dataset=train, loss=loss, val_dataset=val, evaluate=evaluate,
+                on_epoch_start=loss.on_epoch_start)
+    task.pose_config = cfg  # kept for saving the model card
+    return task
+
+
+def load_run_estimator(run_dir: str | Path, codec: str | None = None, flip_test: bool = True):
+    """A :class:`~lowres_hps.models.pose2d.TopDownEstimator` from a training run folder
+    (``config.yaml`` + ``model.safetensors``); ``codec`` swaps the decoder (e.g. ``msra_dark``)."""
+    import dataclasses
+
+    import yaml
+
+    from lowres_hps.engine.checkpoint import load_weights
+    from lowres_hps.models.pose2d import TopDownEstimator
+
+    run_dir = Path(run_dir)
+    run = yaml.safe_load((run_dir / "config.yaml").read_text())
+    cfg = load_config(run["task_args"]["model"], Pose2DConfig)
+    network = build_pose_model(cfg, pretrained=False)
+    load_weights(network, run_dir / "model.safetensors")
+    if codec is not None:
+        cfg = dataclasses.replace(cfg, codec=codec)
+        network.config = cfg
+    return TopDownEstimator(network, cfg, flip_test=flip_test)
