@@ -1,6 +1,6 @@
 """CAL and its baselines and ablations at 64x48, each trained with the same budget, then scored.
 
-    python benchmarks/kp2d_ablations.py [--epochs 2] [--subset 6000] [--rows NAME ...]
+    python benchmarks/kp2d_ablations.py [--epochs 2] [--subset 5000] [--rows NAME ...]
 
 Every row trains `configs/kp2d/cal_r18_64x48.yaml` with its overrides for the same number of
 samples (``--subset`` fixed random training people x ``--epochs``), into runs/kp2d_ablation/NAME
@@ -78,7 +78,7 @@ def score(run: Path, codec: str | None) -> dict[str, float]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--subset", type=int, default=6000)
+    parser.add_argument("--subset", type=int, default=5000)
     parser.add_argument("--rows", nargs="*", default=list(ROWS))
     args = parser.parse_args()
     results_path = ROOT / "benchmarks" / "results" / "kp2d_ablations.json"
