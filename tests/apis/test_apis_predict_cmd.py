@@ -272,3 +272,14 @@ def test_unknown_model_is_a_clear_error(tmp_path):
     code, _, stderr = _run([str(tmp_path / "a.png"), "--boxes", str(gt), "--model", "no_such_model_xyz",
                             "--out", str(tmp_path / "o")])
     assert code == 2 and "no_such_model_xyz" in stderr
+
+
+def test_max_frames_stops_a_video_early(tmp_path, estimator, monkeypatch):
+    monkeypatch.setattr(detector_module, "HOGPeopleDetector", FixedDetector)
+    _write_video(tmp_path / "walk.mp4")
+    out = tmp_path / "out"
+    code, stdout, stderr = _run([str(tmp_path / "walk.mp4"), "--out", str(out), "--max-frames", "3"])
+    assert code == 0, stderr
+    assert json.loads(stdout)["frames"] == 3
+    assert _frame_count(out / "walk_overlay.mp4") == 3
+    assert [i["id"] for i in json.loads((out / "images.json").read_text())] == [1, 2, 3]

@@ -178,11 +178,14 @@ class _Run:
         writer = None
         if not self.args.no_overlay:
             writer = VideoWriterRGB(self._overlay_path(source.path.stem, "_overlay.mp4"), fps or DEFAULT_VIDEO_FPS)
-        progress = tqdm(total=reader.frame_count, desc=source.path.name, unit="frame", disable=None,
-                        file=sys.stderr)
+        max_frames = getattr(self.args, "max_frames", None)
+        total = reader.frame_count if max_frames is None else min(reader.frame_count or max_frames, max_frames)
+        progress = tqdm(total=total, desc=source.path.name, unit="frame", disable=None, file=sys.stderr)
         try:
             pending: list[tuple[int, np.ndarray]] = []
             for index, frame in reader:
+                if max_frames is not None and index >= max_frames:
+                    break
                 pending.append((index, frame))
                 if len(pending) == self.args.batch_size:
                     self._frames(source, base_id, pending, writer, progress)
@@ -193,11 +196,13 @@ class _Run:
             progress.close()
             if writer is not None:
                 writer.close()
-        self.next_id = base_id + reader.frames_read + 1
-        self.frames += reader.frames_read
+        frames_used = reader.frames_read if max_frames is None else min(reader.frames_read, max_frames)
+        self.next_id = base_id + frames_used + 1
+        self.frames += frames_used
         if writer is not None and writer.frames_written:
             self.overlay_videos.append(str(writer.path))
-        if reader.problem is not None:
+        stopped_early = max_frames is not None and frames_used >= max_frames
+        if reader.problem is not None and not stopped_early:
             self.fail(InputError(reader.problem))
 
     def _frames(self, source: InputSource, base_id: int, frames: list[tuple[int, np.ndarray]],
