@@ -18,6 +18,9 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("generate SynthLR: rendered people with 2D, 3D, mask and body ground truth", "lowres_hps.data.synth.commands:main"),
     "body": ("body models: info, warm-up of the Anny cache, mesh export", "lowres_hps.body.commands:main"),
     "train": ("train a model from a YAML config (torchrun for several processes)", "lowres_hps.engine.commands:train_main"),
+    "models": ("list the installed named 2D pose models (model cards)", "lowres_hps.apis.registry:main"),
+    "export": ("export a 2D pose model to ONNX with its preprocessing documented", "lowres_hps.apis.export:main"),
+    "predict": ("2D keypoints of the people in images, folders and videos", "lowres_hps.apis.predict_cmd:main"),
 }
 
 
@@ -120,8 +123,48 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. trainer.optim.lr=1e-4 task_args.hidden=64")
 
 
+def _add_models(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print the model cards as JSON instead of a table")
+
+
+def _add_export(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="registered model name or .safetensors checkpoint path")
+    p.add_argument("--format", choices=["onnx"], default="onnx")
+    p.add_argument("--out", required=True, help="output file (.onnx)")
+    p.add_argument("--batch", default="dynamic", help="'dynamic' or a fixed batch size")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset version")
+    p.add_argument("--no-verify", dest="verify", action="store_false",
+                   help="skip the onnxruntime run that compares the outputs with PyTorch")
+
+
+def _add_predict(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", help="image files, folders of images, videos (.avi .mp4 .mov .mkv)")
+    p.add_argument("--out", required=True, help="output folder: predictions.json (COCO keypoint results), "
+                                                "images.json, overlays/ and <video>_overlay.mp4")
+    p.add_argument("--model", default=None,
+                   help="registered model name or checkpoint path (default: the project's default 2D model)")
+    p.add_argument("--boxes", default=None, help="COCO annotation json: predict on its person boxes (ground truth, "
+                                                 "for evaluation) with its image ids; without it, the HOG detector")
+    p.add_argument("--all-boxes", action="store_true",
+                   help="with --boxes: also people without labelled keypoints (default: num_keypoints > 0)")
+    p.add_argument("--person-height", type=float, default=None, metavar="R",
+                   help="degrade every person to R px tall (low-resolution protocol) before the model")
+    p.add_argument("--batch-size", type=int, default=32, help="people per model call; images read per chunk")
+    p.add_argument("--device", default=None, help="torch device of the model, e.g. cuda:0 (default: CPU)")
+    p.add_argument("--flip-test", action=argparse.BooleanOptionalAction, default=None,
+                   help="average with the mirrored crop (default: the model's own setting)")
+    p.add_argument("--detector-upscale", type=float, default=2.0,
+                   help="HOG detector: upscale factor before detection (its window needs people ~100 px tall)")
+    p.add_argument("--detector-min-score", type=float, default=0.5,
+                   help="HOG detector: minimum box score (logistic of the SVM margin; 0.5 is margin 0)")
+    p.add_argument("--kpt-threshold", type=float, default=0.3, help="overlays: keypoints scoring below are not drawn")
+    p.add_argument("--no-overlay", action="store_true", help="write no overlay images or videos")
+    p.add_argument("--max-frames", type=int, default=None, metavar="N", help="videos: stop after the first N frames")
+
+
 _ADDERS = {"demo": _add_demo, "degrade": _add_degrade, "evaluate": _add_evaluate,
-           "data": _add_data, "synth": _add_synth, "body": _add_body, "train": _add_train}
+           "data": _add_data, "synth": _add_synth, "body": _add_body, "train": _add_train,
+           "models": _add_models, "export": _add_export, "predict": _add_predict}
 
 
 def build_parser() -> argparse.ArgumentParser:

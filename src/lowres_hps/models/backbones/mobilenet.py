@@ -1,0 +1,91 @@
+"""Light trunks for CPUs: torchvision MobileNetV2 / MobileNetV3 features + upsampling neck.
+
+Defaults are the fast CPU setting: the classifier's final 1x1 expansion is dropped and the neck is
+64 wide. On 2 CPU threads with ONNX Runtime at 64 x 48, MobileNetV3-Small so configured runs about
+650 crops/s at batch 32, against about 450 with the expansion kept and 330 with it kept and a
+128-wide neck (``benchmarks/bench_pose2d_speed.py``).
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import torch
+import torchvision
+from torch import nn
+
+from lowres_hps.models.backbones.common import (
+    Backbone,
+    UpsamplingNeck,
+    load_classifier_checkpoint,
+    resolve_neck_channels,
+    resolve_trunk_stride,
+)
+
+__all__ = ["MobileNetBackbone"]
+
+_MOBILENETS = {
+    "mobilenet_v2": torchvision.models.mobilenet_v2,
+    "mobilenet_v3_small": torchvision.models.mobilenet_v3_small,
+    "mobilenet_v3_large": torchvision.models.mobilenet_v3_large,
+}
+
+
+class MobileNetBackbone(Backbone):
+    """MobileNet ``features`` (``weights=None``) + upsampling neck -> features at ``stride``.
+
+    Args:
+        input_size: network input ``(h, w)``.
+        stride: output stride.
+        arch: ``"mobilenet_v2"``, ``"mobilenet_v3_small"`` or ``"mobilenet_v3_large"``.
+        width_mult: torchvision's channel multiplier (1.0 matches ImageNet checkpoints).
+        neck_channels: width of each x2 upsampling layer (one int, or one per layer).
+        trunk_stride: 32, 16 or 8; below 32 the last stride-2 convolution(s) keep stride 1.
+            None: the largest that divides the input size.
+        upsample: ``"deconv"`` or ``"bilinear"`` (+ 3x3 conv).
+        drop_last_conv: drop the final 1x1 expansion (320 -> 1280 in V2, 96 -> 576 in V3-Small),
+            which serves the classifier; the neck then reads the last block directly (much cheaper).
+        pretrained: path to a torchvision ImageNet checkpoint of the same arch and width.
+    """
+
+    def __init__(
+        self,
+        input_size: Sequence[int],
+        stride: int = 4,
+        arch: str = "mobilenet_v3_small",
+        width_mult: float = 1.0,
+        neck_channels: int | Sequence[int] = 64,
+        trunk_stride: int | None = None,
+        upsample: str = "deconv",
+        drop_last_conv: bool = True,
+        pretrained: str | os.PathLike | None = None,
+    ) -> None:
+        super().__init__()
+        if arch not in _MOBILENETS:
+            raise ValueError(f"arch must be one of {sorted(_MOBILENETS)}, got {arch!r}")
+        trunk_stride = resolve_trunk_stride(input_size, stride, trunk_stride)
+        net = _MOBILENETS[arch](weights=None, width_mult=width_mult)
+        if pretrained is not None:
+            load_classifier_checkpoint(net, pretrained)
+        features = net.features
+        strided = [m for m in features.modules() if isinstance(m, nn.Conv2d) and m.stride == (2, 2)]
+        assert len(strided) == 5, "torchvision MobileNets halve the resolution five times"
+        num_kept = {32: 5, 16: 4, 8: 3}[trunk_stride]
+        for conv in strided[num_kept:]:
+            conv.stride = (1, 1)  # kernel 3 or 5 with padding k // 2: same size at stride 1
+        if drop_last_conv:
+            features = features[:-1]
+        self.trunk = features
+        trunk_channels = _out_channels(features)
+        self.neck = UpsamplingNeck(trunk_channels, resolve_neck_channels(neck_channels, trunk_stride, stride), upsample)
+        self.out_channels = self.neck.out_channels
+        self.stride = stride
+        self.trunk_stride = trunk_stride
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.neck(self.trunk(images))
+
+
+def _out_channels(module: nn.Module) -> int:
+    convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
+    return convs[-1].out_channels
