@@ -43,7 +43,11 @@ PACKAGE_WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 # Models that ship with the package: name -> file name in a weights folder. Files found in the
 # weights folders are known by their stem as well; a registered name lets a missing file be reported
 # as "not installed" rather than "unknown".
-_REGISTERED: dict[str, str] = {}
+_REGISTERED: dict[str, str] = {
+    # CAL 2D keypoint models trained here (scripts/register_kp2d_model.py; see benchmarks/README.md).
+    "cal_r18_64x48": "cal_r18_64x48.safetensors",
+    "cal_r18_128x96": "cal_r18_128x96.safetensors",
+}
 
 
 class UnknownModelError(KeyError):
