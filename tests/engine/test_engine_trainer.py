@@ -213,6 +213,10 @@ def test_resume_with_more_epochs_continues(tmp_path):
     _, rows = MetricLogger.read(tmp_path / "run" / "metrics.csv")
     steps = [int(r["step"]) for r in rows if r["loss"]]
     assert steps == list(range(2, 2 * STEPS_PER_EPOCH + 1, 2))
+    # The run folder's config is the one the run finished with; the first one is kept.
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["trainer"]["epochs"] == 2
+    before = tmp_path / "run" / f"config.before_step{STEPS_PER_EPOCH}.yaml"
+    assert yaml.safe_load(before.read_text())["trainer"]["epochs"] == 1
 
 
 def test_bad_losses_are_reported(tmp_path):

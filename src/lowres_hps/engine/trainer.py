@@ -520,6 +520,11 @@ class Trainer:
         changed = _changed_keys(state["config"], dump_config(self.run_config))
         if changed and self.dist.is_main:
             warnings.warn(f"resuming {path} with a changed config: {', '.join(changed)}", stacklevel=3)
+            # The run folder describes the run as it continues; the earlier config is kept beside it.
+            previous = self.out_dir / f"config.before_step{state['global_step']}.yaml"
+            if (self.out_dir / CONFIG_NAME).exists():
+                os.replace(self.out_dir / CONFIG_NAME, previous)
+            save_config(self.run_config, self.out_dir / CONFIG_NAME)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         # Position from the checkpoint, schedule shape from the current config (e.g. more epochs).
