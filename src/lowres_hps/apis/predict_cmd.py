@@ -83,7 +83,10 @@ def draw_predictions(image: np.ndarray, people: list[PersonPrediction], conventi
         x, y, w, h = person.bbox
         cv2.rectangle(canvas, (round(x), round(y)), (round(x + w), round(y + h)), (255, 255, 255), thickness)
         visibility = np.where(person.keypoints[:, 2] >= keypoint_threshold, 2.0, 0.0)
-        canvas = draw_keypoints(canvas, np.column_stack([person.keypoints[:, :2], visibility]), convention)
+        # Scale the skeleton to the person: small people in a large frame need thin lines.
+        radius = max(1, round(h / 40))
+        canvas = draw_keypoints(canvas, np.column_stack([person.keypoints[:, :2], visibility]), convention,
+                                radius=radius, thickness=max(1, round(h / 80)))
     return canvas
 
 
