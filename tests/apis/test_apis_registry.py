@@ -162,6 +162,7 @@ def test_unknown_name_lists_known_names_and_how_to_pass_a_path(tiny_model, card,
 
 def test_registered_name_without_its_file_is_reported(weights_dir, monkeypatch):
     monkeypatch.setattr(registry, "_REGISTERED", {})
+    monkeypatch.setattr(registry, "PACKAGE_WEIGHTS_DIR", weights_dir / "package")  # not the shipped file
     register_model("cal_r18_64x48")
     assert "cal_r18_64x48" in registered_names()
     with pytest.raises(FileNotFoundError, match="registered but its weights file cal_r18_64x48.safetensors is not"):

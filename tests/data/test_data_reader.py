@@ -70,7 +70,7 @@ def test_default_image_root(tmp_path):
 
 
 def test_open_reader(tmp_path):
-    assert sorted(READERS) == ["coco", "crowdpose", "lsp", "mpii", "ochuman", "spin"]
+    assert sorted(READERS) == ["coco", "crowdpose", "lsp", "mpii", "ochuman", "spin", "synthlr"]
     with pytest.raises(ValueError, match="unknown dataset format 'voc'"):
         open_reader("voc", tmp_path / "x")
     with pytest.raises(FileNotFoundError, match="x.mat"):
