@@ -74,3 +74,15 @@ def test_train_then_reload_the_run(tmp_path, synth_dir):
 def test_no_data_is_an_error():
     with pytest.raises(ValueError, match="no training data"):
         cal_task(TINY)
+
+
+@pytest.mark.shared_data
+def test_other_datasets_join_through_the_readers(shared_data, synth_dir):
+    mpii = {"format": "mpii", "path": str(shared_data / "mmpose_testdata/mpii/test_mpii.json"),
+            "images": str(shared_data / "mmpose_testdata/mpii")}
+    task = cal_task(TINY, synthlr=[str(synth_dir)], extra_datasets=[mpii])
+    assert len(task.train_dataset) == 4 + 5
+    item = task.train_dataset[len(task.train_dataset) - 1]  # an MPII person, mapped to COCO-17
+    assert item["visible"].sum() >= 8
+    with pytest.raises(ValueError, match="'format' and 'path'"):
+        cal_task(TINY, synthlr=[str(synth_dir)], extra_datasets=[{"path": "x"}])

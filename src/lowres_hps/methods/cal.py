@@ -35,9 +35,14 @@ __all__ = ["cal_task", "CALLoss", "build_readers"]
 
 
 def build_readers(synthlr: list[str], lspet: str | None, lspet_indices: tuple[int, int] | None,
-                  coco: str | None) -> list:
-    """Readers for the training sources that exist (paths as in the config)."""
-    from lowres_hps.data import CocoKeypointsReader, LspReader, SynthLRReader
+                  coco: str | None, extra: list[dict] = ()) -> list:
+    """Readers of the training sources in the config.
+
+    ``extra`` opens any other dataset through the foundation's readers, e.g.
+    ``{format: mpii, path: mpii/annotations/mpii_train.json, images: mpii/images}`` or
+    ``{format: coco, path: coco/annotations/person_keypoints_train2017.json}``; other keys go to the reader.
+    """
+    from lowres_hps.data import CocoKeypointsReader, LspReader, SynthLRReader, open_reader
 
     readers = [SynthLRReader(path) for path in synthlr]
     if lspet:
@@ -45,6 +50,13 @@ def build_readers(synthlr: list[str], lspet: str | None, lspet_indices: tuple[in
         readers.append(LspReader(lspet, indices=indices))
     if coco:
         readers.append(CocoKeypointsReader(coco))
+    for source in extra:
+        options = dict(source)
+        try:
+            format_name, path = options.pop("format"), options.pop("path")
+        except KeyError as exc:
+            raise ValueError(f"each extra training source needs 'format' and 'path', got {source}") from exc
+        readers.append(open_reader(format_name, path, options.pop("images", None), **options))
     return readers
 
 
@@ -129,6 +141,7 @@ def cal_task(
     val_synthlr: str | None = None,
     val_max: int = 300,
     train_subset: int | None = None,
+    extra_datasets: list[dict] = (),
 ) -> Task:
     """Build the task (a factory named in the YAML config as ``lowres_hps.methods.cal:cal_task``)."""
     cfg = load_config(model, Pose2DConfig)
@@ -136,7 +149,8 @@ def cal_task(
     codec = build_codec(cfg)
     protocol = LowResProtocol(input_size=cfg.input_size, scale_factor=cfg.scale_factor, setting="native")
     augment_cfg = load_config(augment or {}, AugmentConfig)
-    readers = build_readers(list(synthlr), lspet, tuple(lspet_indices) if lspet_indices else None, coco)
+    readers = build_readers(list(synthlr), lspet, tuple(lspet_indices) if lspet_indices else None, coco,
+                            list(extra_datasets))
     if not readers:
         raise ValueError("no training data: set synthlr, lspet and/or coco in task_args")
     train = TopDownKeypointDataset(readers, protocol, cfg.convention, augment=augment_cfg)
