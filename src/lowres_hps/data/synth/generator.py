@@ -34,6 +34,7 @@ from lowres_hps.body.parts import BODY_PARTS, face_part_labels
 from lowres_hps.data.synth.appearance import AppearanceSampler
 from lowres_hps.data.synth.poses import PoseSampler
 from lowres_hps.geometry.rotations import body_to_opencv_rotation, rotation_about_axis
+from lowres_hps.render.shading import face_normals, lambert_shading
 
 __all__ = ["SynthConfig", "SynthPerson", "SynthSample", "SynthGenerator", "KEYPOINT_PARTS"]
 
@@ -194,15 +195,11 @@ class SynthGenerator:
         part_map = np.where(covered, self.face_parts[face_index % len(self.faces)], 0).astype(np.uint8)
 
         # Flat Lambert shading per face: ambient plus one directional light from above the camera.
-        albedo = np.concatenate([p["albedo"][self.faces] .mean(axis=1) for p in placed])
-        tri = vertices[faces].double().numpy()
-        normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-        normals /= np.linalg.norm(normals, axis=1, keepdims=True) + 1e-12
-        light = np.array([rng.uniform(-0.6, 0.6), rng.uniform(0.3, 1.0), rng.uniform(0.5, 1.0)])
-        light /= np.linalg.norm(light)
+        albedo = torch.from_numpy(np.concatenate([p["albedo"][self.faces].mean(axis=1) for p in placed])).double()
+        light = (rng.uniform(-0.6, 0.6), rng.uniform(0.3, 1.0), rng.uniform(0.5, 1.0))
         ambient = rng.uniform(0.35, 0.6)
-        shade = ambient + (1 - ambient) * np.clip(-(normals @ light), 0, 1)
-        face_rgb = np.clip(albedo * shade[:, None] * 255.0, 0, 255)
+        shaded = lambert_shading(face_normals(vertices.double(), faces), albedo, light, ambient, 1.0 - ambient)
+        face_rgb = (shaded * 255.0).clamp(0, 255).numpy()
         image = background.copy()
         image[covered] = face_rgb[face_index[covered]].astype(np.uint8)
         return {"image": image, "owner": owner, "part_map": part_map, "depth": np.where(covered, depth, np.inf)}
