@@ -1,12 +1,14 @@
 """CAL and its baselines and ablations at 64x48, each trained with the same budget, then scored.
 
-    python benchmarks/kp2d_ablations.py [--epochs 2] [--subset 5000] [--rows NAME ...]
+    python benchmarks/kp2d_ablations.py [--input 64x48|128x96] [--epochs 2] [--subset 5000] [--rows NAME ...]
 
-Every row trains `configs/kp2d/cal_r18_64x48.yaml` with its overrides for the same number of
+Every row trains `configs/kp2d/cal_r18_<input>.yaml` with its overrides for the same number of
 samples (``--subset`` fixed random training people x ``--epochs``), into runs/kp2d_ablation/NAME
-(skipped when already trained), then measures with ground-truth boxes:
+(runs/kp2d_ablation_128x96/NAME at 128x96; skipped when already trained), then measures with
+ground-truth boxes:
 OKS AP and PCK@0.2 (torso) on SynthLR-test crops (first 300 images) and PCK@0.2 on lspet_400[300:400].
-Results go to benchmarks/results/kp2d_ablations.json and a markdown table on stdout.
+Results go to benchmarks/results/kp2d_ablations.json (kp2d_ablations_128x96.json) and a markdown
+table on stdout.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("ANNY_CACHE_DIR", str(ROOT / ".cache" / "anny"))
-BASE = "configs/kp2d/cal_r18_64x48.yaml"
+BASES = {"64x48": "configs/kp2d/cal_r18_64x48.yaml", "128x96": "configs/kp2d/cal_r18_128x96.yaml"}
 SYNTH_TEST = ROOT / "data/synthlr/test_crops/annotations.json"
 LSPET = ROOT.parent / "shared/data/lspet_400/joints.mat"
 
@@ -47,17 +49,19 @@ ROWS: dict[str, tuple[list[str], str | None, str]] = {
 SHARES_WEIGHTS = {"heatmap_only_dark": "heatmap_only"}
 
 
-def train(name: str, epochs: int, subset: int) -> Path:
-    out = ROOT / "runs" / "kp2d_ablation" / name
+def train(name: str, epochs: int, subset: int, input_size: str = "64x48") -> Path:
+    out = ROOT / "runs" / ("kp2d_ablation" if input_size == "64x48" else f"kp2d_ablation_{input_size}") / name
     if (out / "model.safetensors").exists():
         return out
     overrides, _, _ = ROWS[name]
+    if input_size == "128x96":  # the base config's Gaussian width at 128x96
+        overrides = [o.replace("{sigma: 1.0}", "{sigma: 1.5}") for o in overrides]
     stage2 = [o for o in overrides if o.startswith("task_args.stage2_epoch")]
     budget = [f"trainer.epochs={epochs}", f"task_args.train_subset={subset}", "trainer.val_every_epochs=0",
               "trainer.ckpt_every_steps=100"]
     if not stage2:
         budget.append(f"task_args.stage2_epoch={epochs - 1}")  # two-stage rows: MGM in the last epoch
-    command = [sys.executable, "-m", "lowres_hps.cli", "train", BASE, "--out", str(out), *overrides, *budget]
+    command = [sys.executable, "-m", "lowres_hps.cli", "train", BASES[input_size], "--out", str(out), *overrides, *budget]
     if (out / "last.pt").exists():
         command.append("--resume")
     subprocess.run(command, check=True, cwd=ROOT)
@@ -91,18 +95,20 @@ def score(run: Path, codec: str | None) -> dict[str, float]:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--input", choices=sorted(BASES), default="64x48")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--subset", type=int, default=5000)
     parser.add_argument("--rows", nargs="*", default=list(ROWS))
     args = parser.parse_args()
-    results_path = ROOT / "benchmarks" / "results" / "kp2d_ablations.json"
+    suffix = "" if args.input == "64x48" else f"_{args.input}"
+    results_path = ROOT / "benchmarks" / "results" / f"kp2d_ablations{suffix}.json"
     results_path.parent.mkdir(parents=True, exist_ok=True)
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     for name in args.rows:
         start = time.perf_counter()
-        run = train(SHARES_WEIGHTS.get(name, name), args.epochs, args.subset)
+        run = train(SHARES_WEIGHTS.get(name, name), args.epochs, args.subset, args.input)
         metrics = score(run, ROWS[name][1])
-        metrics.update(description=ROWS[name][2], epochs=args.epochs, subset=args.subset,
+        metrics.update(description=ROWS[name][2], input=args.input, epochs=args.epochs, subset=args.subset,
                        minutes=round((time.perf_counter() - start) / 60, 1))
         results[name] = metrics
         results_path.write_text(json.dumps(results, indent=2))

@@ -47,6 +47,7 @@ __all__ = [
     "RESOLUTION_RANGES",
     "EVAL_MIDPOINTS",
     "resolution_to_range_index",
+    "input_range_index",
     "sample_resolution",
     "sample_resolutions_per_range",
     "resize_images",
@@ -87,6 +88,22 @@ def resolution_to_range_index(resolution):
     reached = np.searchsorted(np.asarray(_ASCENDING_LOWER_BOUNDS), np.asarray(resolution), side="right")
     index = len(_ASCENDING_LOWER_BOUNDS) - reached
     return int(index) if np.ndim(index) == 0 else index.astype(np.int64)
+
+
+def input_range_index(person_height, scale_factor: float = 1.25):
+    """Range index of an input whose person is ``person_height`` px tall (a crop's effective height).
+
+    Like :func:`resolution_to_range_index`, except that heights of at least ``HIGH_RESOLUTION /
+    scale_factor`` (179.2 px) count as range 0: a 224 x 224 input with the 1.25 margin shows any such
+    person at exactly the same pixels, i.e. at the original high resolution. A number gives an int,
+    a tensor gives an int64 tensor.
+    """
+    full = HIGH_RESOLUTION / scale_factor
+    if isinstance(person_height, torch.Tensor):
+        return resolution_to_range_index(torch.where(person_height >= full, torch.full_like(person_height, HIGH_RESOLUTION),
+                                                     person_height))
+    heights = np.asarray(person_height, dtype=np.float64)
+    return resolution_to_range_index(np.where(heights >= full, HIGH_RESOLUTION, heights))
 
 
 def sample_resolution(range_index: int, generator: torch.Generator | None = None) -> int:

@@ -1,0 +1,273 @@
+"""RSC-Net (Xu et al., ECCV 2020): 3D body pose and shape from low-resolution crops.
+
+One trainable task whose parts switch on and off, so every row of the paper's Tables 3-4 is a config
+(see ``configs/hps3d/``):
+
+* ``model.resolution_aware``: the resolution-aware ResNet (RA, Eq. 6) or the plain one (Ba).
+* basic loss (Eq. 7): ``lambda_params`` x parameter MSE + ``lambda_3d`` x 3D keypoints + ``lambda_2d`` x
+  2D keypoints, each term averaged over the people that have its label (SynthLR has all three, real
+  2D sets only the last).
+* ``self_supervision``: ``directional`` (Eq. 9), ``symmetric`` (Eq. 8, "SS-o"), ``highest`` ("SS-h") or
+  None, weighted by ``lambda_ss``; the compared outputs are the pose vector and the camera.
+* ``feature_loss``: ``contrastive`` (Eqs. 10-11, "CL"), ``mse`` ("MS"), ``cosine`` ("CD") or None,
+  weighted by ``lambda_feat``, with a queue of ``queue_size`` negatives and temperature ``temperature``.
+* ``range_schedule``: progressive training (PT): the epoch at which each resolution range joins,
+  highest first; None trains all ranges from the start ("w/o PT").
+
+The terms of Eq. 7 are averaged over the active resolutions instead of summed (so progressive
+training does not change the loss scale), and the consistency losses over their weighted pairs.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lowres_hps.data.multires_dataset import MultiResAugmentConfig, MultiResolutionDataset
+from lowres_hps.engine.config import load_config
+from lowres_hps.engine.trainer import Task
+from lowres_hps.losses.consistency import (
+    FEATURE_LOSSES,
+    SELF_SUPERVISION_FORMS,
+    FeatureQueue,
+    feature_consistency_loss,
+    pair_weights,
+    self_supervision_loss,
+)
+from lowres_hps.models.body3d import Body3DConfig, Body3DNet, build_body3d_model, project_to_crop
+
+__all__ = ["rsc_task", "RSCLoss", "hips_root", "evaluate_body3d", "load_run_body_estimator", "mean_pose_vector"]
+
+
+def hips_root(points: torch.Tensor, convention: str = "coco17") -> torch.Tensor:
+    """(..., K, 3) -> (..., 1, 3): the midpoint of the hips, the root used for COCO-17 3D errors."""
+    from lowres_hps.body.keypoints import get_convention
+
+    conv = get_convention(convention)
+    hips = [conv.index("left_hip"), conv.index("right_hip")]
+    return points[..., hips, :].mean(dim=-2, keepdim=True)
+
+
+class RSCLoss:
+    """Basic loss + self-supervision + feature consistency over the active resolutions of each batch."""
+
+    def __init__(self, config: Body3DConfig, body, *, lambda_params: float = 1.0, lambda_3d: float = 5.0,
+                 lambda_2d: float = 5.0, self_supervision: str | None = "directional", lambda_ss: float = 0.1,
+                 feature_loss: str | None = "contrastive", lambda_feat: float = 0.1, temperature: float = 0.1,
+                 queue_size: int = 8192, range_schedule: list[int] | None = (0, 0, 1, 2, 3)) -> None:
+        if self_supervision is not None and self_supervision not in SELF_SUPERVISION_FORMS:
+            raise ValueError(f"self_supervision must be one of {SELF_SUPERVISION_FORMS} or null, got {self_supervision!r}")
+        if feature_loss is not None and feature_loss not in FEATURE_LOSSES:
+            raise ValueError(f"feature_loss must be one of {FEATURE_LOSSES} or null, got {feature_loss!r}")
+        if range_schedule is not None and len(range_schedule) != config.num_ranges:
+            raise ValueError(f"range_schedule needs one epoch per range ({config.num_ranges}), got {list(range_schedule)}")
+        self.config = config
+        self.body = body
+        self.lambdas = {"params": lambda_params, "3d": lambda_3d, "2d": lambda_2d, "ss": lambda_ss, "feat": lambda_feat}
+        self.self_supervision = self_supervision
+        self.feature_loss = feature_loss
+        self.temperature = temperature
+        self.queue = FeatureQueue(1, 1)  # replaced once the feature size is known
+        self.queue_size = int(queue_size)
+        self.range_schedule = None if range_schedule is None else [int(e) for e in range_schedule]
+        self.active = list(range(config.num_ranges)) if range_schedule is None else \
+            [i for i, e in enumerate(self.range_schedule) if e <= 0]
+
+    def on_epoch_start(self, epoch: int) -> None:
+        if self.range_schedule is not None:
+            self.active = [i for i, e in enumerate(self.range_schedule) if e <= epoch]
+
+    def __call__(self, model, batch: dict) -> tuple[torch.Tensor, dict[str, Any]]:
+        active = self.active
+        images = batch["images"][:, active]  # (B, A, 3, S, S)
+        ranges = batch["range_index"][:, active]
+        b, a = images.shape[:2]
+        out = model(images.flatten(0, 1), ranges.flatten())
+        pose, camera, features = out["pose_vector"], out["camera"], out["features"]
+        if self.body.device != pose.device:
+            self.body.to(pose.device)
+        body_out = self.body.forward_vector(pose.to(self.body.dtype))
+        keypoints3d, _ = body_out.keypoints(self.config.convention)
+        keypoints3d = keypoints3d.to(pose.dtype)
+        pixels, _ = project_to_crop(keypoints3d, camera, self.config.canvas, self.config.crop_focal)
+
+        def per_person(values: torch.Tensor, has: torch.Tensor) -> torch.Tensor:
+            """(B*A,) -> mean over the people that have the label (0 when none has it)."""
+            weights = has.to(values.dtype).repeat_interleave(a)
+            return (values * weights).sum() / weights.sum().clamp(min=1)
+
+        # Eq. 7, per resolution, averaged over resolutions and labelled people.
+        gt_pose = batch["pose_vector"].repeat_interleave(a, dim=0)
+        loss_params = per_person((pose - gt_pose).pow(2).mean(-1), batch["has_params"])
+        gt3d = batch["keypoints3d"].repeat_interleave(a, dim=0)
+        vis3d = batch["visible3d"].repeat_interleave(a, dim=0)
+        error3d = ((keypoints3d - hips_root(keypoints3d)) - (gt3d - hips_root(gt3d))).pow(2).sum(-1)
+        loss_3d = per_person((error3d * vis3d).sum(-1) / vis3d.sum(-1).clamp(min=1), batch["has_3d"])
+        gt2d = batch["keypoints2d"].repeat_interleave(a, dim=0)
+        vis2d = batch["visible2d"].repeat_interleave(a, dim=0)
+        error2d = ((pixels - gt2d) / self.config.canvas).pow(2).sum(-1)
+        loss_2d = (error2d * vis2d).sum() / vis2d.sum().clamp(min=1)
+        lam = self.lambdas
+        loss = lam["params"] * loss_params + lam["3d"] * loss_3d + lam["2d"] * loss_2d
+        logs = {"loss_params": loss_params.detach(), "loss_3d": loss_3d.detach(), "loss_2d": loss_2d.detach(),
+                "resolutions": torch.tensor(float(a))}
+
+        if self.self_supervision is not None:
+            weights = pair_weights(ranges, self.self_supervision)
+            outputs = torch.cat([pose, camera], dim=-1).view(b, a, -1)
+            loss_ss = self_supervision_loss(outputs, weights, detach_targets=self.self_supervision != "symmetric")
+            loss = loss + lam["ss"] * loss_ss
+            logs["loss_ss"] = loss_ss.detach()
+        if self.feature_loss is not None:
+            if self.queue.features.shape[1] != features.shape[1]:
+                self.queue = FeatureQueue(features.shape[1], self.queue_size)
+            self.queue.to(features.device)
+            weights = pair_weights(ranges, "directional")
+            loss_feat = feature_consistency_loss(features.view(b, a, -1), weights, self.feature_loss, self.queue,
+                                                 self.temperature)
+            if self.feature_loss == "contrastive":
+                self.queue.enqueue(features)
+            loss = loss + lam["feat"] * loss_feat
+            logs["loss_feat"] = loss_feat.detach()
+        return loss, logs
+
+
+def mean_pose_vector(readers, spec, body_model: str = "anny", limit: int = 5000) -> torch.Tensor | None:
+    """Mean of the training pose vectors (rotations projected back onto SO(3)), or None without any."""
+    import roma
+
+    vectors = []
+    for reader in readers:
+        arrays = getattr(reader, "_arrays", None)  # SynthLR keeps its pose vectors in memory
+        if arrays is not None and "pose_vector" in arrays and body_model == "anny":
+            vectors.append(torch.as_tensor(arrays["pose_vector"][:limit], dtype=torch.float64))
+    if not vectors:
+        return None
+    stacked = torch.cat(vectors)
+    if stacked.shape[1] != spec.vector_size:
+        return None
+    rotations, shape = spec.split(stacked)
+    mean_rotations = roma.special_procrustes(rotations.mean(dim=0))
+    return spec.join(mean_rotations, shape.mean(dim=0)).float()
+
+
+def evaluate_body3d(model: Body3DNet, body, batches, heights: list[float]) -> dict[str, float]:
+    """MPJPE and PA-MPJPE (mm, hips-rooted, COCO-17) per evaluation height, from batches of a
+    :class:`MultiResolutionDataset` built with ``person_heights=heights``."""
+    from lowres_hps.evaluation.keypoints3d import mpjpe, pa_mpjpe
+
+    cfg = model.config
+    errors: dict[str, list[torch.Tensor]] = {}
+    for batch in batches:
+        images, ranges = batch["images"], batch["range_index"]
+        b, a = images.shape[:2]
+        out = model(images.flatten(0, 1), ranges.flatten())
+        keypoints, _ = body.to(images.device).forward_vector(out["pose_vector"].to(body.dtype)).keypoints(cfg.convention)
+        pred = keypoints.view(b, a, -1, 3).double()
+        gt = batch["keypoints3d"].double()
+        mask = batch["visible3d"] > 0
+        keep = batch["has_3d"] > 0
+        for i, height in enumerate(heights):
+            if not bool(keep.any()):
+                continue
+            p, g, m = pred[keep, i], gt[keep], mask[keep]
+            name = f"{int(height)}" if height > 0 else "source"
+            errors.setdefault(f"mpjpe_mm@{name}", []).append(1000 * mpjpe(p - hips_root(p), g - hips_root(g), m))
+            errors.setdefault(f"pa_mpjpe_mm@{name}", []).append(1000 * pa_mpjpe(p, g, m))
+    return {k: float(torch.cat(v).nanmean()) for k, v in errors.items()}
+
+
+def rsc_task(
+    model: dict,
+    synthlr: list[str] = (),
+    lspet: str | None = None,
+    lspet_indices: tuple[int, int] | None = (0, 300),
+    coco: str | None = None,
+    extra_datasets: list[dict] = (),
+    lambda_params: float = 1.0,
+    lambda_3d: float = 5.0,
+    lambda_2d: float = 5.0,
+    self_supervision: str | None = "directional",
+    lambda_ss: float = 0.1,
+    feature_loss: str | None = "contrastive",
+    lambda_feat: float = 0.1,
+    temperature: float = 0.1,
+    queue_size: int = 8192,
+    range_schedule: list[int] | None = (0, 0, 1, 2, 3),
+    augment: dict | None = None,
+    mean_from_data: bool = True,
+    train_subset: int | None = None,
+    val_synthlr: str | None = None,
+    val_heights: list[float] = (96, 32),
+    val_max: int = 100,
+) -> Task:
+    """Build the task (a factory named in the YAML config as ``lowres_hps.methods.rsc:rsc_task``).
+
+    ``extra_datasets`` opens any other dataset through the foundation's readers, e.g. Human3.6M or
+    MPI-INF-3DHP in SPIN's npz layout: ``{format: spin, path: h36m_train.npz, images: h36m/}``; their 3D
+    keypoints feed the 3D term (their SMPL parameters are not used by an Anny network).
+    """
+    from lowres_hps.body import load_body_model
+    from lowres_hps.methods.cal import build_readers
+
+    cfg = load_config(model, Body3DConfig)
+    network = build_body3d_model(cfg)
+    readers = build_readers(list(synthlr), lspet, tuple(lspet_indices) if lspet_indices else None, coco,
+                            list(extra_datasets))
+    if not readers:
+        raise ValueError("no training data: set synthlr, lspet, coco and/or extra_datasets in task_args")
+    if mean_from_data:
+        mean = mean_pose_vector(readers, cfg.pose_spec, cfg.body_model)
+        if mean is not None:
+            start = network.regressor.mean_params.clone()
+            # Body joints and shape from the data; the root stays upright facing the camera (the mean
+            # of uniformly random yaws is no orientation at all).
+            start[6: cfg.pose_spec.vector_size] = mean[6:]
+            network.regressor.set_mean_params(start)
+    augment_cfg = load_config(augment or {}, MultiResAugmentConfig)
+    dataset_args = dict(canvas=cfg.canvas, convention=cfg.convention, body_model=cfg.body_model,
+                        pose_size=cfg.pose_spec.vector_size, num_ranges=cfg.num_ranges, scale_factor=cfg.scale_factor)
+    train = MultiResolutionDataset(readers, augment=augment_cfg, **dataset_args)
+    if train_subset is not None and train_subset < len(train):
+        from torch.utils.data import Subset
+
+        keep = np.random.default_rng(0).permutation(len(train))[:train_subset]  # the same for every run
+        train = Subset(train, np.sort(keep).tolist())
+    body = load_body_model(cfg.body_model)
+    loss = RSCLoss(cfg, body, lambda_params=lambda_params, lambda_3d=lambda_3d, lambda_2d=lambda_2d,
+                   self_supervision=self_supervision, lambda_ss=lambda_ss, feature_loss=feature_loss,
+                   lambda_feat=lambda_feat, temperature=temperature, queue_size=queue_size,
+                   range_schedule=None if range_schedule is None else list(range_schedule))
+    val, evaluate = None, None
+    if val_synthlr:
+        from torch.utils.data import Subset
+
+        from lowres_hps.data import SynthLRReader
+
+        heights = [float(h) for h in val_heights]
+        full = MultiResolutionDataset([SynthLRReader(val_synthlr)], person_heights=heights, **dataset_args)
+        val = Subset(full, range(min(val_max, len(full))))
+        evaluate = lambda net, batches: evaluate_body3d(net, body, batches, heights)  # noqa: E731
+    task = Task(model=network, train_dataset=train, loss=loss, val_dataset=val, evaluate=evaluate,
+                on_epoch_start=loss.on_epoch_start)
+    task.body3d_config = cfg  # kept for saving the model card
+    return task
+
+
+def load_run_body_estimator(run_dir: str | Path, body=None):
+    """A :class:`~lowres_hps.models.body3d.Body3DEstimator` from a training run folder
+    (``config.yaml`` + ``model.safetensors``)."""
+    import yaml
+
+    from lowres_hps.body import load_body_model
+    from lowres_hps.engine.checkpoint import load_weights
+    from lowres_hps.models.body3d import Body3DEstimator
+
+    run_dir = Path(run_dir)
+    run = yaml.safe_load((run_dir / "config.yaml").read_text())
+    cfg = load_config(run["task_args"]["model"], Body3DConfig)
+    network = build_body3d_model(cfg, pretrained=False)
+    load_weights(network, run_dir / "model.safetensors")
+    return Body3DEstimator(network, body if body is not None else load_body_model(cfg.body_model))
