@@ -1,0 +1,119 @@
+"""RSC-Net ablations (the paper's Tables 3-4), each row trained with the same budget, then scored.
+
+    python benchmarks/rsc_ablations.py [--canvas 64] [--epochs 4] [--subset 1000] [--rows NAME ...]
+
+Every row trains `configs/hps3d/rsc_r18_c128.yaml` with its overrides, on the same fixed random
+``--subset`` of training people for ``--epochs`` epochs (progressive rows add one resolution range per
+epoch: ranges 0-1 in epoch 0, range 2 in epoch 1, ...), at the ``--canvas`` input size, into
+runs/hps3d_ablation_c<canvas>/NAME (skipped when already trained). Then, with ground-truth boxes, it
+measures MPJPE and PA-MPJPE (mm, COCO-17, hips-rooted) on the first ``--test-people`` SynthLR-test
+crops degraded to person heights 176, 96, 52 and 32 px (the midpoints of the paper's ranges).
+Results go to benchmarks/results/rsc_ablations_c<canvas>.json and a markdown table on stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("ANNY_CACHE_DIR", str(ROOT / ".cache" / "anny"))
+BASE = "configs/hps3d/rsc_r18_c128.yaml"
+SYNTH_TEST = ROOT / "data/synthlr/test_crops"
+HEIGHTS = (176, 96, 52, 32)
+
+# name -> (overrides of the base config, description); the base is the full model RA+SS+CL with PT.
+_NO_SS = "task_args.self_supervision=null"
+_NO_FEAT = "task_args.feature_loss=null"
+_BA = "task_args.model.resolution_aware=false"
+ROWS: dict[str, tuple[list[str], str]] = {
+    "ba": ([_BA, _NO_SS, _NO_FEAT], "Ba: plain ResNet, basic loss"),
+    "ba_ss": ([_BA, _NO_FEAT], "Ba+SS"),
+    "ra": ([_NO_SS, _NO_FEAT], "RA: resolution-aware, basic loss"),
+    "ra_ss": ([_NO_FEAT], "RA+SS"),
+    "ra_ss_ms": (["task_args.feature_loss=mse"], "RA+SS+MS (MSE feature loss)"),
+    "ra_ss_cd": (["task_args.feature_loss=cosine"], "RA+SS+CD (cosine distance feature loss)"),
+    "ra_ss_cl": ([], "RA+SS+CL (full model)"),
+    "no_pt": (["task_args.range_schedule=null"], "full model w/o PT (all ranges from the start)"),
+    "ss_o": (["task_args.self_supervision=symmetric"], "full model w/ SS-o (Eq. 8, symmetric)"),
+    "ss_h": (["task_args.self_supervision=highest"], "full model w/ SS-h (highest resolution teaches)"),
+}
+
+
+def run_dir(name: str, canvas: int) -> Path:
+    return ROOT / "runs" / f"hps3d_ablation_c{canvas}" / name
+
+
+def train(name: str, canvas: int, epochs: int, subset: int) -> Path:
+    out = run_dir(name, canvas)
+    if (out / "model.safetensors").exists():
+        return out
+    overrides, _ = ROWS[name]
+    schedule = [0, 0] + [min(i, epochs - 1) for i in range(1, 4)]
+    budget = [f"task_args.model.canvas={canvas}", f"trainer.epochs={epochs}", f"task_args.train_subset={subset}",
+              "trainer.val_every_epochs=0", "trainer.ckpt_every_steps=50", "trainer.optim.warmup_steps=20"]
+    if not any(o.startswith("task_args.range_schedule") for o in overrides):
+        budget.append(f"task_args.range_schedule=[{', '.join(map(str, schedule))}]")
+    command = [sys.executable, "-m", "lowres_hps.cli", "train", BASE, "--out", str(out), *overrides, *budget]
+    if (out / "last.pt").exists():
+        command.append("--resume")
+    subprocess.run(command, check=True, cwd=ROOT)
+    return out
+
+
+def score(run: Path, test_people: int, batch_size: int = 16) -> dict[str, float]:
+    """MPJPE / PA-MPJPE at every evaluation height of one trained run."""
+    import torch
+    from torch.utils.data import DataLoader, Subset
+
+    from lowres_hps.data import SynthLRReader
+    from lowres_hps.data.multires_dataset import MultiResolutionDataset
+    from lowres_hps.methods.rsc import evaluate_body3d, load_run_body_estimator
+
+    estimator = load_run_body_estimator(run)
+    cfg = estimator.config
+    dataset = MultiResolutionDataset([SynthLRReader(SYNTH_TEST)], canvas=cfg.canvas, convention=cfg.convention,
+                                     body_model=cfg.body_model, pose_size=cfg.pose_spec.vector_size,
+                                     num_ranges=cfg.num_ranges, person_heights=HEIGHTS, scale_factor=cfg.scale_factor)
+    subset = Subset(dataset, range(min(test_people, len(dataset))))
+    with torch.no_grad():
+        return evaluate_body3d(estimator.model, estimator.body, DataLoader(subset, batch_size=batch_size), list(HEIGHTS))
+
+
+def table(results: dict, names: list[str]) -> str:
+    head = " | ".join(f"MPJPE {h}" for h in HEIGHTS) + " | " + " | ".join(f"PA {h}" for h in HEIGHTS)
+    lines = [f"| row | {head} |", "|---" * (1 + 2 * len(HEIGHTS)) + "|"]
+    for name in names:
+        r = results[name]
+        cells = [f"{r[f'mpjpe_mm@{h}']:.1f}" for h in HEIGHTS] + [f"{r[f'pa_mpjpe_mm@{h}']:.1f}" for h in HEIGHTS]
+        lines.append(f"| {r['description']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--canvas", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--subset", type=int, default=1000)
+    parser.add_argument("--test-people", type=int, default=300)
+    parser.add_argument("--rows", nargs="*", default=list(ROWS))
+    args = parser.parse_args()
+    results_path = ROOT / "benchmarks" / "results" / f"rsc_ablations_c{args.canvas}.json"
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    for name in args.rows:
+        start = time.perf_counter()
+        run = train(name, args.canvas, args.epochs, args.subset)
+        trained = time.perf_counter()
+        metrics = score(run, args.test_people)
+        metrics.update(description=ROWS[name][1], canvas=args.canvas, epochs=args.epochs, subset=args.subset,
+                       test_people=args.test_people, train_minutes=round((trained - start) / 60, 1))
+        results[name] = metrics
+        results_path.write_text(json.dumps(results, indent=2))
+        print(name, metrics, flush=True)
+    print()
+    print(table(results, [n for n in args.rows if n in results]))
