@@ -1,0 +1,203 @@
+"""The RSC-Net task: loss terms and their switches, progressive ranges, real 3D sets, and a short training run."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from lowres_hps.body.keypoints import get_convention
+from lowres_hps.data.synth.generator import SynthConfig
+from lowres_hps.data.synth.writer import generate_dataset
+from lowres_hps.engine import TrainConfig, Trainer, build_task, load_config
+from lowres_hps.methods.rsc import RSCLoss, hips_root, load_run_body_estimator, rsc_task
+from lowres_hps.models.body3d import Body3DConfig, Body3DEstimator, build_body3d_model
+
+TINY = {"canvas": 64, "hidden": 32, "iterations": 2}
+
+
+@pytest.fixture(autouse=True)
+def seeded():
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="module")
+def synth_dir(tmp_path_factory, anny_body):
+    out = tmp_path_factory.mktemp("synthlr")
+    generate_dataset(out, 2, seed=0, config=SynthConfig(layout="crops"), workers=1, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def synth_batch(synth_dir):
+    """Two SynthLR people at all five resolutions, collated."""
+    task = rsc_task(TINY, synthlr=[str(synth_dir)], augment={"rotation_deg": 20})
+    return torch.utils.data.default_collate([task.train_dataset[i] for i in range(2)])
+
+
+def make_loss(anny_body, **kwargs) -> tuple[torch.nn.Module, RSCLoss]:
+    cfg = Body3DConfig(**TINY)
+    return build_body3d_model(cfg), RSCLoss(cfg, anny_body, queue_size=64, **kwargs)
+
+
+def test_full_loss_is_finite_and_reaches_every_parameter(anny_body, synth_batch):
+    model, loss_fn = make_loss(anny_body, range_schedule=None)
+    loss, logs = loss_fn(model, synth_batch)
+    assert math.isfinite(loss.item()) and loss.item() > 0
+    assert set(logs) == {"loss_params", "loss_3d", "loss_2d", "resolutions", "loss_ss", "loss_feat"}
+    assert logs["resolutions"].item() == 5
+    assert all(v.item() >= 0 for v in logs.values())
+    lam = loss_fn.lambdas
+    total = (lam["params"] * logs["loss_params"] + lam["3d"] * logs["loss_3d"] + lam["2d"] * logs["loss_2d"]
+             + lam["ss"] * logs["loss_ss"] + lam["feat"] * logs["loss_feat"])
+    assert loss.item() == pytest.approx(total.item(), rel=1e-5)
+    loss.backward()
+    grads = {n: p.grad for n, p in model.named_parameters()}
+    assert all(g is not None and torch.isfinite(g).all() for g in grads.values())
+    assert grads["backbone.alpha"].abs().sum() > 0
+    # The contrastive queue took this batch's features (2 people x 5 resolutions) as negatives for the next.
+    assert loss_fn.queue.count == 10 and loss_fn.queue.features.shape == (64, 512)
+    _, logs = loss_fn(model, synth_batch)
+    assert logs["loss_feat"] > 0 and loss_fn.queue.count == 20
+
+
+def test_progressive_training_adds_lower_resolutions(anny_body, synth_batch):
+    model, loss_fn = make_loss(anny_body, range_schedule=[0, 0, 1, 2, 3], feature_loss=None)
+    assert loss_fn.active == [0, 1]
+    _, logs = loss_fn(model, synth_batch)
+    assert logs["resolutions"].item() == 2
+    for epoch, active in ((1, [0, 1, 2]), (2, [0, 1, 2, 3]), (3, [0, 1, 2, 3, 4]), (9, [0, 1, 2, 3, 4])):
+        loss_fn.on_epoch_start(epoch)
+        assert loss_fn.active == active
+    _, logs = loss_fn(model, synth_batch)
+    assert logs["resolutions"].item() == 5
+    loss_fn.on_epoch_start(0)  # resuming at an earlier epoch gives that epoch's ranges
+    assert loss_fn.active == [0, 1]
+
+
+def test_switches_and_their_errors(anny_body, synth_batch):
+    model, plain = make_loss(anny_body, self_supervision=None, feature_loss=None, range_schedule=None)
+    _, logs = plain(model, synth_batch)
+    assert set(logs) == {"loss_params", "loss_3d", "loss_2d", "resolutions"}
+    for form in ("symmetric", "highest"):
+        _, logs = make_loss(anny_body, self_supervision=form, feature_loss="cosine")[1](model, synth_batch)
+        assert math.isfinite(logs["loss_ss"].item()) and math.isfinite(logs["loss_feat"].item())
+    with pytest.raises(ValueError, match="self_supervision must be one of"):
+        make_loss(anny_body, self_supervision="both")
+    with pytest.raises(ValueError, match="feature_loss must be one of"):
+        make_loss(anny_body, feature_loss="l1")
+    with pytest.raises(ValueError, match="one epoch per range"):
+        make_loss(anny_body, range_schedule=[0, 1])
+
+
+def test_a_missing_label_drops_its_term(anny_body, synth_batch):
+    model, loss_fn = make_loss(anny_body, range_schedule=None, feature_loss=None)
+    model.eval()  # no dropout: the two calls below see the same outputs
+    two_d = dict(synth_batch, has_3d=torch.zeros(2), has_params=torch.zeros(2))
+    loss, logs = loss_fn(model, two_d)
+    assert logs["loss_3d"].item() == 0 and logs["loss_params"].item() == 0 and logs["loss_2d"].item() > 0
+    # The 3D labels of a 2D-only person do not matter, its 2D labels do.
+    scrambled = dict(two_d, keypoints3d=torch.randn(2, 17, 3), pose_vector=torch.randn(2, 126))
+    assert loss_fn(model, scrambled)[0].item() == pytest.approx(loss.item(), rel=1e-6)
+    moved = dict(two_d, keypoints2d=two_d["keypoints2d"] + 5.0)
+    assert loss_fn(model, moved)[0].item() != pytest.approx(loss.item(), rel=1e-3)
+    # One person with 3D labels: the 3D terms average over that person only.
+    one = dict(synth_batch, has_3d=torch.tensor([1.0, 0.0]), has_params=torch.tensor([1.0, 0.0]))
+    _, logs_one = loss_fn(model, one)
+    _, logs_first = loss_fn(model, {k: v[:1] for k, v in synth_batch.items()})
+    assert logs_one["loss_3d"].item() == pytest.approx(logs_first["loss_3d"].item(), rel=1e-4)
+    assert logs_one["loss_params"].item() == pytest.approx(logs_first["loss_params"].item(), rel=1e-4)
+
+
+def test_3d_term_is_zero_for_the_labels_own_body(anny_body, synth_batch):
+    """The 3D and parameter terms vanish when the network outputs the labelled pose."""
+    _, loss_fn = make_loss(anny_body, range_schedule=None, self_supervision=None, feature_loss=None)
+    labels = synth_batch["pose_vector"]
+
+    class Oracle(torch.nn.Module):
+        def forward(self, images, range_index):
+            n = images.shape[0]
+            pose = labels.repeat_interleave(n // len(labels), dim=0)
+            return {"pose_vector": pose, "camera": torch.tensor([[0.9, 0.0, 0.0]]).expand(n, 3),
+                    "features": torch.zeros(n, 4)}
+
+    _, logs = loss_fn(Oracle(), synth_batch)
+    assert logs["loss_params"].item() == 0
+    assert logs["loss_3d"].item() < 1e-8
+
+
+def test_no_data_is_an_error():
+    with pytest.raises(ValueError, match="no training data"):
+        rsc_task(TINY)
+
+
+@pytest.mark.shared_data
+def test_human36m_and_mpi_inf_3dhp_feed_the_same_trainer(shared_data, anny_body):
+    root = shared_data / "mmpose_testdata"
+    sources = [{"format": "spin", "path": str(root / "h36m/test_h36m_body3d.npz")},
+               {"format": "spin", "path": str(root / "mpi_inf_3dhp/test_3dhp_train.npz")}]
+    task = rsc_task(TINY, extra_datasets=sources, feature_loss=None, range_schedule=None)
+    dataset = task.train_dataset
+    assert len(dataset) == 4 + 2
+    readers = dataset.readers
+    items = [dataset[0], dataset[4]]  # a Human3.6M and an MPI-INF-3DHP person
+    coco_names = dataset.convention.names
+    for item, reader in zip(items, readers):
+        sample = reader[0]
+        assert item["has_3d"] == 1 and item["has_params"] == 0  # SMPL parameters do not label an Anny network
+        source = sample.convention3d
+        source_names = list(get_convention(source).names)
+        # The body joints both conventions have carry over; the face points COCO has and they lack are unlabelled.
+        for k, name in enumerate(coco_names):
+            if name in source_names:
+                assert item["visible3d"][k] == 1, (source, name)
+                torch.testing.assert_close(item["keypoints3d"][k], torch.from_numpy(
+                    sample.keypoints3d[source_names.index(name), :3]), atol=1e-6, rtol=0)
+            else:
+                assert item["visible3d"][k] == 0, (source, name)
+        assert item["visible3d"].sum() == 12 and item["visible2d"].sum() >= 10
+    batch = torch.utils.data.default_collate(items)
+    loss, logs = task.loss(task.model, batch)
+    assert logs["loss_3d"] > 0 and logs["loss_params"] == 0 and math.isfinite(loss.item())
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in task.model.parameters())
+
+
+def test_train_writes_a_loadable_model(tmp_path, synth_dir, anny_body):
+    config = load_config({
+        "task": "lowres_hps.methods.rsc:rsc_task",
+        "task_args": {"model": TINY, "synthlr": [str(synth_dir)], "range_schedule": [0, 0, 1, 2, 2],
+                      "queue_size": 32, "val_synthlr": str(synth_dir), "val_heights": [96, 32], "val_max": 2},
+        "trainer": {"out_dir": str(tmp_path / "run"), "epochs": 2, "batch_size": 2, "progress_bar": False,
+                    "optim": {"name": "adam", "lr": 1e-4}},
+    }, TrainConfig)
+    task = build_task(config.task, config.task_args)
+    metrics = Trainer(config, task).fit()
+    assert task.loss.active == [0, 1, 2]  # the second epoch added range 2
+    assert set(metrics) == {"mpjpe_mm@96", "pa_mpjpe_mm@96", "mpjpe_mm@32", "pa_mpjpe_mm@32"}
+    assert all(math.isfinite(v) and v > 0 for v in metrics.values())
+    assert (tmp_path / "run" / "model.safetensors").is_file()
+    estimator = load_run_body_estimator(tmp_path / "run", body=anny_body)
+    assert isinstance(estimator, Body3DEstimator) and estimator.config.canvas == 64
+    trained = task.model.state_dict()
+    for name, value in estimator.model.state_dict().items():
+        torch.testing.assert_close(value, trained[name], msg=name)
+    bodies = estimator.predict_bodies(torch.zeros(2, 3, 64, 64, dtype=torch.uint8), with_vertices=False)
+    assert bodies.keypoints3d.shape == (2, 17, 3) and torch.isfinite(bodies.keypoints3d).all()
+    assert hips_root(bodies.keypoints3d).shape == (2, 1, 3)
+
+
+@pytest.mark.parametrize("name", ["rsc_r18_c128", "rsc_paper"])
+def test_shipped_configs_are_valid(name):
+    import inspect
+    from pathlib import Path
+
+    from lowres_hps.data.multires_dataset import MultiResAugmentConfig
+
+    path = Path(__file__).resolve().parents[2] / "configs" / "hps3d" / f"{name}.yaml"
+    config = load_config(path, TrainConfig)
+    assert config.task == "lowres_hps.methods.rsc:rsc_task"
+    assert set(config.task_args) <= set(inspect.signature(rsc_task).parameters)
+    model = load_config(config.task_args["model"], Body3DConfig)
+    assert model.resolution_aware and model.num_ranges == len(config.task_args["range_schedule"])
+    load_config(config.task_args["augment"], MultiResAugmentConfig)

@@ -1,0 +1,201 @@
+"""3D body regressor: config, mean start pose, crop camera projection, network outputs and the estimator."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lowres_hps.apis.estimator import PoseEstimator
+from lowres_hps.body.keypoints import get_convention
+from lowres_hps.geometry.camera import perspective_project, weak_perspective_project
+from lowres_hps.geometry.transforms import normalized_to_pixels
+from lowres_hps.models.body3d import (
+    SPIN_FOCAL_224,
+    Body3DConfig,
+    Body3DEstimator,
+    Body3DNet,
+    BodyPrediction,
+    build_body3d_model,
+    default_mean_params,
+    project_to_crop,
+)
+
+COCO = get_convention("coco17")
+
+
+@pytest.fixture(autouse=True)
+def seeded():
+    torch.manual_seed(0)
+
+
+def tiny_config(**overrides) -> Body3DConfig:
+    return Body3DConfig(**{"canvas": 64, "hidden": 32, "iterations": 2, **overrides})
+
+
+def random_crops(batch: int, canvas: int = 64, seed: int = 0) -> torch.Tensor:
+    return torch.randint(0, 256, (batch, 3, canvas, canvas), dtype=torch.uint8,
+                         generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.fixture(scope="module")
+def tiny_estimator(anny_body):
+    torch.manual_seed(0)
+    model = build_body3d_model(tiny_config())
+    with torch.no_grad():  # a noticeably non-mean output, so projections are not trivially centred
+        model.regressor.mlp[-1].weight.mul_(20.0)
+    return Body3DEstimator(model, anny_body)
+
+
+def test_config_validation_and_round_trip():
+    cfg = tiny_config(backbone="resnet50", resolution_aware=False, mean=[0.5, 0.5, 0.5], pretrained="x.pth")
+    assert cfg.mean == (0.5, 0.5, 0.5) and cfg.input_size == (64, 64)
+    assert Body3DConfig.from_dict(cfg.to_dict()) == cfg
+    assert Body3DConfig.from_dict({"canvas": 96}).canvas == 96
+    assert cfg.crop_focal == pytest.approx(SPIN_FOCAL_224 * 64 / 224)
+    assert cfg.param_dim == cfg.pose_spec.vector_size + 3 == 129  # Anny: 20 joints x 6D + 6 shape values
+    assert tiny_config(body_model="smpl").param_dim == 24 * 6 + 10 + 3
+    with pytest.raises(ValueError, match="backbone must be one of"):
+        Body3DConfig(backbone="vgg16")
+    with pytest.raises(ValueError, match="canvas must be an integer of at least 32"):
+        Body3DConfig(canvas=16)
+    with pytest.raises(ValueError, match="canvas must be an integer of at least 32"):
+        Body3DConfig(canvas=64.5)
+    with pytest.raises(ValueError, match="body_model must be one of"):
+        Body3DConfig(body_model="star")
+    with pytest.raises(KeyError, match="unknown keypoint convention"):
+        Body3DConfig(convention="coco18")
+    with pytest.raises(ValueError, match="unknown key 'stride'"):
+        Body3DConfig.from_dict({"stride": 4})
+
+
+def test_default_mean_params_give_an_upright_body_facing_the_camera(anny_body):
+    mean = default_mean_params(tiny_config())
+    assert mean.shape == (129,)
+    torch.testing.assert_close(mean[-3:], torch.tensor([0.9, 0.0, 0.0]))
+    keypoints, _ = anny_body.forward_vector(mean[None, :-3]).keypoints("coco17")
+    k = keypoints[0]
+    nose, hips = k[COCO.index("nose")], k[[COCO.index("left_hip"), COCO.index("right_hip")]].mean(0)
+    ankles = k[[COCO.index("left_ankle"), COCO.index("right_ankle")]].mean(0)
+    # OpenCV axes: y down, so the head is above (smaller y than) the hips, the hips above the feet.
+    assert nose[1] < hips[1] - 0.4 and hips[1] < ankles[1] - 0.4
+    # Facing the camera (towards -z): the nose is nearer than the ears, and the person's left is on the image right.
+    assert nose[2] < k[COCO.index("left_ear"), 2] - 0.05
+    assert k[COCO.index("left_shoulder"), 0] > k[COCO.index("right_shoulder"), 0] + 0.2
+    # The network starts at this mean.
+    net = Body3DNet(tiny_config()).eval()
+    torch.testing.assert_close(net.regressor.mean_params, mean)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_project_to_crop_root_follows_the_weak_perspective_formula(dtype):
+    canvas, focal = 64, tiny_config().crop_focal
+    camera = torch.tensor([[0.9, 0.0, 0.0], [0.5, 0.2, -0.1], [1.3, -0.4, 0.3]], dtype=dtype)
+    points = torch.zeros(3, 1, 3, dtype=dtype)
+    pixels, translation = project_to_crop(points, camera, canvas, focal)
+    assert pixels.dtype == dtype and pixels.shape == (3, 1, 2) and translation.shape == (3, 3)
+    centre = (canvas - 1) / 2
+    s, tx, ty = camera.unbind(-1)
+    # Weak perspective: normalised s * (x + tx) -> pixels n * S / 2 + (S - 1) / 2.
+    expected = torch.stack([centre + s * tx * canvas / 2, centre + s * ty * canvas / 2], dim=-1)
+    torch.testing.assert_close(pixels[:, 0], expected)
+    torch.testing.assert_close(translation[:, 2], 2 * focal / (canvas * s))
+    torch.testing.assert_close(translation[:, :2], camera[:, 1:])
+
+
+def test_project_to_crop_agrees_with_weak_perspective_up_to_depth_effects(anny_body):
+    canvas, focal = 64, tiny_config().crop_focal
+    keypoints, _ = anny_body.forward_vector(default_mean_params(tiny_config())[None, :-3]).keypoints("coco17")
+    keypoints = keypoints.double().expand(2, -1, -1)
+    camera = torch.tensor([[0.9, 0.05, 0.1], [0.6, -0.1, 0.0]], dtype=torch.float64)
+    pixels, translation = project_to_crop(keypoints, camera, canvas, focal)
+    weak = normalized_to_pixels(weak_perspective_project(keypoints, camera), (canvas, canvas))
+    # Perspective scales x + tx by tz / (z + tz): the gap is at most the weak offset times |z| / (z + tz).
+    offset = (weak - (canvas - 1) / 2).abs()
+    depth = keypoints[..., 2:]
+    bound = offset * depth.abs() / (depth + translation[:, None, 2:]) + 1e-9
+    gap = (pixels - weak).abs()
+    assert (gap <= bound * 1.0001).all()
+    assert gap.max() < 0.5 and gap.max() > 1e-4  # a real perspective effect, under half a pixel at tz ~ 50 m
+    # A non-positive scale is clamped instead of putting the body behind the camera.
+    _, clamped = project_to_crop(keypoints, torch.tensor([[-1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]).double(), canvas, focal)
+    assert (clamped[:, 2] > 0).all() and torch.isfinite(clamped).all()
+
+
+def test_project_to_crop_gradcheck():
+    points = torch.randn(2, 3, 3, dtype=torch.float64) * 0.3
+    camera = torch.tensor([[0.9, 0.1, -0.2], [0.7, 0.0, 0.1]], dtype=torch.float64, requires_grad=True)
+    points.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda p, c: project_to_crop(p, c, 64, 1428.0)[0], (points, camera))
+
+
+@pytest.mark.parametrize("resolution_aware", [True, False])
+def test_network_outputs_and_input_types(resolution_aware):
+    net = build_body3d_model(tiny_config(resolution_aware=resolution_aware)).eval()
+    crops = random_crops(3)
+    ranges = torch.tensor([0, 2, 4])
+    with torch.no_grad():
+        out = net(crops, ranges)
+        as_float = net(crops.float(), ranges)
+    assert out["pose_vector"].shape == (3, 126) and out["camera"].shape == (3, 3) and out["features"].shape == (3, 512)
+    torch.testing.assert_close(out["pose_vector"], as_float["pose_vector"])
+    assert (net.backbone.alpha is not None) == resolution_aware
+
+
+def test_pretrained_path_is_ignored_when_asked(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        build_body3d_model(tiny_config(pretrained=str(tmp_path / "none.pth")))
+    net = build_body3d_model(tiny_config(pretrained=str(tmp_path / "none.pth")), pretrained=False)
+    assert net.config.pretrained == str(tmp_path / "none.pth")
+
+
+def test_estimator_range_index_from_person_heights(tiny_estimator):
+    heights = torch.tensor([224.0, 180.0, 179.0, 150.0, 100.0, 52.0, 32.0, 10.0])
+    torch.testing.assert_close(tiny_estimator.range_index(heights), torch.tensor([0, 0, 1, 1, 2, 3, 4, 4]))
+    # A network with fewer ranges clips to its last one.
+    three = Body3DEstimator(build_body3d_model(tiny_config(num_ranges=3)), tiny_estimator.body)
+    torch.testing.assert_close(three.range_index(torch.tensor([224.0, 100.0, 32.0])), torch.tensor([0, 2, 2]))
+
+
+def test_predict_bodies_is_consistent_with_the_crop_camera(tiny_estimator):
+    cfg = tiny_estimator.config
+    crops = random_crops(2)
+    bodies = tiny_estimator.predict_bodies(crops, person_heights=torch.tensor([150.0, 32.0]))
+    assert isinstance(bodies, BodyPrediction)
+    assert bodies.pose_vector.shape == (2, 126) and bodies.camera.shape == (2, 3)
+    assert bodies.keypoints3d.shape == (2, 17, 3) and bodies.keypoints2d.shape == (2, 17, 2)
+    assert bodies.vertices.shape == (2, tiny_estimator.body.num_vertices, 3)
+    assert bodies.faces.shape[1] == 3 and bodies.translation.shape == (2, 3)
+    torch.testing.assert_close(bodies.range_index, torch.tensor([1, 4]))
+    centre = torch.full((2, 2), (cfg.canvas - 1) / 2)
+    reprojected = perspective_project(bodies.keypoints3d, cfg.crop_focal, centre)
+    torch.testing.assert_close(bodies.keypoints2d, reprojected, atol=1e-3, rtol=0)
+    assert (bodies.keypoints3d[..., 2] > 0).all()
+    # The network really ran with those ranges: the same crops at range 0 differ once alpha rows differ.
+    with torch.no_grad():
+        tiny_estimator.model.backbone.alpha[4].fill_(0.5)
+    try:
+        low = tiny_estimator.predict_bodies(crops, person_heights=torch.tensor([32.0, 32.0]), with_vertices=False)
+        high = tiny_estimator.predict_bodies(crops, with_vertices=False)
+    finally:
+        with torch.no_grad():
+            tiny_estimator.model.backbone.alpha[4].fill_(1.0)
+    assert low.vertices is None
+    torch.testing.assert_close(high.range_index, torch.tensor([0, 0]))
+    assert not torch.allclose(low.pose_vector, high.pose_vector)
+
+
+def test_estimator_is_a_pose_estimator(tiny_estimator):
+    assert isinstance(tiny_estimator, PoseEstimator)
+    assert tiny_estimator.input_size == (64, 64) and tiny_estimator.scale_factor == 1.25
+    assert tiny_estimator.convention == "coco17"
+    crops = random_crops(2)
+    keypoints, scores = tiny_estimator(crops)
+    assert keypoints.shape == (2, 17, 2) and torch.equal(scores, torch.ones(2, 17))
+    torch.testing.assert_close(keypoints, tiny_estimator.predict_bodies(crops).keypoints2d)
+    with pytest.raises(ValueError):
+        tiny_estimator(random_crops(1, canvas=32))
+    assert "canvas=64" in repr(tiny_estimator)
+
+
+def test_estimator_rejects_another_body_model(anny_body):
+    with pytest.raises(ValueError, match="regresses smpl parameters, got a anny body model"):
+        Body3DEstimator(build_body3d_model(tiny_config(body_model="smpl")), anny_body)
