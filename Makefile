@@ -14,7 +14,7 @@ DEMO_FRAMES ?= 100
 .PHONY: setup demo test test-slow test-all bench clean help
 
 help:
-	@echo "make demo       set up .venv and run 2D keypoints on a surveillance video (writes demo_out/)"
+	@echo "make demo       set up .venv and run 2D keypoints and 3D meshes on a surveillance video (writes demo_out/)"
 	@echo "make test       set up .venv and run the default tests (< 15 min on 2 cores)"
 	@echo "make test-slow  run only the tests marked slow"
 	@echo "make bench      run the benchmarks in benchmarks/"
@@ -33,11 +33,11 @@ $(STAMP): requirements.txt pyproject.toml
 	$(VENV)/bin/lowres-hps body warmup
 	mkdir -p $(dir $@) && touch $@
 
-# 2D keypoints on OpenCV's surveillance video (first 100 frames; HOG detection dominates the time).
-demo: $(STAMP)
+# 2D keypoints and 3D meshes on OpenCV's surveillance video (first 100 frames; HOG detection dominates the time).
+demo: $(STAMP) .cache/anny/.ready
 	video=$$(bash scripts/get_vtest.sh) && \
 	$(VENV)/bin/lowres-hps predict "$$video" --out demo_out --max-frames $(DEMO_FRAMES)
-	@echo "overlay video: demo_out/vtest_overlay.mp4, keypoints: demo_out/predictions.json"
+	@echo "overlay video (skeletons and meshes): demo_out/vtest_overlay.mp4, keypoints and bodies: demo_out/predictions.json"
 
 test: $(STAMP) .cache/anny/.ready
 	$(PY) -m pytest -n 2 $(PYTEST_ARGS)

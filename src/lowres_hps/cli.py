@@ -18,9 +18,9 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("generate SynthLR: rendered people with 2D, 3D, mask and body ground truth", "lowres_hps.data.synth.commands:main"),
     "body": ("body models: info, warm-up of the Anny cache, mesh export", "lowres_hps.body.commands:main"),
     "train": ("train a model from a YAML config (torchrun for several processes)", "lowres_hps.engine.commands:train_main"),
-    "models": ("list the installed named 2D pose models (model cards)", "lowres_hps.apis.registry:main"),
-    "export": ("export a 2D pose model to ONNX with its preprocessing documented", "lowres_hps.apis.export:main"),
-    "predict": ("2D keypoints of the people in images, folders and videos", "lowres_hps.apis.predict_cmd:main"),
+    "models": ("list the installed named 2D and 3D models (model cards)", "lowres_hps.apis.registry:main"),
+    "export": ("export a 2D or 3D model to ONNX with its preprocessing documented", "lowres_hps.apis.export:main"),
+    "predict": ("2D keypoints and 3D bodies of the people in images, folders and videos", "lowres_hps.apis.predict_cmd:main"),
 }
 
 
@@ -52,8 +52,12 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
     kp2d.add_argument("--pred", required=True, help="COCO keypoint results json")
     kp2d.add_argument("--sigmas", default=None, help="per-keypoint OKS sigmas (comma separated); default COCO-17")
     kp3d = sub.add_parser("kp3d", help="MPJPE, PA-MPJPE, 3DPCK and AUC of 3D keypoints")
-    kp3d.add_argument("--gt", required=True, help="npz with keypoints3d (N,K,3) in metres, optional mask (N,K)")
-    kp3d.add_argument("--pred", required=True, help="npz with keypoints3d (N,K,3) in metres")
+    kp3d.add_argument("--gt", required=True, help="npz with keypoints3d (N,K,3) in metres, optional mask (N,K); "
+                                                 "or a SynthLR folder")
+    kp3d.add_argument("--pred", required=True, help="npz with keypoints3d (N,K,3) in metres; or, with a SynthLR "
+                                                   "--gt, the predictions.json of lowres-hps predict (3D model)")
+    kp3d.add_argument("--min-iou", type=float, default=0.5,
+                      help="SynthLR --gt: smallest box IoU that matches a prediction to a ground-truth person")
     root = kp3d.add_mutually_exclusive_group()
     root.add_argument("--root", default=None,
                       help="root alignment for MPJPE/3DPCK/AUC: a joint name of --convention, 'hips' (mid-hip) "
@@ -128,9 +132,11 @@ def _add_models(p: argparse.ArgumentParser) -> None:
 
 
 def _add_export(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="registered model name or .safetensors checkpoint path")
+    p.add_argument("--model", required=True,
+                   help="registered model name or .safetensors checkpoint path: a 2D keypoint model, or a 3D body "
+                        "model (exported: the network, inputs images + range_index; the body model runs after it)")
     p.add_argument("--format", choices=["onnx"], default="onnx")
-    p.add_argument("--out", required=True, help="output file (.onnx)")
+    p.add_argument("--out", required=True, help="output file (.onnx); metadata_props document the preprocessing")
     p.add_argument("--batch", default="dynamic", help="'dynamic' or a fixed batch size")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset version")
     p.add_argument("--no-verify", dest="verify", action="store_false",
@@ -139,10 +145,16 @@ def _add_export(p: argparse.ArgumentParser) -> None:
 
 def _add_predict(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", help="image files, folders of images, videos (.avi .mp4 .mov .mkv)")
-    p.add_argument("--out", required=True, help="output folder: predictions.json (COCO keypoint results), "
-                                                "images.json, overlays/ and <video>_overlay.mp4")
+    p.add_argument("--out", required=True, help="output folder: predictions.json (COCO keypoint results, with 3D), "
+                                                "images.json, overlays/, <video>_overlay.mp4 and meshes/")
     p.add_argument("--model", default=None,
-                   help="registered model name or checkpoint path (default: the project's default 2D model)")
+                   help="registered model name or checkpoint path (default: the project's default 2D model); "
+                        "a 3D model serves for both 2D and 3D")
+    p.add_argument("--model3d", default=None, metavar="NAME|PATH",
+                   help="3D body model: adds keypoints_3d and body to predictions.json and meshes to the overlays "
+                        "(default: the project's default 3D model when installed; 'none': 2D only)")
+    p.add_argument("--mesh-format", choices=["obj", "ply", "glb"], default=None,
+                   help="also write each person's mesh to meshes/ (full-image camera, metres; needs a 3D model)")
     p.add_argument("--boxes", default=None, help="COCO annotation json: predict on its person boxes (ground truth, "
                                                  "for evaluation) with its image ids; without it, the HOG detector")
     p.add_argument("--all-boxes", action="store_true",

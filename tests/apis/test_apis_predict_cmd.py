@@ -1,4 +1,5 @@
-"""``lowres-hps predict`` end to end with a test double model: COCO results, ids, bad inputs, videos."""
+"""``lowres-hps predict`` end to end: with a 2D test double (COCO results, ids, bad inputs, videos) and with a
+small random 3D model (keypoints_3d, bodies, meshes, the default 3D model, and ``evaluate kp3d`` on the output)."""
 from __future__ import annotations
 
 import contextlib
@@ -13,10 +14,12 @@ from PIL import Image
 from pycocotools.coco import COCO
 
 from lowres_hps.apis import detector as detector_module
-from lowres_hps.apis import predict_cmd
+from lowres_hps.apis import predict_cmd, registry
 from lowres_hps.apis.predictor import Predictor
+from lowres_hps.apis.registry import ModelCard, save_checkpoint
 from lowres_hps.cli import main
 from lowres_hps.imaging.crop import crop_box
+from lowres_hps.models.body3d import Body3DConfig, build_body3d_model
 
 K = 17
 
@@ -55,6 +58,7 @@ def estimator(monkeypatch):
     double = CentreEstimator()
     loaded = []
     monkeypatch.setattr(predict_cmd, "load_estimator", lambda name, device=None: loaded.append(name) or double)
+    monkeypatch.setattr(predict_cmd, "default_model3d", lambda: None)  # 2D only, whatever is installed
     double.loaded = loaded
     return double
 
@@ -283,3 +287,196 @@ def test_max_frames_stops_a_video_early(tmp_path, estimator, monkeypatch):
     assert json.loads(stdout)["frames"] == 3
     assert _frame_count(out / "walk_overlay.mp4") == 3
     assert [i["id"] for i in json.loads((out / "images.json").read_text())] == [1, 2, 3]
+
+
+# ---------------------------------------------------------------------------------------------
+# 3D
+
+
+@pytest.fixture(scope="module")
+def model3d(tmp_path_factory):
+    """A small random 3D model checkpoint (ResNet-18 on a 64 px canvas, Anny)."""
+    torch.manual_seed(0)
+    cfg = Body3DConfig(canvas=64)
+    path = tmp_path_factory.mktemp("weights3d") / "tiny_rsc.safetensors"
+    save_checkpoint(build_body3d_model(cfg, pretrained=False), ModelCard.from_body3d_config("tiny_rsc", cfg), path)
+    return path
+
+
+SHIPPED_2D = registry.PACKAGE_WEIGHTS_DIR / f"{predict_cmd.DEFAULT_MODEL}.safetensors"
+
+
+def _images_with_boxes(tmp_path, boxes=([30.0, 20.0, 40.0, 80.0], [100.5, 10.0, 30.0, 60.0])):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    names = [f"{chr(97 + n)}.png" for n in range(len(boxes))]
+    for n, name in enumerate(names):
+        Image.fromarray(_scene(n)).save(folder / name)
+    return folder, _ground_truth(tmp_path, names, [list(b) for b in boxes]), [list(b) for b in boxes]
+
+
+def _project(points, body):
+    points = np.asarray(points, dtype=np.float64)
+    return body["focal"] * points[:, :2] / points[:, 2:] + np.asarray(body["principal_point"])
+
+
+@pytest.mark.parametrize("as_model", [False, True], ids=["model3d", "model"])
+def test_3d_model_adds_keypoints_3d_bodies_and_meshes(tmp_path, model3d, as_model):
+    import trimesh
+
+    folder, gt, boxes = _images_with_boxes(tmp_path)
+    out = tmp_path / "out"
+    fmt = "ply" if as_model else "obj"
+    models = ["--model", str(model3d)] if as_model else ["--model", str(SHIPPED_2D), "--model3d", str(model3d)]
+    code, stdout, stderr = _run([str(folder), "--boxes", str(gt), "--person-height", "32", "--out", str(out),
+                                 "--mesh-format", fmt, *models])
+    assert code == 0, stderr
+    summary = json.loads(stdout)
+    assert summary["model3d"] == str(model3d) and summary["meshes"] == str(out / "meshes")
+    results = json.loads((out / "predictions.json").read_text())
+    assert [r["image_id"] for r in results] == [101, 102]
+    for result, box in zip(results, boxes):
+        keypoints_3d = np.asarray(result["keypoints_3d"])
+        assert keypoints_3d.shape == (K, 3) and (keypoints_3d[:, 2] > 0).all()
+        assert np.array_equal(keypoints_3d, np.round(keypoints_3d, 4))
+        body = result["body"]
+        assert body["focal"] == pytest.approx(200.0) and body["principal_point"] == [79.5, 59.5]  # 160 x 120
+        assert body["body_model"] == "anny" and body["range_index"] == 4 and len(body["camera"]) == 3
+        keypoints = np.asarray(result["keypoints"]).reshape(K, 3)
+        if as_model:  # 2D and 3D come from the same body
+            assert np.abs(_project(keypoints_3d, body) - keypoints[:, :2]).max() < 0.05 * box[3]
+            assert result["score"] == 1.0
+        assert result["mesh"] == f"meshes/{'ab'[results.index(result)]}_0.{fmt}"
+        mesh = trimesh.load(out / result["mesh"], process=False)
+        assert mesh.vertices.shape == (13718, 3) and len(mesh.faces) == 27420
+        # The mesh is the same body as keypoints_3d, in the same camera: it projects onto the person box.
+        pixels = _project(mesh.vertices, body)
+        centre = np.asarray(box[:2]) + np.asarray(box[2:]) / 2
+        assert np.abs(np.median(pixels, 0) - centre).max() < 0.25 * box[3]
+        assert np.abs(mesh.vertices[:, 2].mean() - keypoints_3d[:, 2].mean()) < 0.2
+    assert sorted(p.name for p in (out / "overlays").iterdir()) == ["a.jpg", "b.jpg"]
+    with contextlib.redirect_stdout(io.StringIO()):  # still a COCO results file
+        assert len(COCO(str(gt)).loadRes(str(out / "predictions.json")).getAnnIds()) == 2
+
+
+def test_overlay_shows_the_mesh(tmp_path, model3d, estimator):
+    folder, gt, boxes = _images_with_boxes(tmp_path, boxes=([40.0, 10.0, 50.0, 100.0],))
+    overlays = {}
+    for name in ("none", str(model3d)):
+        out = tmp_path / f"out_{len(overlays)}"
+        code, _, stderr = _run([str(folder), "--boxes", str(gt), "--out", str(out), "--model3d", name,
+                                "--kpt-threshold", "1.1"])  # no skeleton: meshes only
+        assert code == 0, stderr
+        overlays[name] = cv2.imread(str(out / "overlays" / "a.jpg")).astype(int)
+    difference = np.abs(overlays["none"] - overlays[str(model3d)]).max(-1)
+    x, y, w, h = boxes[0]
+    inside = difference[int(y) + 10:int(y + h) - 10, int(x) + 15:int(x + w) - 15]
+    assert (inside > 40).mean() > 0.1  # the mesh covers part of the box
+    assert difference[:, int(x + w) + 20:].max() < 20  # far right of the box: only JPEG noise
+
+
+def test_default_3d_model_runs_when_installed(tmp_path, model3d, monkeypatch):
+    import shutil
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    shutil.copy(model3d, weights / f"{predict_cmd.DEFAULT_MODEL_3D}.safetensors")
+    monkeypatch.setenv(registry.WEIGHTS_DIR_ENV, str(weights))
+    monkeypatch.setattr(predict_cmd, "load_estimator", lambda name, device=None: CentreEstimator())  # 2D double
+    folder, gt, _ = _images_with_boxes(tmp_path)
+    base = [str(folder), "--boxes", str(gt), "--no-overlay"]
+    code, stdout, stderr = _run([*base, "--out", str(tmp_path / "a")])
+    assert code == 0, stderr
+    assert json.loads(stdout)["model3d"] == predict_cmd.DEFAULT_MODEL_3D
+    assert all("keypoints_3d" in r for r in json.loads((tmp_path / "a" / "predictions.json").read_text()))
+    code, stdout, stderr = _run([*base, "--out", str(tmp_path / "b"), "--model3d", "none"])
+    assert code == 0 and json.loads(stdout)["model3d"] is None and "3D" not in stderr
+    assert not any("keypoints_3d" in r for r in json.loads((tmp_path / "b" / "predictions.json").read_text()))
+    # Not installed: 2D only, said once on stderr.
+    monkeypatch.delenv(registry.WEIGHTS_DIR_ENV)
+    monkeypatch.setattr(registry, "PACKAGE_WEIGHTS_DIR", tmp_path / "empty")
+    code, stdout, stderr = _run([*base, "--out", str(tmp_path / "c")])
+    assert code == 0 and json.loads(stdout)["model3d"] is None
+    assert stderr.count(f"the default 3D model '{predict_cmd.DEFAULT_MODEL_3D}' is not installed") == 1
+    assert not any("keypoints_3d" in r for r in json.loads((tmp_path / "c" / "predictions.json").read_text()))
+
+
+def test_video_frames_get_meshes(tmp_path, model3d, monkeypatch):
+    monkeypatch.setattr(detector_module, "HOGPeopleDetector", FixedDetector)
+    _write_video(tmp_path / "walk.mp4", count=2)
+    out = tmp_path / "out"
+    code, stdout, stderr = _run([str(tmp_path / "walk.mp4"), "--out", str(out), "--model", str(model3d),
+                                 "--mesh-format", "glb"])
+    assert code == 0, stderr
+    results = json.loads((out / "predictions.json").read_text())
+    assert [r["mesh"] for r in results] == ["meshes/walk_000000_0.glb", "meshes/walk_000001_0.glb"]
+    assert all((out / r["mesh"]).is_file() for r in results)
+    assert _frame_count(out / "walk_overlay.mp4") == 2
+
+
+def test_3d_user_errors_exit_2(tmp_path, estimator):
+    folder, gt, _ = _images_with_boxes(tmp_path)
+    base = [str(folder), "--boxes", str(gt), "--out", str(tmp_path / "o")]
+    code, _, stderr = _run([*base, "--model3d", "none", "--mesh-format", "obj"])
+    assert code == 2 and "--mesh-format needs a 3D model" in stderr
+    code, _, stderr = _run([*base, "--model3d", str(SHIPPED_2D)])
+    assert code == 2 and "is not a 3D body model" in stderr
+    code, _, stderr = _run([*base, "--model3d", str(tmp_path / "missing.safetensors")])
+    assert code == 2 and "missing.safetensors" in stderr
+
+
+def _synthlr_folder(root, count=2, seed=0):
+    """A SynthLR folder as ``lowres-hps synth`` lays it out, with noise images and random 3D people."""
+    from lowres_hps.data.synth.writer import coco_categories, save_npz_deterministic
+
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True)
+    images, annotations = [], []
+    for n in range(count):
+        Image.fromarray(_scene(n, (224, 224))).save(root / "images" / f"{n:09d}.jpg")
+        images.append({"id": n + 1, "file_name": f"{n:09d}.jpg", "width": 224, "height": 224, "focal": 500.0,
+                       "principal_point": [111.5, 111.5]})
+        keypoints = np.column_stack([rng.uniform(40, 180, (K, 2)), np.full(K, 2.0)])
+        annotations.append({"id": n + 1, "image_id": n + 1, "category_id": 1, "iscrowd": 0, "area": 100.0,
+                            "bbox": [22.0, 22.0, 180.0, 180.0], "keypoints": keypoints.reshape(-1).tolist(),
+                            "num_keypoints": K})
+    (root / "annotations.json").write_text(json.dumps({"images": images, "annotations": annotations,
+                                                       "categories": coco_categories()}))
+    save_npz_deterministic(root / "annotations_3d.npz", {
+        "ann_id": np.arange(1, count + 1), "image_id": np.arange(1, count + 1),
+        "keypoints3d": rng.normal([0.0, 0.0, 4.0], 0.3, (count, K, 3)).astype(np.float32),
+        "joints3d": np.zeros((count, 2, 3), np.float32), "pose_vector": np.zeros((count, 8), np.float32),
+        "translation": np.tile(np.float32([0, 0, 4]), (count, 1)),
+        "focal": np.full(count, 500.0, np.float32), "principal_point": np.full((count, 2), 111.5, np.float32)})
+    return root
+
+
+def _predict_then_evaluate(synth, out, model):
+    code, _, stderr = _run([str(synth), "--boxes", str(synth / "annotations.json"), "--person-height", "32",
+                            "--out", str(out), "--model", str(model), "--no-overlay"])
+    assert code == 0, stderr
+    assert "reading its images/ folder" in stderr
+    evaluation = io.StringIO()
+    with contextlib.redirect_stdout(evaluation):
+        code = main(["evaluate", "kp3d", "--gt", str(synth), "--pred", str(out / "predictions.json")])
+    assert code == 0
+    return json.loads(evaluation.getvalue())
+
+
+def test_predict_then_evaluate_kp3d_on_a_synthlr_folder(tmp_path, model3d):
+    synth = _synthlr_folder(tmp_path / "synth")
+    metrics = _predict_then_evaluate(synth, tmp_path / "out", model3d)
+    assert metrics["num_samples"] == 2 and metrics["num_missing"] == 0 and metrics["root"] == "hips"
+    assert 0 < metrics["pa_mpjpe_mm"] < metrics["mpjpe_mm"] < 5000
+
+
+@pytest.mark.slow
+def test_predict_then_evaluate_kp3d_on_generated_synthlr(tmp_path, model3d):
+    from lowres_hps.data.synth.generator import SynthConfig
+    from lowres_hps.data.synth.writer import generate_dataset
+
+    synth = tmp_path / "synth"
+    generate_dataset(synth, 2, seed=0, config=SynthConfig(layout="crops"), workers=1, progress=False)
+    metrics = _predict_then_evaluate(synth, tmp_path / "out", model3d)
+    assert metrics["num_samples"] + metrics["num_missing"] == metrics["num_gt"] == 2
+    assert 0 < metrics["pa_mpjpe_mm"] < metrics["mpjpe_mm"] < 5000

@@ -1,14 +1,18 @@
 """Predictor: crops through the low-resolution protocol, batching across images, exact mapping back to the image."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
 from lowres_hps.apis.estimator import PoseEstimator
 from lowres_hps.apis.predictor import PersonPrediction, Predictor
+from lowres_hps.body import load_body_model
 from lowres_hps.imaging.crop import crop_box
 from lowres_hps.imaging.protocol import LowResProtocol
+from lowres_hps.models.body3d import Body3DConfig, Body3DEstimator, build_body3d_model, project_to_crop
 
 K = 17
 
@@ -179,3 +183,107 @@ def test_errors_are_clear():
 
     with pytest.raises(ValueError, match="expected"):
         Predictor(WrongShape()).predict_image(_image(), np.array([[0.0, 0, 10, 10]]))
+
+
+# ---------------------------------------------------------------------------------------------
+# 3D bodies
+
+
+@pytest.fixture(scope="module")
+def body_estimator(anny_body):
+    """A small random 3D model (ResNet-18 on a 64 px canvas) with the real Anny body."""
+    torch.manual_seed(0)
+    return Body3DEstimator(build_body3d_model(Body3DConfig(canvas=64), pretrained=False), anny_body)
+
+
+def _project(points, body):
+    """Pixels of (N, 3) points in the camera of a person's ``body`` dict."""
+    from lowres_hps.geometry.camera import perspective_project
+
+    return perspective_project(torch.as_tensor(points)[None], body["focal"],
+                               torch.tensor(body["principal_point"], dtype=torch.float64))[0].numpy()
+
+
+BOXES_3D = np.array([[40.0, 30.0, 50.0, 120.0], [200.5, 100.0, 30.0, 60.0]])
+
+
+@pytest.mark.parametrize("person_height", [None, 32.0])
+def test_a_3d_estimator_gives_bodies_in_the_full_image_camera(body_estimator, anny_body, person_height):
+    image = _image()
+    people = Predictor(body_estimator, person_height=person_height).predict_image(image, BOXES_3D)
+    for box, person in zip(BOXES_3D, people):
+        body = person.body
+        assert json.loads(json.dumps(body)) == body  # JSON-ready
+        assert body["body_model"] == "anny" and len(body["pose_vector"]) == anny_body.pose_spec.vector_size
+        assert body["focal"] == pytest.approx(400.0)  # sqrt(320^2 + 240^2)
+        assert body["principal_point"] == [159.5, 119.5]
+        assert body["range_index"] == (4 if person_height else body_estimator.range_index(box[3]).item())
+        assert person.keypoints_3d.shape == (K, 3) and person.keypoints_3d.dtype == np.float64
+        assert (person.keypoints_3d[:, 2] > 0).all() and person.vertices is None
+        # The body dict rebuilds the keypoints: body model at the translation.
+        output = anny_body.forward_vector(torch.tensor([body["pose_vector"]]))
+        rebuilt = output.keypoints("coco17")[0][0].double() + torch.tensor(body["translation"], dtype=torch.float64)
+        np.testing.assert_allclose(person.keypoints_3d, rebuilt.numpy(), atol=1e-5)
+        # The root is where the crop camera saw it: both cameras agree on the plane of the root.
+        region = crop_box(box, (64, 64), 1.25)
+        camera = torch.tensor([body["camera"]], dtype=torch.float64)
+        root_crop, _ = project_to_crop(torch.zeros(1, 1, 3, dtype=torch.float64), camera, 64,
+                                       body_estimator.config.crop_focal)
+        root_image = region[:2] + (root_crop[0, 0].numpy() + 0.5) * region[3] / 64  # crop edge -0.5 = box edge
+        np.testing.assert_allclose(_project(np.array([body["translation"]]), body)[0], root_image, atol=1e-6)
+        # The 2D keypoints are the same body's projection: near the 3D keypoints seen by the full camera
+        # (off the root plane the two cameras differ by perspective: a few % of the person).
+        assert np.abs(_project(person.keypoints_3d, body) - person.keypoints[:, :2]).max() < 0.05 * box[3]
+        np.testing.assert_array_equal(person.keypoints[:, 2], np.ones(K))
+
+
+def test_vertices_follow_the_keypoints(body_estimator, anny_body):
+    predictor = Predictor(body_estimator, with_vertices=True)
+    [person] = predictor.predict_image(_image(), BOXES_3D[:1])
+    assert person.vertices.shape == (anny_body.num_vertices, 3) and person.vertices.dtype == np.float32
+    faces = predictor.faces
+    assert faces.shape == (anny_body.num_faces, 3) and faces.dtype == np.int64
+    output = anny_body.forward_vector(torch.tensor([person.body["pose_vector"]]))
+    expected = output.vertices[0].double() + torch.tensor(person.body["translation"], dtype=torch.float64)
+    np.testing.assert_allclose(person.vertices, expected.numpy(), atol=1e-4)
+    pixels = _project(person.vertices.astype(np.float64), person.body)
+    box = crop_box(BOXES_3D[0], (64, 64), 1.25)
+    assert (pixels.min(0) > box[:2] - 1).all() and (pixels.max(0) < box[:2] + box[2:] + 1).all()
+
+
+def test_a_separate_3d_model_runs_on_its_own_crops(body_estimator, monkeypatch):
+    estimator = CropPointsEstimator()
+    seen = []
+    original = body_estimator.predict_bodies
+    monkeypatch.setattr(body_estimator, "predict_bodies",
+                        lambda crops, person_heights=None, with_vertices=True:
+                        seen.append((crops, person_heights)) or original(crops, person_heights, with_vertices))
+    image = _image()
+    predictor = Predictor(estimator, person_height=30.0, body_estimator=body_estimator)
+    people = predictor.predict_image(image, BOXES_3D)
+    assert predictor.estimator is estimator and predictor.body_estimator is body_estimator
+    # 2D from the 2D model, on its 64 x 48 crops; 3D from the 3D model, on 64 x 64 crops at the same R.
+    assert estimator.calls[0].shape == (2, 3, 64, 48)
+    expected = LowResProtocol((64, 64), 1.25, "upsample")(image, BOXES_3D[0], 30.0)
+    torch.testing.assert_close(seen[0][0][0], expected.image, rtol=0, atol=0)
+    assert seen[0][1].tolist() == [30.0, 30.0]
+    for person in people:
+        np.testing.assert_allclose(person.keypoints[:, 2], np.linspace(0.2, 0.9, K), atol=1e-6)
+        assert person.keypoints_3d.shape == (K, 3) and person.body["range_index"] == 4
+    # Without a 3D model the 3D fields stay empty.
+    [plain] = Predictor(estimator).predict_image(image, BOXES_3D[:1])
+    assert plain.keypoints_3d is None and plain.body is None and plain.vertices is None
+    assert Predictor(estimator).faces is None
+    with pytest.raises(TypeError, match="Body3DEstimator"):
+        Predictor(estimator, body_estimator=CropPointsEstimator())
+
+
+def test_3d_on_device(device, anny_body):
+    torch.manual_seed(0)
+    model = build_body3d_model(Body3DConfig(canvas=64), pretrained=False).to(device)
+    # .to() would move the shared session body in place: another device gets a body of its own.
+    body = anny_body if device.type == "cpu" else load_body_model("anny", device=device)
+    estimator = Body3DEstimator(model, body)
+    [person] = Predictor(estimator, device=device, with_vertices=True).predict_image(_image(), BOXES_3D[:1])
+    assert isinstance(person.keypoints_3d, np.ndarray) and isinstance(person.vertices, np.ndarray)
+    assert (person.keypoints_3d[:, 2] > 0).all()

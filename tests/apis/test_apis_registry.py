@@ -187,3 +187,85 @@ def test_models_command(tiny_model, card, weights_dir, capsys, monkeypatch):
     data = json.loads(capsys.readouterr().out)
     assert [m["name"] for m in data["models"]] == ["tiny_cal_64x48"]
     assert data["not_installed"] == ["not_here"]
+
+
+# ---------------------------------------------------------------------------------------------
+# 3D body models (task "hps3d")
+
+
+@pytest.fixture(scope="module")
+def tiny_body_net():
+    from lowres_hps.models.body3d import Body3DConfig, build_body3d_model
+
+    torch.manual_seed(0)
+    return build_body3d_model(Body3DConfig(canvas=64), pretrained=False).eval()
+
+
+@pytest.fixture
+def body_card(tiny_body_net):
+    return ModelCard.from_body3d_config("tiny_rsc_c64", tiny_body_net.config, training_data=["synthlr_train"],
+                                        metrics={"synthlr_test_mpjpe_mm@32": 250.0}, notes="test 3D model")
+
+
+def test_body3d_card_fields(tiny_body_net, body_card):
+    assert body_card.task == "hps3d" and body_card.input_size == (64, 64)
+    assert body_card.codec == "" and body_card.codec_params == {}
+    assert body_card.convention == "coco17" and body_card.scale_factor == 1.25
+    assert body_card.architecture["body_model"] == "anny" and body_card.architecture["canvas"] == 64
+    assert body_card.body3d_config() == tiny_body_net.config
+    assert body_card.model_config() == tiny_body_net.config
+    with pytest.raises(ValueError, match="not a 2D keypoint"):
+        body_card.pose2d_config()
+    bad = ModelCard.from_json(body_card.to_json())
+    bad.input_size = (128, 128)
+    with pytest.raises(ValueError, match="disagrees with the architecture"):
+        bad.body3d_config()
+    bad.task = "seg"
+    with pytest.raises(ValueError, match="task 'seg'"):
+        bad.model_config()
+
+
+def test_body3d_round_trip_gives_a_body_estimator(tiny_body_net, body_card, tmp_path):
+    from lowres_hps.models.body3d import Body3DEstimator
+
+    path = save_checkpoint(tiny_body_net, body_card, tmp_path / "rsc.safetensors")
+    assert read_card(path) == body_card
+    estimator = load_model(path)
+    assert isinstance(estimator, Body3DEstimator)
+    assert estimator.card == body_card and estimator.config == tiny_body_net.config
+    assert estimator.body.name == "anny" and not estimator.model.training
+    x = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    ranges = torch.tensor([0, 4])
+    with torch.no_grad():
+        expected, got = tiny_body_net(x, ranges), estimator.model(x, ranges)
+    assert torch.equal(expected["pose_vector"], got["pose_vector"]) and torch.equal(expected["camera"], got["camera"])
+    # An estimator saves like its network.
+    again = save_checkpoint(estimator, body_card, tmp_path / "again.safetensors")
+    assert torch.equal(load_model(again).model(x, ranges)["camera"], got["camera"])
+    with pytest.raises(ValueError, match="no flip test"):
+        load_model(path, flip_test=True)
+
+
+def test_card_task_must_match_the_model_kind(tiny_model, card, tiny_body_net, body_card, tmp_path):
+    with pytest.raises(ValueError, match="hps3d card but the model is a TopDownPoseModel"):
+        save_checkpoint(tiny_model, body_card, tmp_path / "x.safetensors")
+    with pytest.raises(ValueError, match="kp2d card but the model is a Body3DNet"):
+        save_checkpoint(tiny_body_net, card, tmp_path / "x.safetensors")
+
+
+def test_default_3d_model_is_registered_and_reported_when_missing(weights_dir, monkeypatch):
+    monkeypatch.setattr(registry, "PACKAGE_WEIGHTS_DIR", weights_dir / "package")  # whatever is installed
+    assert "rsc_r18_c128" in registered_names()
+    with pytest.raises(FileNotFoundError, match="'rsc_r18_c128' is registered but its weights file "
+                                                "rsc_r18_c128.safetensors is not installed"):
+        load_model("rsc_r18_c128")
+
+
+def test_models_command_lists_3d_models(tiny_body_net, body_card, weights_dir, capsys, monkeypatch):
+    monkeypatch.setattr(registry, "_REGISTERED", {})
+    monkeypatch.setattr(registry, "PACKAGE_WEIGHTS_DIR", weights_dir / "package")
+    save_checkpoint(tiny_body_net, body_card, weights_dir / "tiny_rsc_c64.safetensors")
+    assert cli_main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "| tiny_rsc_c64 | hps3d | 64x64 | resnet18 RA | anny body | coco17 | synthlr_train |" in out
+    assert "synthlr_test_mpjpe_mm@32=250" in out

@@ -1,11 +1,15 @@
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from lowres_hps import cli
 from lowres_hps.body.keypoints import COCO17, H36M17
+from lowres_hps.evaluation.commands import match_predictions
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(capsys, *argv):
@@ -169,3 +173,161 @@ def test_kp2d_ground_truth_as_results_scores_one(shared_data, tmp_path, capsys):
     for name in ("AP", "AP50", "AP75", "AR"):
         assert metrics[name] == pytest.approx(1.0), name
     assert not math.isnan(metrics["APm"])
+
+
+# ---------------------------------------------------------------------------------------------
+# kp3d: SynthLR ground truth against the predictions.json of `lowres-hps predict`
+
+
+def _synthlr(root, people_per_image=(2, 1), seed=0):
+    """A SynthLR folder (the layout of ``lowres-hps synth``, no image files needed) with random 3D people;
+    returns it with the ground truth ``[(image_id, bbox, keypoints3d (17, 3))]``."""
+    from lowres_hps.data.synth.writer import coco_categories, save_npz_deterministic
+
+    rng = np.random.default_rng(seed)
+    root.mkdir()
+    images, annotations, people = [], [], []
+    for image_id, count in enumerate(people_per_image, start=1):
+        images.append({"id": image_id, "file_name": f"{image_id:09d}.jpg", "width": 640, "height": 480,
+                       "focal": 800.0, "principal_point": [319.5, 239.5]})
+        for n in range(count):
+            bbox = [40.0 + 200.0 * n, 50.0, 100.0, 220.0]
+            keypoints = np.column_stack([rng.uniform(bbox[0], bbox[0] + 100, 17), rng.uniform(50, 270, 17),
+                                         np.full(17, 2.0)])
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": 1, "iscrowd": 0,
+                                "area": 100.0, "bbox": bbox, "num_keypoints": 17,
+                                "keypoints": keypoints.reshape(-1).tolist()})
+            people.append((image_id, bbox, rng.normal([0.5 * n, 0.0, 5.0], 0.3, (17, 3)).astype(np.float32)))
+    (root / "annotations.json").write_text(json.dumps({"images": images, "annotations": annotations,
+                                                       "categories": coco_categories()}))
+    count = len(people)
+    save_npz_deterministic(root / "annotations_3d.npz", {
+        "ann_id": np.arange(1, count + 1), "image_id": np.array([p[0] for p in people]),
+        "keypoints3d": np.stack([p[2] for p in people]), "joints3d": np.zeros((count, 2, 3), np.float32),
+        "pose_vector": np.zeros((count, 8), np.float32), "translation": np.zeros((count, 3), np.float32),
+        "focal": np.full(count, 800.0, np.float32), "principal_point": np.full((count, 2), 300.0, np.float32)})
+    return root, people
+
+
+def _predictions(path, people, transform=lambda k: k):
+    entries = [{"image_id": image_id, "category_id": 1, "keypoints": [0.0] * 51, "score": 1.0, "bbox": bbox,
+                "keypoints_3d": np.round(transform(keypoints.astype(np.float64)), 6).tolist()}
+               for image_id, bbox, keypoints in people]
+    path.write_text(json.dumps(entries))
+    return str(path)
+
+
+def _hips(keypoints):
+    return keypoints[[COCO17.index("left_hip"), COCO17.index("right_hip")]].mean(0)
+
+
+def test_kp3d_synthlr_ground_truth_as_predictions_scores_zero(tmp_path, capsys):
+    folder, people = _synthlr(tmp_path / "synth")
+    pred = _predictions(tmp_path / "predictions.json", people[::-1])  # order does not matter
+    code, out, _ = _run(capsys, "kp3d", "--gt", str(folder), "--pred", pred)
+    metrics = json.loads(out)
+    assert code == 0 and len(out.strip().splitlines()) == 1
+    assert metrics["mpjpe_mm"] == pytest.approx(0.0, abs=1e-3)
+    assert metrics["pa_mpjpe_mm"] == pytest.approx(0.0, abs=1e-3)
+    assert metrics["pck3d"] == 1.0 and metrics["auc"] >= 30 / 31  # every threshold but 0 mm
+    assert (metrics["num_samples"], metrics["num_gt"], metrics["num_missing"]) == (3, 3, 0)
+    assert metrics["root"] == "hips" and metrics["num_unmatched_predictions"] == 0
+
+
+def test_kp3d_synthlr_known_scale_and_offset(tmp_path, capsys):
+    folder, people = _synthlr(tmp_path / "synth")
+    offset = np.array([0.3, -0.1, 2.0])
+
+    def moved(keypoints):  # 10 % larger about the mid-hip, then shifted: what a wrong depth does
+        return _hips(keypoints) + 1.1 * (keypoints - _hips(keypoints)) + offset
+
+    pred = _predictions(tmp_path / "predictions.json", people, moved)
+    expected_root = np.mean([1000 * 0.1 * np.linalg.norm(k - _hips(k), axis=1).mean() for _, _, k in people])
+    expected_none = np.mean([1000 * np.linalg.norm(moved(k.astype(np.float64)) - k, axis=1).mean()
+                             for _, _, k in people])
+    _, out, _ = _run(capsys, "kp3d", "--gt", str(folder), "--pred", pred)
+    metrics = json.loads(out)
+    assert metrics["mpjpe_mm"] == pytest.approx(expected_root, rel=1e-4)
+    assert metrics["pa_mpjpe_mm"] == pytest.approx(0.0, abs=1e-3)  # similarity transforms are aligned away
+    _, out, _ = _run(capsys, "kp3d", "--gt", str(folder), "--pred", pred, "--root", "none")
+    assert json.loads(out)["mpjpe_mm"] == pytest.approx(expected_none, rel=1e-4)
+    assert expected_none > 2000
+
+
+def test_kp3d_synthlr_matches_by_box_and_counts_the_missing(tmp_path, capsys):
+    folder, people = _synthlr(tmp_path / "synth")
+    (image_1a, box_1a, kp_1a), (image_1b, box_1b, kp_1b), (image_2, box_2, kp_2) = people
+    shifted = [box_1b[0] + 10, box_1b[1] - 5, box_1b[2], box_1b[3]]  # a detector's box, IoU ~0.8
+    predicted = [(image_1a, shifted, kp_1b + [0.0, 0.0, 1.0]), (image_1a, box_1a, kp_1a),
+                 (image_2, [400.0, 300.0, 50.0, 50.0], kp_2),  # a box nowhere near the person
+                 (7, box_2, kp_2)]  # an image without ground truth
+    pred = _predictions(tmp_path / "predictions.json", predicted)
+    code, out, _ = _run(capsys, "kp3d", "--gt", str(folder), "--pred", pred)
+    metrics = json.loads(out)
+    assert code == 0 and metrics["mpjpe_mm"] == pytest.approx(0.0, abs=1e-3)  # each matched to its own body
+    assert (metrics["num_samples"], metrics["num_gt"], metrics["num_missing"]) == (2, 3, 1)
+    assert metrics["num_unmatched_predictions"] == 2
+    _, out, _ = _run(capsys, "kp3d", "--gt", str(folder), "--pred", pred, "--min-iou", "0.9")
+    assert json.loads(out)["num_missing"] == 2
+
+
+def test_match_predictions_is_one_to_one_and_greedy():
+    gt = np.array([[0.0, 0, 10, 10], [5.0, 0, 10, 10], [100.0, 100, 10, 10]])
+    pred = np.array([[5.0, 0, 10, 10], [1.0, 0, 10, 10]])
+    # gt 1 takes pred 0 (IoU 1), so gt 0 gets pred 1 (IoU 0.82) though pred 0 also overlaps it.
+    assert match_predictions(gt, pred).tolist() == [1, 0, -1]
+    assert match_predictions(gt, pred, min_iou=0.9).tolist() == [-1, 0, -1]
+    assert match_predictions(gt, np.zeros((0, 4))).tolist() == [-1, -1, -1]
+
+
+@pytest.mark.parametrize("case, message", [
+    ("no_3d", "has no keypoints_3d"),
+    ("npz_pred", "must be the predictions.json"),
+    ("npz_gt", "--gt must then be a SynthLR folder"),
+    ("joints", "keypoints_3d of image 1 is (14, 3), expected (17, 3)"),
+    ("nothing_matched", "none of the 3 people"),
+    ("convention", "SynthLR 3D keypoints are coco17, not h36m17"),
+    ("missing_gt", "file not found"),
+])
+def test_kp3d_synthlr_errors(tmp_path, capsys, case, message):
+    folder, people = _synthlr(tmp_path / "synth")
+    gt, pred, extra = str(folder), _predictions(tmp_path / "predictions.json", people), []
+    if case == "no_3d":
+        entries = json.loads((tmp_path / "predictions.json").read_text())
+        entries = [{k: v for k, v in e.items() if k != "keypoints_3d"} for e in entries]
+        pred = _write_json(tmp_path / "p2d.json", entries)
+    elif case == "npz_pred":
+        pred = _write_npz(tmp_path / "pred.npz", keypoints3d=_poses(n=3))
+    elif case == "npz_gt":
+        gt = _write_npz(tmp_path / "gt.npz", keypoints3d=_poses(n=3))
+    elif case == "joints":
+        pred = _predictions(tmp_path / "predictions.json", people, lambda k: k[:14])
+    elif case == "nothing_matched":
+        pred = _predictions(tmp_path / "predictions.json", [(9, b, k) for _, b, k in people])
+    elif case == "convention":
+        extra = ["--convention", "h36m17"]
+    else:
+        gt = str(tmp_path / "nowhere")
+    code, out, err = _run(capsys, "kp3d", "--gt", gt, "--pred", pred, *extra)
+    assert code == 2 and out == ""
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def _write_json(path, data):
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+@pytest.mark.skipif(not (REPO_ROOT / "data" / "synthlr" / "test_crops" / "annotations.json").is_file(),
+                    reason="data/synthlr/test_crops not generated on this machine (scripts/make_synthlr.sh)")
+def test_kp3d_on_the_synthlr_test_split(tmp_path, capsys):
+    from lowres_hps.data.synthlr import SynthLRReader
+
+    folder = REPO_ROOT / "data" / "synthlr" / "test_crops"
+    people = [(s.image_id, s.bbox.tolist(), s.keypoints3d[:, :3]) for s in SynthLRReader(folder)]
+    half = people[: len(people) // 2]  # the other half has no prediction
+    pred = _predictions(tmp_path / "predictions.json", half, lambda k: k + [0.0, 0.0, 0.5])
+    code, out, _ = _run(capsys, "kp3d", "--gt", str(folder), "--pred", pred)
+    metrics = json.loads(out)
+    assert code == 0 and metrics["mpjpe_mm"] == pytest.approx(0.0, abs=1e-3)
+    assert metrics["num_samples"] == len(half) and metrics["num_missing"] == len(people) - len(half)

@@ -1,23 +1,35 @@
-"""``lowres-hps predict``: 2D keypoints of the people in images, folders and videos.
+"""``lowres-hps predict``: 2D keypoints and 3D bodies of the people in images, folders and videos.
 
 Writes, in ``--out``:
 
 - ``predictions.json``: COCO keypoint results, one entry per person: ``image_id``, ``category_id`` 1,
   ``keypoints`` ``[x, y, score] * K`` in original image pixels (the model's convention, COCO-17 for the
   default), ``score`` and ``bbox`` (the person box it was cropped from). The person score is the mean of
-  the keypoint scores, times the detector's box score when people come from the detector.
+  the keypoint scores, times the detector's box score when people come from the detector. When a 3D model
+  ran, also ``keypoints_3d`` (``[[x, y, z], ...]`` per joint, metres, in the 3D model's convention, in the
+  ASSUMED camera of the whole image: focal ``sqrt(W^2 + H^2)`` px, principal point at the image centre),
+  ``body`` (the body model's pose vector, the crop camera, the root translation and that assumed camera;
+  see :class:`~lowres_hps.apis.predictor.PersonPrediction`) and, with ``--mesh-format``, ``mesh`` (the
+  mesh file's path relative to ``--out``).
+- ``meshes/<image stem>_<person>.<obj|ply|glb>`` (``<video stem>_<frame>_<person>`` for video frames) with
+  ``--mesh-format``: each person's mesh in that same camera, metres, OpenCV axes (x right, y down,
+  z forward), written with trimesh.
 - ``images.json`` (without ``--boxes``): the assigned image ids, ``[{id, file_name, width, height}]``, with
   ``frame_index`` for video frames and ``error`` for unusable files. Images get 1..N in input order; a
   video's frames get the next free id plus their frame index, so a lone video's ids are frame index + 1.
   With ``--boxes`` the ids are those of the annotation file.
-- ``overlays/<name>.jpg`` per image and ``<video stem>_overlay.mp4`` per video (unless ``--no-overlay``).
+- ``overlays/<name>.jpg`` per image and ``<video stem>_overlay.mp4`` per video (unless ``--no-overlay``):
+  boxes and skeletons, over the shaded meshes when a 3D model ran (:mod:`lowres_hps.viz.mesh_overlay`).
+
+The 3D model is ``--model3d``; by default :data:`DEFAULT_MODEL_3D` when it is installed (else 2D only, with
+a note). A 3D model given as ``--model`` serves as both (its 2D keypoints are its bodies' projections).
 
 People come from ``--boxes`` (a COCO annotation file) or from the HOG people detector
 (:class:`~lowres_hps.apis.detector.HOGPeopleDetector`). Unusable inputs are reported on stderr, one line
 per file, and skipped; the rest is processed and the exit status is 1.
 
-The model is resolved by :func:`load_estimator`, a module-level hook: tests (or other tools) may replace it
-with any function ``(name_or_path, device) -> PoseEstimator``.
+The models are resolved by :func:`load_estimator` and :func:`load_body_estimator`, module-level hooks:
+tests (or other tools) may replace them with any function ``(name_or_path, device) -> estimator``.
 """
 from __future__ import annotations
 
@@ -32,13 +44,38 @@ import numpy as np
 from tqdm import tqdm
 
 from lowres_hps.apis.estimator import PoseEstimator
-from lowres_hps.apis.inputs import InputError, InputSource, PersonBoxes, VideoReader, collect_inputs, load_image
+from lowres_hps.apis.inputs import (
+    IMAGE_EXTENSIONS,
+    InputError,
+    InputSource,
+    PersonBoxes,
+    VideoReader,
+    collect_inputs,
+    load_image,
+)
 from lowres_hps.apis.predictor import PersonPrediction, Predictor
+from lowres_hps.models.body3d import Body3DEstimator
 
-__all__ = ["DEFAULT_MODEL", "DEFAULT_VIDEO_FPS", "load_estimator", "coco_result", "draw_predictions", "main"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "DEFAULT_MODEL_3D",
+    "DEFAULT_VIDEO_FPS",
+    "MESH_FORMATS",
+    "load_estimator",
+    "load_body_estimator",
+    "default_model3d",
+    "coco_result",
+    "draw_predictions",
+    "write_mesh",
+    "main",
+]
 
 DEFAULT_MODEL = "cal_r18_64x48"
 """Registry name of the model ``--model`` defaults to."""
+DEFAULT_MODEL_3D = "rsc_r18_c128"
+"""Registry name of the 3D model ``--model3d`` defaults to, when it is installed."""
+MESH_FORMATS = ("obj", "ply", "glb")
+"""``--mesh-format`` choices (trimesh exporters; glb is binary glTF)."""
 DEFAULT_VIDEO_FPS = 25.0
 """Frame rate of an overlay video when the source does not say its own."""
 _PROG = "lowres-hps predict"
@@ -60,24 +97,92 @@ def load_estimator(name_or_path: str, device: str | None = None) -> PoseEstimato
     return registry.load_model(name_or_path, device=device)
 
 
-def coco_result(image_id: int, person: PersonPrediction) -> dict:
-    """One COCO keypoint results entry (coordinates to 0.01 px, scores to 1e-4)."""
+def load_body_estimator(name_or_path: str, device: str | None = None) -> Body3DEstimator:
+    """The model for ``--model3d``: :func:`lowres_hps.apis.registry.load_model`, which must give a 3D model.
+
+    Raises:
+        ValueError: the model is not a 3D body (hps3d) model.
+    """
+    from lowres_hps.apis.registry import load_model
+
+    estimator = load_model(name_or_path, device=device)
+    if not isinstance(estimator, Body3DEstimator):
+        raise ValueError(f"--model3d {name_or_path!r} is not a 3D body model (its card's task is not 'hps3d'); "
+                         f"give a 3D model, or --model3d none for 2D only")
+    return estimator
+
+
+def default_model3d() -> str | None:
+    """:data:`DEFAULT_MODEL_3D` when its weights are installed, else None."""
+    from lowres_hps.apis.registry import resolve_model_path
+
+    try:
+        resolve_model_path(DEFAULT_MODEL_3D)
+    except (FileNotFoundError, KeyError):
+        return None
+    return DEFAULT_MODEL_3D
+
+
+def coco_result(image_id: int, person: PersonPrediction, mesh: str | None = None) -> dict:
+    """One COCO keypoint results entry (coordinates to 0.01 px, scores to 1e-4), plus, when the person has
+    a body, ``keypoints_3d`` (metres, to 1e-4), ``body`` (floats to 6 significant digits) and ``mesh``."""
     keypoints = np.column_stack([np.round(person.keypoints[:, :2], 2), np.round(person.keypoints[:, 2], 4)])
-    return {
+    result = {
         "image_id": int(image_id),
         "category_id": 1,
         "keypoints": [float(v) for v in keypoints.reshape(-1)],
         "score": round(float(person.score), 4),
         "bbox": [round(float(v), 2) for v in person.bbox],
     }
+    if person.keypoints_3d is not None:
+        result["keypoints_3d"] = np.round(person.keypoints_3d, 4).tolist()
+    if person.body is not None:
+        result["body"] = _rounded(person.body)
+    if mesh is not None:
+        result["mesh"] = mesh
+    return result
+
+
+def _rounded(value):
+    """Floats of nested lists and dicts to 6 significant digits (compact JSON, float32 precision)."""
+    if isinstance(value, float):
+        return float(f"{value:.6g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_rounded(v) for v in value]
+    return value
+
+
+def write_mesh(path: Path, vertices: np.ndarray, faces: np.ndarray) -> Path:
+    """Write one mesh with trimesh; the format is the suffix of ``path`` (.obj, .ply or .glb)."""
+    import trimesh
+
+    fmt = path.suffix.lstrip(".").lower()
+    if fmt not in MESH_FORMATS:
+        raise ValueError(f"mesh format must be one of {', '.join(MESH_FORMATS)}, got {path.name}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mesh = trimesh.Trimesh(vertices=np.asarray(vertices, dtype=np.float64), faces=np.asarray(faces), process=False)
+    mesh.export(str(path), file_type=fmt)
+    return path
 
 
 def draw_predictions(image: np.ndarray, people: list[PersonPrediction], convention: str,
-                     keypoint_threshold: float = 0.3) -> np.ndarray:
-    """The image with each person's box and skeleton; keypoints scoring below the threshold are not drawn."""
+                     keypoint_threshold: float = 0.3, faces: np.ndarray | None = None) -> np.ndarray:
+    """The image with each person's box and skeleton; keypoints scoring below the threshold are not drawn.
+
+    With ``faces``, the people's meshes (:attr:`PersonPrediction.vertices`, in the camera of their
+    ``body``) are drawn first, shaded and half transparent, under the skeletons.
+    """
     from lowres_hps.viz.keypoints import draw_keypoints
 
     canvas = np.ascontiguousarray(image.copy())
+    with_mesh = [p for p in people if p.vertices is not None and p.body is not None]
+    if faces is not None and with_mesh:
+        from lowres_hps.viz.mesh_overlay import draw_meshes
+
+        body = with_mesh[0].body  # every person of an image shares its camera
+        canvas = draw_meshes(canvas, [p.vertices for p in with_mesh], faces, body["focal"], body["principal_point"])
     thickness = max(1, round(max(image.shape[:2]) / 512))
     for person in people:
         x, y, w, h = person.bbox
@@ -111,6 +216,9 @@ class _Run:
         self.overlay_images = 0
         self.overlay_videos: list[str] = []
         self._overlay_names: set[str] = set()
+        self._mesh_stems: set[str] = set()
+        self.meshes = 0
+        self.faces = predictor.faces  # None without a 3D model
 
     def fail(self, error: Exception) -> None:
         self.failures += 1
@@ -125,7 +233,28 @@ class _Run:
         return (self.out / "overlays" / name) if suffix == ".jpg" else (self.out / name)
 
     def _draw(self, image: np.ndarray, people: list[PersonPrediction]) -> np.ndarray:
-        return draw_predictions(image, people, self.predictor.estimator.convention, self.args.kpt_threshold)
+        return draw_predictions(image, people, self.predictor.estimator.convention, self.args.kpt_threshold,
+                                faces=self.faces)
+
+    def _mesh_stem(self, stem: str) -> str:
+        """A mesh file stem of its own for each image or video (same file names in two folders)."""
+        name, n = stem, 1
+        while name in self._mesh_stems:
+            n += 1
+            name = f"{stem}_{n}"
+        self._mesh_stems.add(name)
+        return name
+
+    def record(self, image_id: int, people: list[PersonPrediction], mesh_stem: str) -> None:
+        """Add the people of one image or frame to the results, writing their meshes when asked."""
+        fmt = getattr(self.args, "mesh_format", None)
+        for index, person in enumerate(people):
+            mesh = None
+            if fmt and person.vertices is not None:
+                mesh = f"meshes/{mesh_stem}_{index}.{fmt}"
+                write_mesh(self.out / mesh, person.vertices, self.faces)
+                self.meshes += 1
+            self.results.append(coco_result(image_id, person, mesh))
 
     def images_chunk(self, chunk: list[InputSource], progress: tqdm) -> None:
         """Read, predict on and record a chunk of image files (their people batched together)."""
@@ -154,7 +283,7 @@ class _Run:
         boxes = None if self.boxes is None else [self.boxes.boxes[image_id] for _, image_id, _ in loaded]
         predictions = self.predictor.predict_images([image for _, _, image in loaded], boxes)
         for (source, image_id, image), people in zip(loaded, predictions):
-            self.results.extend(coco_result(image_id, person) for person in people)
+            self.record(image_id, people, self._mesh_stem(source.path.stem))
             self.images_done += 1
             if self.boxes is None:
                 self.images.append({"id": image_id, "file_name": str(source.path),
@@ -175,6 +304,7 @@ class _Run:
             self.fail(exc)
             return
         base_id = self.next_id - 1
+        mesh_stem = self._mesh_stem(source.path.stem)
         fps = reader.fps
         if fps is None and not self.args.no_overlay:
             _report("note", f"frame rate unknown, overlay written at {DEFAULT_VIDEO_FPS:g} fps: {source.path}")
@@ -191,10 +321,10 @@ class _Run:
                     break
                 pending.append((index, frame))
                 if len(pending) == self.args.batch_size:
-                    self._frames(source, base_id, pending, writer, progress)
+                    self._frames(source, base_id, pending, writer, progress, mesh_stem)
                     pending = []
             if pending:
-                self._frames(source, base_id, pending, writer, progress)
+                self._frames(source, base_id, pending, writer, progress, mesh_stem)
         finally:
             progress.close()
             if writer is not None:
@@ -209,11 +339,11 @@ class _Run:
             self.fail(InputError(reader.problem))
 
     def _frames(self, source: InputSource, base_id: int, frames: list[tuple[int, np.ndarray]],
-                writer, progress: tqdm) -> None:
+                writer, progress: tqdm, mesh_stem: str) -> None:
         predictions = self.predictor.predict_images([frame for _, frame in frames])
         for (index, frame), people in zip(frames, predictions):
             image_id = base_id + index + 1
-            self.results.extend(coco_result(image_id, person) for person in people)
+            self.record(image_id, people, f"{mesh_stem}_{index:06d}")
             self.images.append({"id": image_id, "file_name": str(source.path), "frame_index": index,
                                 "width": frame.shape[1], "height": frame.shape[0]})
             if writer is not None:
@@ -232,6 +362,45 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--detector-min-score must be in (0, 1), got {args.detector_min_score}")
     if args.all_boxes and args.boxes is None:
         raise ValueError("--all-boxes needs --boxes")
+    mesh_format = getattr(args, "mesh_format", None)
+    if mesh_format is not None and mesh_format not in MESH_FORMATS:
+        raise ValueError(f"--mesh-format must be one of {', '.join(MESH_FORMATS)}, got {mesh_format!r}")
+
+
+def _has_images(folder: Path) -> bool:
+    return any(p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() for p in folder.iterdir())
+
+
+def _dataset_folders(inputs: list[str]) -> list[str]:
+    """Inputs with dataset folders replaced by their ``images/`` subfolder: a folder that holds no image
+    itself but an ``images/`` folder with images (SynthLR's and COCO-style layouts) means those images."""
+    resolved = []
+    for raw in inputs:
+        path = Path(raw)
+        images = path / "images"
+        if path.is_dir() and not _has_images(path) and images.is_dir() and _has_images(images):
+            _report("note", f"no images in {path} itself: reading its images/ folder")
+            raw = str(images)
+        resolved.append(raw)
+    return resolved
+
+
+def _body_estimator(args: argparse.Namespace, estimator) -> tuple[Body3DEstimator | None, str | None]:
+    """The 3D model of the run and its name: ``--model3d``, else ``--model`` when it is a 3D model, else
+    :data:`DEFAULT_MODEL_3D` when installed; ``--model3d none``: no 3D."""
+    requested = getattr(args, "model3d", None)
+    if requested is not None and requested.lower() == "none":
+        return None, None
+    if requested is not None:
+        return load_body_estimator(requested, args.device), requested
+    if isinstance(estimator, Body3DEstimator):
+        return estimator, args.model or DEFAULT_MODEL
+    name = default_model3d()
+    if name is None:
+        _report("note", f"no 3D output: the default 3D model {DEFAULT_MODEL_3D!r} is not installed "
+                        f"(see `lowres-hps models`); pass --model3d NAME|PATH for 3D, --model3d none to silence this")
+        return None, None
+    return load_body_estimator(name, args.device), name
 
 
 def main(args: argparse.Namespace) -> int:
@@ -243,7 +412,7 @@ def main(args: argparse.Namespace) -> int:
     if boxes is not None and boxes.skipped_without_keypoints:
         _report("note", f"{boxes.skipped_without_keypoints} person boxes without labelled keypoints left out "
                         f"(--all-boxes keeps them): {args.boxes}")
-    sources, errors = collect_inputs(args.inputs)
+    sources, errors = collect_inputs(_dataset_folders(args.inputs))
     if boxes is not None and any(s.kind == "video" for s in sources):
         raise ValueError("--boxes gives boxes of images, not of video frames: run videos without --boxes")
 
@@ -258,8 +427,13 @@ def main(args: argparse.Namespace) -> int:
         if not hasattr(estimator, "flip_test"):
             raise ValueError(f"model {model!r} has no flip test setting (no flip_test attribute)")
         estimator.flip_test = args.flip_test
+    body_estimator, model3d = _body_estimator(args, estimator)
+    mesh_format = getattr(args, "mesh_format", None)
+    if mesh_format is not None and body_estimator is None:
+        raise ValueError("--mesh-format needs a 3D model (--model3d NAME|PATH)")
+    with_vertices = body_estimator is not None and (mesh_format is not None or not args.no_overlay)
     predictor = Predictor(estimator, detector, person_height=args.person_height, batch_size=args.batch_size,
-                          device=args.device)
+                          device=args.device, body_estimator=body_estimator, with_vertices=with_vertices)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -291,6 +465,7 @@ def main(args: argparse.Namespace) -> int:
     summary = {
         "predictions": str(predictions_path),
         "model": model,
+        "model3d": model3d,
         "people_from": f"boxes: {args.boxes}" if boxes is not None else repr(detector),
         "person_height": args.person_height,
         "images": run.images_done,
@@ -299,6 +474,7 @@ def main(args: argparse.Namespace) -> int:
         "failed": run.failures,
         "overlay_images": str(out / "overlays") if run.overlay_images else None,
         "overlay_videos": run.overlay_videos,
+        "meshes": str(out / "meshes") if run.meshes else None,
     }
     if boxes is None:
         images_path = out / "images.json"

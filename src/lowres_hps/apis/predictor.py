@@ -6,21 +6,39 @@ by :class:`~lowres_hps.imaging.protocol.LowResProtocol` with the estimator's inp
 crop is taken at the source resolution, degraded so the person is ``person_height`` px tall, then resized
 to the input size. The people of all images are batched together, and the keypoints are mapped back to
 the image with the inverse of each crop's affine.
+
+With a 3D body model (a :class:`~lowres_hps.models.body3d.Body3DEstimator`, as ``body_estimator`` or as
+the estimator itself) every person also gets a body. The 3D model sees its own protocol crop (its input
+size and margin, the same ``person_height``) and predicts in its crop camera; the body is moved to the
+camera of the whole image with :func:`~lowres_hps.geometry.camera.crop_to_full_translation`. That camera
+is ASSUMED, since images do not say theirs: focal ``sqrt(W^2 + H^2)`` px (CLIFF's estimate, a ~53 degree
+diagonal field of view) and principal point at the image centre ``((W - 1) / 2, (H - 1) / 2)``.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
 from lowres_hps.apis.detector import Detector
 from lowres_hps.apis.estimator import PoseEstimator
+from lowres_hps.geometry.camera import crop_to_full_translation
 from lowres_hps.geometry.transforms import apply_affine, invert_affine
 from lowres_hps.imaging.protocol import LowResCrop, LowResProtocol
+from lowres_hps.models.body3d import Body3DEstimator
 
-__all__ = ["PersonPrediction", "Predictor"]
+__all__ = ["PersonPrediction", "Predictor", "full_image_camera"]
+
+
+def full_image_camera(image_size: tuple[int, int]) -> tuple[float, tuple[float, float]]:
+    """The camera assumed for a whole ``(H, W)`` image: ``(focal, (cx, cy))`` with CLIFF's focal
+    ``sqrt(W^2 + H^2)`` px and the principal point at the image centre ``((W - 1) / 2, (H - 1) / 2)``."""
+    height, width = image_size
+    return math.hypot(width, height), ((width - 1) / 2.0, (height - 1) / 2.0)
 
 
 @dataclass(frozen=True)
@@ -33,12 +51,34 @@ class PersonPrediction:
             estimator's convention.
         score: person score: the mean keypoint score times ``box_score``.
         box_score: the detector's score of the box; 1 for given boxes.
+        keypoints_3d: (K3, 3) float64 3D keypoints in metres in the full image camera (OpenCV axes: x right,
+            y down, z forward), in the 3D model's convention; None without a 3D model.
+        body: JSON-ready body of the 3D model, None without one: ``body_model`` (name), ``pose_vector``
+            (the body model's regression vector, root rotation in camera axes), ``camera`` (weak-perspective
+            ``[s, tx, ty]`` of the crop), ``translation`` (root position in the full camera, metres),
+            ``focal`` and ``principal_point`` (the assumed full camera, px; see :func:`full_image_camera`),
+            ``range_index`` (the resolution range the model ran with).
+        vertices: (V, 3) float32 mesh in the full camera (metres) when asked for, else None; the faces are
+            :attr:`Predictor.faces`.
     """
 
     bbox: np.ndarray
     keypoints: np.ndarray
     score: float
     box_score: float = 1.0
+    keypoints_3d: np.ndarray | None = None
+    body: dict[str, Any] | None = None
+    vertices: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class _Bodies:
+    """3D results of a batch of people, in the full image cameras."""
+
+    keypoints2d: np.ndarray  # (B, K, 3) x, y, score of the 3D model's projection, image px
+    keypoints_3d: np.ndarray  # (B, K3, 3)
+    bodies: list[dict[str, Any]]
+    vertices: np.ndarray | None  # (B, V, 3) float32
 
 
 def _check_image(image: np.ndarray) -> None:
@@ -58,23 +98,33 @@ def _check_boxes(boxes, scores) -> tuple[np.ndarray, np.ndarray]:
 
 
 class Predictor:
-    """Keypoints of every person in images, from given boxes or a detector.
+    """Keypoints (and, with a 3D model, bodies) of every person in images, from given boxes or a detector.
 
     Args:
-        estimator: the 2D pose model (its ``input_size``, ``scale_factor`` and ``convention`` are used).
+        estimator: the 2D pose model (its ``input_size``, ``scale_factor`` and ``convention`` are used). A
+            :class:`~lowres_hps.models.body3d.Body3DEstimator` serves as the 3D model too, unless
+            ``body_estimator`` names another; its 2D keypoints are its bodies' projections (score 1).
         detector: finds the people when no boxes are given; its scores multiply the person scores.
         person_height: ``R`` in px: each crop is degraded so the person box is ``R`` px tall before the
             estimator sees it (the low-resolution protocol, upsample setting). None: no degradation.
         batch_size: people per estimator call.
         device: where the crops go before the estimator call; None leaves them on the CPU.
+        body_estimator: the 3D body model, run on its own protocol crops of the same boxes; None: no 3D
+            (unless ``estimator`` is one).
+        with_vertices: also return each person's mesh (:attr:`PersonPrediction.vertices`), e.g. to draw it.
     """
 
     def __init__(self, estimator: PoseEstimator, detector: Detector | None = None,
                  person_height: float | None = None, batch_size: int = 32,
-                 device: torch.device | str | None = None) -> None:
+                 device: torch.device | str | None = None, body_estimator: Body3DEstimator | None = None,
+                 with_vertices: bool = False) -> None:
         if not isinstance(estimator, PoseEstimator):
             raise TypeError(f"estimator must have input_size, scale_factor, convention and be callable "
                             f"(PoseEstimator), got {type(estimator).__name__}")
+        if body_estimator is None and isinstance(estimator, Body3DEstimator):
+            body_estimator = estimator
+        if body_estimator is not None and not isinstance(body_estimator, Body3DEstimator):
+            raise TypeError(f"body_estimator must be a Body3DEstimator, got {type(body_estimator).__name__}")
         if person_height is not None and not person_height > 0:
             raise ValueError(f"person_height must be positive, got {person_height}")
         if batch_size < 1:
@@ -85,10 +135,27 @@ class Predictor:
         self.batch_size = int(batch_size)
         self.device = None if device is None else torch.device(device)
         self.protocol = LowResProtocol(tuple(estimator.input_size), float(estimator.scale_factor), "upsample")
+        self.body_estimator = body_estimator
+        self.with_vertices = bool(with_vertices)
+        self.body_protocol = None if body_estimator is None else LowResProtocol(
+            tuple(body_estimator.input_size), float(body_estimator.scale_factor), "upsample")
+
+    @property
+    def faces(self) -> np.ndarray | None:
+        """(F, 3) int64 triangles of :attr:`PersonPrediction.vertices`; None without a 3D model."""
+        if self.body_estimator is None:
+            return None
+        return self.body_estimator.body.faces.detach().cpu().numpy().astype(np.int64)
 
     def crop(self, image: np.ndarray, bbox: np.ndarray) -> LowResCrop:
         """The estimator's input for one person box (what :meth:`predict_images` feeds it)."""
         return self.protocol(image, bbox, self.person_height)
+
+    def body_crop(self, image: np.ndarray, bbox: np.ndarray) -> LowResCrop:
+        """The 3D model's input for one person box (its own input size and margin, same ``person_height``)."""
+        if self.body_protocol is None:
+            raise ValueError("the predictor has no 3D body model")
+        return self.body_protocol(image, bbox, self.person_height)
 
     def predict_image(self, image: np.ndarray, boxes: np.ndarray | None = None,
                       box_scores: np.ndarray | None = None) -> list[PersonPrediction]:
@@ -106,7 +173,8 @@ class Predictor:
             box_scores: per image, (N_i,) box scores (default 1); only with ``boxes``.
 
         Returns:
-            per image, one :class:`PersonPrediction` per box, in box order (detector order when detected).
+            per image, one :class:`PersonPrediction` per box, in box order (detector order when detected),
+            with ``keypoints_3d``, ``body`` (and ``vertices``) when the predictor has a 3D model.
         """
         for image in images:
             _check_image(image)
@@ -125,13 +193,60 @@ class Predictor:
         results: list[list[PersonPrediction | None]] = [[None] * len(b) for b, _ in checked]
         for start in range(0, len(people), self.batch_size):
             batch = people[start:start + self.batch_size]
-            crops = [self.crop(images[i], checked[i][0][j]) for i, j in batch]
-            keypoints = self._keypoints(crops)
-            for (i, j), person in zip(batch, keypoints):
+            bodies = None
+            if self.body_estimator is not None:
+                bodies = self._bodies([images[i] for i, _ in batch], [checked[i][0][j] for i, j in batch])
+            if bodies is not None and self.body_estimator is self.estimator:
+                keypoints = bodies.keypoints2d  # one network call serves both
+            else:
+                keypoints = self._keypoints([self.crop(images[i], checked[i][0][j]) for i, j in batch])
+            for n, ((i, j), person) in enumerate(zip(batch, keypoints)):
                 box, score = checked[i][0][j], float(checked[i][1][j])
+                extra = {} if bodies is None else dict(
+                    keypoints_3d=bodies.keypoints_3d[n], body=bodies.bodies[n],
+                    vertices=None if bodies.vertices is None else bodies.vertices[n])
                 results[i][j] = PersonPrediction(bbox=box.copy(), keypoints=person,
-                                                 score=float(person[:, 2].mean()) * score, box_score=score)
+                                                 score=float(person[:, 2].mean()) * score, box_score=score, **extra)
         return results  # type: ignore[return-value]
+
+    def _bodies(self, images: list[np.ndarray], boxes: list[np.ndarray]) -> _Bodies:
+        """Bodies of a batch of people (``images[n]`` holds ``boxes[n]``), from one 3D model call, moved
+        from each crop camera to the assumed camera of its image (:func:`full_image_camera`)."""
+        estimator = self.body_estimator
+        crops = [self.body_crop(image, box) for image, box in zip(images, boxes)]
+        inputs = torch.stack([c.image for c in crops])
+        if self.device is not None:
+            inputs = inputs.to(self.device)
+        predicted = estimator.predict_bodies(inputs, person_heights=torch.tensor([c.person_height for c in crops]),
+                                             with_vertices=self.with_vertices)
+        cameras = [full_image_camera(image.shape[:2]) for image in images]
+        focal = torch.tensor([f for f, _ in cameras], dtype=torch.float64)
+        principal_point = torch.tensor([c for _, c in cameras], dtype=torch.float64)
+        regions = torch.as_tensor(np.stack([c.box for c in crops]), dtype=torch.float64)
+        crop_translation = predicted.translation.to(torch.float64)
+        translation = crop_to_full_translation(
+            crop_translation, box_center=regions[:, :2] + 0.5 * regions[:, 2:], box_size=regions[:, 3],
+            crop_size=float(estimator.config.canvas), full_focal=focal, full_principal_point=principal_point,
+            crop_focal=float(estimator.config.crop_focal))
+        shift = (translation - crop_translation)[:, None]  # the body keeps its shape: only the root moves
+        keypoints_3d = predicted.keypoints3d.to(torch.float64) + shift
+        vertices = None
+        if predicted.vertices is not None:
+            vertices = (predicted.vertices.to(torch.float64) + shift).to(torch.float32).numpy()
+        to_image = invert_affine(torch.stack([c.affine for c in crops]).to(torch.float64))
+        pixels = apply_affine(predicted.keypoints2d.to(torch.float64), to_image)
+        keypoints2d = torch.cat([pixels, torch.ones(*pixels.shape[:2], 1, dtype=torch.float64)], dim=-1)
+        bodies = [{
+            "body_model": estimator.body.name,
+            "pose_vector": predicted.pose_vector[n].tolist(),
+            "camera": predicted.camera[n].tolist(),
+            "translation": translation[n].tolist(),
+            "focal": float(focal[n]),
+            "principal_point": principal_point[n].tolist(),
+            "range_index": int(predicted.range_index[n]),
+        } for n in range(len(crops))]
+        return _Bodies(keypoints2d=keypoints2d.numpy(), keypoints_3d=keypoints_3d.numpy(), bodies=bodies,
+                       vertices=vertices)
 
     def _keypoints(self, crops: list[LowResCrop]) -> np.ndarray:
         """(B, K, 3) float64 ``x, y, score`` in image pixels of a batch of crops, from one estimator call."""

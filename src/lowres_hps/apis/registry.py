@@ -6,6 +6,10 @@ file's metadata (readable with ``safetensors.safe_open`` alone, without torch). 
 
     save_checkpoint(model, ModelCard.from_config("cal_r18_64x48", cfg, training_data=["synthlr"]), path)
     estimator = load_model("cal_r18_64x48")        # or load_model("runs/x/model.safetensors")
+
+Two tasks: ``"kp2d"`` (2D keypoints; :meth:`ModelCard.from_config`, loaded as a ``TopDownEstimator``) and
+``"hps3d"`` (3D body pose and shape; :meth:`ModelCard.from_body3d_config`, loaded as a
+``Body3DEstimator`` with its body model).
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from typing import Any
 __all__ = [
     "CARD_METADATA_KEY",
     "WEIGHTS_DIR_ENV",
+    "TASKS",
     "ModelCard",
     "save_checkpoint",
     "read_card",
@@ -47,7 +52,11 @@ _REGISTERED: dict[str, str] = {
     # CAL 2D keypoint models trained here (scripts/register_kp2d_model.py; see benchmarks/README.md).
     "cal_r18_64x48": "cal_r18_64x48.safetensors",
     "cal_r18_128x96": "cal_r18_128x96.safetensors",
+    # RSC-Net 3D body model (configs/hps3d/rsc_r18_c128.yaml).
+    "rsc_r18_c128": "rsc_r18_c128.safetensors",
 }
+TASKS = ("kp2d", "hps3d")
+"""Model card tasks: 2D keypoints, and 3D human pose and shape."""
 
 
 class UnknownModelError(KeyError):
@@ -63,12 +72,14 @@ class ModelCard:
 
     Attributes:
         name: model name (the registry name for shipped models).
-        task: ``"kp2d"`` for 2D keypoint models.
-        architecture: the :class:`~lowres_hps.models.pose2d.Pose2DConfig` as a dict.
-        input_size: network input ``(h, w)``.
+        task: ``"kp2d"`` for 2D keypoint models, ``"hps3d"`` for 3D body models.
+        architecture: the :class:`~lowres_hps.models.pose2d.Pose2DConfig` (kp2d) or the
+            :class:`~lowres_hps.models.body3d.Body3DConfig` (hps3d) as a dict.
+        input_size: network input ``(h, w)``; ``(canvas, canvas)`` for hps3d.
         mean, std: RGB normalisation for [0, 1] images, applied inside the network to 0..255 inputs.
         convention: keypoint convention of the outputs.
-        codec: codec name; ``codec_params`` its parameters besides input size and stride.
+        codec: codec name; ``codec_params`` its parameters besides input size and stride (``""`` and
+            ``{}`` for hps3d, whose outputs are body parameters).
         scale_factor: crop margin of the top-down protocol.
         training_data: datasets the weights were trained on (e.g. ``["synthlr_train", "coco_train2017"]``).
         licence: licence of the weights.
@@ -130,6 +141,64 @@ class ModelCard:
             notes=notes,
         )
 
+    @classmethod
+    def from_body3d_config(
+        cls,
+        name: str,
+        config,
+        *,
+        training_data: list[str] | tuple[str, ...] = (),
+        licence: str = "unspecified",
+        metrics: dict[str, float] | None = None,
+        notes: str = "",
+    ) -> ModelCard:
+        """Card of a 3D body model built from ``config`` (a ``Body3DConfig``), dated today."""
+        from lowres_hps import __version__
+
+        return cls(
+            name=name,
+            task="hps3d",
+            architecture=config.to_dict(),
+            input_size=tuple(config.input_size),
+            mean=tuple(config.mean),
+            std=tuple(config.std),
+            convention=config.convention,
+            codec="",
+            codec_params={},
+            scale_factor=float(config.scale_factor),
+            training_data=list(training_data),
+            licence=licence,
+            metrics={k: float(v) for k, v in (metrics or {}).items()},
+            created=datetime.date.today().isoformat(),
+            lowres_hps_version=__version__,
+            notes=notes,
+        )
+
+    def _check_summary(self, cfg, summary: dict[str, Any]) -> None:
+        for key, value in summary.items():
+            if getattr(cfg, key) != value:
+                raise ValueError(f"model card {self.name!r}: {key}={value!r} disagrees with the architecture "
+                                 f"({getattr(cfg, key)!r})")
+
+    def body3d_config(self):
+        """The ``Body3DConfig`` of :attr:`architecture`, checked against the card's summary fields."""
+        from lowres_hps.models.body3d import Body3DConfig
+
+        if self.task != "hps3d":
+            raise ValueError(f"model {self.name!r} is a {self.task!r} model, not a 3D body (hps3d) model")
+        cfg = Body3DConfig.from_dict(self.architecture)
+        self._check_summary(cfg, {"input_size": tuple(self.input_size), "convention": self.convention,
+                                  "scale_factor": float(self.scale_factor)})
+        return cfg
+
+    def model_config(self):
+        """The architecture config of the card's task: ``Pose2DConfig`` (kp2d) or ``Body3DConfig`` (hps3d)."""
+        if self.task == "hps3d":
+            return self.body3d_config()
+        if self.task == "kp2d":
+            return self.pose2d_config()
+        raise ValueError(f"model {self.name!r} has task {self.task!r}; this version knows {', '.join(TASKS)}")
+
     def pose2d_config(self):
         """The ``Pose2DConfig`` of :attr:`architecture`, checked against the card's summary fields."""
         from lowres_hps.models.pose2d import Pose2DConfig
@@ -137,11 +206,8 @@ class ModelCard:
         if self.task != "kp2d":
             raise ValueError(f"model {self.name!r} is a {self.task!r} model, not a 2D keypoint (kp2d) model")
         cfg = Pose2DConfig.from_dict(self.architecture)
-        summary = {"input_size": tuple(self.input_size), "convention": self.convention, "codec": self.codec}
-        for key, value in summary.items():
-            if getattr(cfg, key) != value:
-                raise ValueError(f"model card {self.name!r}: {key}={value!r} disagrees with the architecture "
-                                 f"({getattr(cfg, key)!r})")
+        self._check_summary(cfg, {"input_size": tuple(self.input_size), "convention": self.convention,
+                                  "codec": self.codec})
         return cfg
 
     def to_json(self) -> str:
@@ -176,7 +242,8 @@ def save_checkpoint(model, card: ModelCard, path: str | os.PathLike) -> Path:
     """Write the weights of ``model`` and ``card`` to one ``.safetensors`` file (atomically).
 
     Args:
-        model: a :class:`~lowres_hps.models.pose2d.TopDownPoseModel` or a ``TopDownEstimator``.
+        model: a :class:`~lowres_hps.models.pose2d.TopDownPoseModel` or a ``TopDownEstimator`` (kp2d card),
+            a :class:`~lowres_hps.models.body3d.Body3DNet` or a ``Body3DEstimator`` (hps3d card).
         card: its card; ``card.architecture`` must be the model's config when the model knows it.
         path: output file (``.safetensors``).
 
@@ -189,7 +256,10 @@ def save_checkpoint(model, card: ModelCard, path: str | os.PathLike) -> Path:
 
     model = getattr(model, "model", model)  # an estimator -> its network
     config = getattr(model, "config", None)
-    card_config = card.pose2d_config()
+    card_config = card.model_config()
+    if config is not None and type(config) is not type(card_config):
+        raise ValueError(f"model card {card.name!r} is a {card.task} card but the model is a "
+                         f"{type(model).__name__} (config {type(config).__name__})")
     if config is not None and config != card_config:
         raise ValueError(f"model card {card.name!r} describes another architecture than the model's config")
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
@@ -220,27 +290,46 @@ def read_card(path: str | os.PathLike) -> ModelCard:
 
 
 def load_model(name_or_path: str | os.PathLike, device: str | None = None, flip_test: bool | None = None):
-    """A ready :class:`~lowres_hps.models.pose2d.TopDownEstimator` from a registered name or a checkpoint path.
+    """A ready estimator from a registered name or a checkpoint path, by the task of its card.
+
+    - ``kp2d``: a :class:`~lowres_hps.models.pose2d.TopDownEstimator`.
+    - ``hps3d``: a :class:`~lowres_hps.models.body3d.Body3DEstimator` (``.model``, ``.card``) with its body
+      model (``lowres_hps.body.load_body_model(cfg.body_model)``, on the same device).
 
     Args:
         name_or_path: a model name (see :func:`list_models`) or a ``.safetensors`` checkpoint path.
         device: where to put the network (default CPU).
-        flip_test: override the card's flip test setting.
+        flip_test: override the card's flip test setting (2D models only).
     """
     import safetensors.torch
 
-    from lowres_hps.models.pose2d import TopDownEstimator, build_pose_model
-
     path = resolve_model_path(name_or_path)
     card = read_card(path)
-    cfg = card.pose2d_config()
-    model = build_pose_model(cfg, pretrained=False)
+    cfg = card.model_config()
+    if card.task == "hps3d":
+        if flip_test is not None:
+            raise ValueError(f"model {card.name!r} is a 3D body model: it has no flip test setting")
+        from lowres_hps.models.body3d import build_body3d_model
+
+        model = build_body3d_model(cfg, pretrained=False)
+    else:
+        from lowres_hps.models.pose2d import build_pose_model
+
+        model = build_pose_model(cfg, pretrained=False)
     state = safetensors.torch.load_file(str(path), device="cpu")
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise ValueError(f"{path}: the weights do not fit the architecture of its model card: {exc}") from None
-    model.to(device if device is not None else "cpu")
+    device = device if device is not None else "cpu"
+    model.to(device)
+    if card.task == "hps3d":
+        from lowres_hps.body import load_body_model
+        from lowres_hps.models.body3d import Body3DEstimator
+
+        return Body3DEstimator(model, load_body_model(cfg.body_model, device=device), card=card)
+    from lowres_hps.models.pose2d import TopDownEstimator
+
     return TopDownEstimator(model, cfg, flip_test=flip_test, card=card)
 
 
@@ -327,8 +416,15 @@ def _metrics_text(metrics: dict[str, float]) -> str:
     return ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()) or "-"
 
 
+def _backbone_text(card: ModelCard) -> str:
+    backbone = str(card.architecture.get("backbone", "?"))
+    if card.task == "hps3d":  # RSC-Net's resolution-aware trunk vs the plain baseline
+        backbone += " RA" if card.architecture.get("resolution_aware") else " (baseline)"
+    return backbone
+
+
 def main(args: argparse.Namespace) -> int:
-    """``lowres-hps models``: the installed named models as a markdown table (or JSON)."""
+    """``lowres-hps models``: the installed named models (2D and 3D) as a markdown table (or JSON)."""
     cards = list_models()
     missing = sorted(set(_REGISTERED) - {c.name for c in cards})
     if args.json:
@@ -338,11 +434,13 @@ def main(args: argparse.Namespace) -> int:
         print(f"no models installed (searched {', '.join(str(d) for d in weights_dirs())}).")
         print("Pass a checkpoint path wherever a model name is asked (e.g. --model runs/cal/model.safetensors).")
     else:
-        print("| name | task | input | backbone | codec | keypoints | training data | metrics | licence |")
+        print("| name | task | input | backbone | codec / body model | keypoints | training data | metrics | licence |")
         print("|---|---|---|---|---|---|---|---|---|")
         for c in cards:
-            backbone = c.architecture.get("backbone", "?")
-            print(f"| {c.name} | {c.task} | {c.input_size[0]}x{c.input_size[1]} | {backbone} | {c.codec} | "
+            backbone, output = _backbone_text(c), c.codec or "-"
+            if c.task == "hps3d":
+                output = f"{c.architecture.get('body_model', '?')} body"
+            print(f"| {c.name} | {c.task} | {c.input_size[0]}x{c.input_size[1]} | {backbone} | {output} | "
                   f"{c.convention} | {', '.join(c.training_data) or '-'} | {_metrics_text(c.metrics)} | {c.licence} |")
     for name in missing:
         print(f"registered but not installed: {name} ({_REGISTERED[name]})")

@@ -1,5 +1,11 @@
 """`lowres-hps evaluate kp2d|kp3d`: score prediction files, print one JSON object of metrics.
 
+``kp3d`` takes either two npz files (``keypoints3d`` (N, K, 3) each, same order), or a SynthLR folder as
+``--gt`` with the ``predictions.json`` of ``lowres-hps predict`` (entries with ``keypoints_3d``) as
+``--pred``. In the second case each ground-truth person is matched to the prediction of the same
+``image_id`` whose ``bbox`` overlaps it best (one to one, greedily by IoU, at least ``--min-iou``); ground
+truth people without a match are counted as ``num_missing``, and the metrics are over the matched ones.
+
 Root alignment of ``kp3d`` (used by MPJPE, 3DPCK and AUC; PA-MPJPE aligns by itself):
 
 - ``--root-index I``: joint ``I``.
@@ -26,7 +32,7 @@ from lowres_hps.body.keypoints import KeypointConvention, get_convention
 from lowres_hps.evaluation.keypoints2d import coco_keypoint_ap
 from lowres_hps.evaluation.keypoints3d import Root, auc3d, mpjpe, pa_mpjpe, pck3d
 
-__all__ = ["main", "evaluate_kp2d", "evaluate_kp3d", "resolve_root"]
+__all__ = ["main", "evaluate_kp2d", "evaluate_kp3d", "evaluate_kp3d_synthlr", "match_predictions", "resolve_root"]
 
 
 def _json_safe(metrics: dict) -> dict:
@@ -92,39 +98,177 @@ def _load_npz(path: str | Path) -> dict[str, np.ndarray]:
     return arrays
 
 
+def _kp3d_metrics(gt: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor | None, root_joints, root_name: str,
+                  pck_threshold: float, source: str) -> dict:
+    """Metrics of (N, K, 3) arrays in metres, averaged over the samples with at least one counted joint."""
+    per_sample = {
+        "mpjpe_mm": 1000 * mpjpe(pred, gt, mask, root=root_joints),
+        "pa_mpjpe_mm": 1000 * pa_mpjpe(pred, gt, mask),
+        "pck3d": pck3d(pred, gt, mask, threshold=pck_threshold, root=root_joints),
+        "auc": auc3d(pred, gt, mask, root=root_joints),
+    }
+    scored = ~per_sample["mpjpe_mm"].isnan()
+    if not bool(scored.any()):
+        raise ValueError(f"no sample of {source} has a counted joint ({gt.shape[0]} samples, mask all zero?)")
+    metrics: dict = {name: float(values[scored].mean()) for name, values in per_sample.items()}
+    metrics.update(num_samples=int(scored.sum()), num_joints=int(gt.shape[1]), root=root_name,
+                   pck_threshold_mm=1000 * pck_threshold)
+    return metrics
+
+
+def _is_synthlr(path: Path) -> bool:
+    return path.is_dir() or path.name == "annotations.json"
+
+
 def evaluate_kp3d(gt: str | Path, pred: str | Path, root: str | None = None, root_index: int | None = None,
-                  convention: str | None = None, pck_threshold: float = 0.15) -> dict:
-    """MPJPE, PA-MPJPE (mm), 3DPCK and AUC (0-150 mm) of two npz files, averaged over the samples
-    that have at least one counted joint. The mask comes from ``gt`` (else ``pred``, else all joints)."""
+                  convention: str | None = None, pck_threshold: float = 0.15, min_iou: float = 0.5) -> dict:
+    """MPJPE, PA-MPJPE (mm), 3DPCK and AUC (0-150 mm) of ``pred`` against ``gt``.
+
+    Two npz files: sample ``n`` of one is sample ``n`` of the other, and the samples that have at least one
+    counted joint are averaged; the mask comes from ``gt`` (else ``pred``, else all joints). A SynthLR folder
+    and a ``predictions.json``: see :func:`evaluate_kp3d_synthlr` (``min_iou`` is only used there).
+    """
+    gt, pred = Path(gt), Path(pred)
+    if not gt.exists():
+        raise FileNotFoundError(f"file not found: {gt}")
+    if _is_synthlr(gt) or pred.suffix.lower() == ".json":
+        if not _is_synthlr(gt):
+            raise ValueError(f"--pred {pred} is a json file (predictions of lowres-hps predict): --gt must then be a "
+                             f"SynthLR folder (annotations.json, annotations_3d.npz), got {gt}")
+        if pred.suffix.lower() != ".json":
+            raise ValueError(f"--gt {gt} is a SynthLR folder: --pred must be the predictions.json written by "
+                             f"lowres-hps predict, got {pred}")
+        return evaluate_kp3d_synthlr(gt, pred, root=root, root_index=root_index, convention=convention,
+                                     pck_threshold=pck_threshold, min_iou=min_iou)
     gt_arrays, pred_arrays = _load_npz(gt), _load_npz(pred)
     gt_kp, pred_kp = gt_arrays["keypoints3d"], pred_arrays["keypoints3d"]
     if gt_kp.shape != pred_kp.shape:
         raise ValueError(f"keypoints3d of {pred} is {pred_kp.shape} but that of {gt} is {gt_kp.shape}")
-    num_samples, num_joints = gt_kp.shape[:2]
+    num_joints = gt_kp.shape[1]
     conv = None
     if convention is not None:
         conv = get_convention(convention)
         if len(conv) != num_joints:
             raise ValueError(f"convention {conv.name} has {len(conv)} joints but {gt} has {num_joints}")
     root_joints, root_name = resolve_root(root, root_index, conv, num_joints)
-
     mask = gt_arrays.get("mask", pred_arrays.get("mask"))
-    gt_t = torch.as_tensor(gt_kp, dtype=torch.float64)
-    pred_t = torch.as_tensor(pred_kp, dtype=torch.float64)
-    mask_t = None if mask is None else torch.as_tensor(mask != 0)
+    return _kp3d_metrics(torch.as_tensor(gt_kp, dtype=torch.float64), torch.as_tensor(pred_kp, dtype=torch.float64),
+                         None if mask is None else torch.as_tensor(mask != 0), root_joints, root_name, pck_threshold,
+                         str(gt))
 
-    per_sample = {
-        "mpjpe_mm": 1000 * mpjpe(pred_t, gt_t, mask_t, root=root_joints),
-        "pa_mpjpe_mm": 1000 * pa_mpjpe(pred_t, gt_t, mask_t),
-        "pck3d": pck3d(pred_t, gt_t, mask_t, threshold=pck_threshold, root=root_joints),
-        "auc": auc3d(pred_t, gt_t, mask_t, root=root_joints),
-    }
-    scored = ~per_sample["mpjpe_mm"].isnan()
-    if not bool(scored.any()):
-        raise ValueError(f"no sample of {gt} has a counted joint ({num_samples} samples, mask all zero?)")
-    metrics: dict = {name: float(values[scored].mean()) for name, values in per_sample.items()}
-    metrics.update(num_samples=int(scored.sum()), num_joints=int(num_joints), root=root_name,
-                   pck_threshold_mm=1000 * pck_threshold)
+
+def match_predictions(gt_boxes: np.ndarray, pred_boxes: np.ndarray, min_iou: float = 0.5) -> np.ndarray:
+    """One-to-one matching of boxes of one image, greedily by IoU (pycocotools), best pairs first.
+
+    Args:
+        gt_boxes: (N, 4) ``x, y, w, h``.
+        pred_boxes: (M, 4) ``x, y, w, h``.
+        min_iou: pairs below this IoU are never matched.
+
+    Returns:
+        (N,) int64: the matched prediction index per ground-truth box, -1 for none.
+    """
+    import pycocotools.mask as mask_utils
+
+    matches = np.full(len(gt_boxes), -1, dtype=np.int64)
+    if len(gt_boxes) == 0 or len(pred_boxes) == 0:
+        return matches
+    iou = np.asarray(mask_utils.iou(np.asarray(pred_boxes, np.float64).reshape(-1, 4),
+                                    np.asarray(gt_boxes, np.float64).reshape(-1, 4),
+                                    [0] * len(gt_boxes))).reshape(len(pred_boxes), len(gt_boxes)).T
+    taken = np.zeros(len(pred_boxes), dtype=bool)
+    for flat in np.argsort(-iou, axis=None, kind="stable"):
+        g, p = divmod(int(flat), len(pred_boxes))
+        if iou[g, p] < min_iou:
+            break
+        if matches[g] < 0 and not taken[p]:
+            matches[g], taken[p] = p, True
+    return matches
+
+
+def _load_predictions(path: Path) -> dict[int, list[dict]]:
+    """Entries of a predict ``predictions.json`` that carry ``keypoints_3d``, by image id."""
+    if not path.is_file():
+        raise FileNotFoundError(f"file not found: {path}")
+    try:
+        entries = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is not a readable json file: {exc}") from None
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ValueError(f"{path}: expected a list of prediction entries (the predictions.json of lowres-hps predict)")
+    by_image: dict[int, list[dict]] = {}
+    for n, entry in enumerate(entries):
+        if "keypoints_3d" not in entry:
+            continue
+        if "image_id" not in entry or "bbox" not in entry:
+            raise ValueError(f"{path}: entry {n} has keypoints_3d but no image_id or bbox")
+        by_image.setdefault(int(entry["image_id"]), []).append(entry)
+    if not by_image:
+        raise ValueError(f"{path} has no keypoints_3d ({len(entries)} entries): run lowres-hps predict with a 3D "
+                         f"model (--model3d NAME|PATH)")
+    return by_image
+
+
+def evaluate_kp3d_synthlr(gt: str | Path, pred: str | Path, root: str | None = None, root_index: int | None = None,
+                          convention: str | None = None, pck_threshold: float = 0.15, min_iou: float = 0.5) -> dict:
+    """Metrics of ``lowres-hps predict`` output against a SynthLR folder's 3D keypoints (camera metres).
+
+    Each ground-truth person is matched to the prediction of its image whose ``bbox`` overlaps its box best
+    (:func:`match_predictions`). Predictions are absolute positions in an assumed camera, so compare them
+    after root alignment (MPJPE, default root: mid-hip for COCO-17) or Procrustes (PA-MPJPE).
+
+    Returns:
+        the metrics of :func:`evaluate_kp3d` over the matched people, plus ``num_gt`` (ground-truth people),
+        ``num_missing`` (of them, without a matching prediction), ``num_unmatched_predictions`` and ``min_iou``.
+    """
+    from lowres_hps.data.synthlr import SynthLRReader
+
+    gt, pred = Path(gt), Path(pred)
+    annotations = gt / "annotations.json" if gt.is_dir() else gt
+    if not annotations.is_file():
+        raise FileNotFoundError(f"SynthLR annotations not found: {annotations}")
+    if not 0.0 < min_iou <= 1.0:
+        raise ValueError(f"--min-iou must be in (0, 1], got {min_iou}")
+    predictions = _load_predictions(pred)
+    reader = SynthLRReader(gt)
+    conv = get_convention(convention or reader.convention3d)
+    if conv.name != reader.convention3d:
+        raise ValueError(f"SynthLR 3D keypoints are {reader.convention3d}, not {conv.name}")
+    num_joints = len(conv)
+    root_joints, root_name = resolve_root(root, root_index, conv, num_joints)
+
+    people_by_image: dict[int, list] = {}
+    for sample in reader:
+        people_by_image.setdefault(int(sample.image_id), []).append(sample)
+    gt_kp, pred_kp, masks = [], [], []
+    num_gt = missing = matched_predictions = 0
+    for image_id, people in people_by_image.items():
+        candidates = predictions.get(image_id, [])
+        matches = match_predictions(np.stack([p.bbox for p in people]),
+                                    np.array([c["bbox"] for c in candidates], np.float64).reshape(-1, 4), min_iou)
+        num_gt += len(people)
+        for person, match in zip(people, matches):
+            if match < 0:
+                missing += 1
+                continue
+            keypoints = np.asarray(candidates[match]["keypoints_3d"], dtype=np.float64)
+            if keypoints.shape != (num_joints, 3):
+                raise ValueError(f"{pred}: keypoints_3d of image {image_id} is {keypoints.shape}, expected "
+                                 f"({num_joints}, 3) ({conv.name})")
+            gt_kp.append(person.keypoints3d[:, :3])
+            masks.append(person.keypoints3d[:, 3] > 0)
+            pred_kp.append(keypoints)
+        matched_predictions += int((matches >= 0).sum())
+    if not gt_kp:
+        raise ValueError(f"none of the {num_gt} people of {gt} matched a prediction of {pred} (same image ids, "
+                         f"box IoU >= {min_iou}); predict with --boxes {annotations}")
+    metrics = _kp3d_metrics(torch.as_tensor(np.stack(gt_kp), dtype=torch.float64),
+                            torch.as_tensor(np.stack(pred_kp), dtype=torch.float64),
+                            torch.as_tensor(np.stack(masks)), root_joints, root_name, pck_threshold, str(gt))
+    total_predictions = sum(len(v) for v in predictions.values())
+    metrics.update(num_gt=num_gt, num_missing=missing,
+                   num_unmatched_predictions=total_predictions - matched_predictions,
+                   min_iou=min_iou)
     return metrics
 
 
@@ -133,7 +277,8 @@ def main(args: argparse.Namespace) -> int:
         metrics = evaluate_kp2d(args.gt, args.pred, _parse_sigmas(args.sigmas))
     elif args.task == "kp3d":
         metrics = evaluate_kp3d(args.gt, args.pred, root=args.root, root_index=args.root_index,
-                                convention=args.convention, pck_threshold=args.pck_threshold)
+                                convention=args.convention, pck_threshold=args.pck_threshold,
+                                min_iou=getattr(args, "min_iou", 0.5))
     else:
         raise ValueError(f"unknown evaluation task {args.task!r}")
     print(json.dumps(_json_safe(metrics)))
