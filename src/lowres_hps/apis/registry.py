@@ -52,6 +52,7 @@ _REGISTERED: dict[str, str] = {
     # CAL 2D keypoint models trained here (scripts/register_kp2d_model.py; see benchmarks/README.md).
     "cal_r18_64x48": "cal_r18_64x48.safetensors",
     "cal_r18_128x96": "cal_r18_128x96.safetensors",
+    "cal_mnv3s_64x48": "cal_mnv3s_64x48.safetensors",  # MobileNetV3-Small: the fast one
     # RSC-Net 3D body model (configs/hps3d/rsc_r18_c128.yaml).
     "rsc_r18_c128": "rsc_r18_c128.safetensors",
 }
