@@ -201,3 +201,22 @@ def test_shipped_configs_are_valid(name):
     model = load_config(config.task_args["model"], Body3DConfig)
     assert model.resolution_aware and model.num_ranges == len(config.task_args["range_schedule"])
     load_config(config.task_args["augment"], MultiResAugmentConfig)
+
+
+def test_trunk_starts_from_a_2d_keypoint_checkpoint(tmp_path):
+    import safetensors.torch
+
+    from lowres_hps.methods.rsc import load_trunk_from_pose2d
+    from lowres_hps.models.body3d import Body3DConfig, build_body3d_model
+    from lowres_hps.models.pose2d import Pose2DConfig, build_pose_model
+
+    pose2d = build_pose_model(Pose2DConfig(backbone="resnet18", input_size=(64, 48)), pretrained=False)
+    path = tmp_path / "pose2d.safetensors"
+    safetensors.torch.save_model(pose2d, str(path))
+    network = build_body3d_model(Body3DConfig(canvas=64), pretrained=False)
+    assert load_trunk_from_pose2d(network, path) == 120
+    # nn.Sequential position 6 of the 2D trunk is torchvision's layer3.
+    torch.testing.assert_close(network.backbone.trunk.layer3[1].conv2.weight, pose2d.backbone.trunk[6][1].conv2.weight)
+    torch.testing.assert_close(network.backbone.trunk.bn1.running_var, pose2d.backbone.trunk[1].running_var)
+    with pytest.raises(ValueError, match="no ResNet trunk matching"):
+        load_trunk_from_pose2d(build_body3d_model(Body3DConfig(backbone="resnet50", canvas=64), pretrained=False), path)

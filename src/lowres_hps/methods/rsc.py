@@ -38,7 +38,11 @@ from lowres_hps.losses.consistency import (
 )
 from lowres_hps.models.body3d import Body3DConfig, Body3DNet, build_body3d_model, project_to_crop
 
-__all__ = ["rsc_task", "RSCLoss", "hips_root", "evaluate_body3d", "load_run_body_estimator", "mean_pose_vector"]
+__all__ = ["rsc_task", "RSCLoss", "hips_root", "evaluate_body3d", "load_run_body_estimator", "mean_pose_vector",
+           "load_trunk_from_pose2d"]
+
+# Positions in the 2D ResNet backbone's nn.Sequential trunk -> torchvision ResNet attribute names.
+_POSE2D_TRUNK_NAMES = {"0": "conv1", "1": "bn1", "4": "layer1", "5": "layer2", "6": "layer3", "7": "layer4"}
 
 
 def hips_root(points: torch.Tensor, convention: str = "coco17") -> torch.Tensor:
@@ -153,6 +157,36 @@ def mean_pose_vector(readers, spec, body_model: str = "anny", limit: int = 5000)
     return spec.join(mean_rotations, shape.mean(dim=0)).float()
 
 
+def load_trunk_from_pose2d(network: Body3DNet, path: str | Path) -> int:
+    """Initialise the ResNet trunk of a 3D network from a lowres-hps 2D keypoint checkpoint of the same depth.
+
+    The paper starts from SPIN's weights; nothing may be downloaded here, so the closest thing is a
+    ResNet trained by this project for low-resolution 2D keypoints (e.g. ``cal_r18_128x96``). Its
+    trunk (``backbone.trunk.*``, an ``nn.Sequential`` of torchvision's stem and stages; the stage
+    strides do not change the weights) goes into ``network.backbone.trunk``. Returns the number of
+    tensors loaded; raises ``ValueError`` when the checkpoint has no trunk of matching shapes.
+    """
+    import safetensors.torch
+
+    from lowres_hps.apis.registry import resolve_model_path
+
+    state = safetensors.torch.load_file(str(resolve_model_path(path)))
+    renamed = {}
+    for key, value in state.items():
+        if not key.startswith("backbone.trunk."):
+            continue
+        index, rest = key[len("backbone.trunk."):].split(".", 1)
+        if index in _POSE2D_TRUNK_NAMES:
+            renamed[f"{_POSE2D_TRUNK_NAMES[index]}.{rest}"] = value
+    target = network.backbone.trunk.state_dict()
+    expected = {k for k in target if not k.startswith("fc.")}
+    if set(renamed) != expected or any(renamed[k].shape != target[k].shape for k in expected):
+        raise ValueError(f"{path} has no ResNet trunk matching the 3D network's {network.config.backbone} "
+                         f"({len(renamed)} trunk tensors found, {len(expected)} expected)")
+    network.backbone.trunk.load_state_dict({k: v.to(target[k].dtype) for k, v in renamed.items()}, strict=False)
+    return len(renamed)
+
+
 def evaluate_body3d(model: Body3DNet, body, batches, heights: list[float]) -> dict[str, float]:
     """MPJPE and PA-MPJPE (mm, hips-rooted, COCO-17) per evaluation height, from batches of a
     :class:`MultiResolutionDataset` built with ``person_heights=heights``."""
@@ -198,6 +232,7 @@ def rsc_task(
     range_schedule: list[int] | None = (0, 0, 1, 2, 3),
     augment: dict | None = None,
     mean_from_data: bool = True,
+    init_trunk_from: str | None = None,
     train_subset: int | None = None,
     val_synthlr: str | None = None,
     val_heights: list[float] = (96, 32),
@@ -208,12 +243,16 @@ def rsc_task(
     ``extra_datasets`` opens any other dataset through the foundation's readers, e.g. Human3.6M or
     MPI-INF-3DHP in SPIN's npz layout: ``{format: spin, path: h36m_train.npz, images: h36m/}``; their 3D
     keypoints feed the 3D term (their SMPL parameters are not used by an Anny network).
+    ``init_trunk_from`` starts the trunk from a 2D keypoint model (name or path, see
+    :func:`load_trunk_from_pose2d`).
     """
     from lowres_hps.body import load_body_model
     from lowres_hps.methods.cal import build_readers
 
     cfg = load_config(model, Body3DConfig)
     network = build_body3d_model(cfg)
+    if init_trunk_from:
+        load_trunk_from_pose2d(network, init_trunk_from)
     readers = build_readers(list(synthlr), lspet, tuple(lspet_indices) if lspet_indices else None, coco,
                             list(extra_datasets))
     if not readers:
