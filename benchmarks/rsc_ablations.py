@@ -48,12 +48,12 @@ ROWS: dict[str, tuple[list[str], str]] = {
 }
 
 
-def run_dir(name: str, canvas: int) -> Path:
-    return ROOT / "runs" / f"hps3d_ablation_c{canvas}" / name
+def run_dir(name: str, canvas: int, tag: str = "") -> Path:
+    return ROOT / "runs" / f"hps3d_ablation_c{canvas}{tag}" / name
 
 
-def train(name: str, canvas: int, epochs: int, subset: int) -> Path:
-    out = run_dir(name, canvas)
+def train(name: str, canvas: int, epochs: int, subset: int, tag: str = "") -> Path:
+    out = run_dir(name, canvas, tag)
     if (out / "model.safetensors").exists():
         return out
     overrides, _ = ROWS[name]
@@ -106,13 +106,14 @@ if __name__ == "__main__":
     parser.add_argument("--subset", type=int, default=1000)
     parser.add_argument("--test-people", type=int, default=300)
     parser.add_argument("--rows", nargs="*", default=list(ROWS))
+    parser.add_argument("--tag", default="", help="suffix of the run folder and results file (another budget)")
     args = parser.parse_args()
-    results_path = ROOT / "benchmarks" / "results" / f"rsc_ablations_c{args.canvas}.json"
+    results_path = ROOT / "benchmarks" / "results" / f"rsc_ablations_c{args.canvas}{args.tag}.json"
     results_path.parent.mkdir(parents=True, exist_ok=True)
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     for name in args.rows:
         start = time.perf_counter()
-        run = train(name, args.canvas, args.epochs, args.subset)
+        run = train(name, args.canvas, args.epochs, args.subset, args.tag)
         trained = time.perf_counter()
         metrics = score(run, args.test_people)
         metrics.update(description=ROWS[name][1], canvas=args.canvas, epochs=args.epochs, subset=args.subset,
