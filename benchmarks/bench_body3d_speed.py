@@ -30,7 +30,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("ANNY_CACHE_DIR", str(REPO_ROOT / ".cache" / "anny"))
 
 DEFAULT_MODELS = [
-    "resnet18@128",  # the CPU default (configs/hps3d/rsc_r18_c128.yaml)
+    "resnet18@64",  # the shipped default (configs/hps3d/rsc_r18_c64.yaml)
+    "resnet18@128",  # configs/hps3d/rsc_r18_c128.yaml
     "resnet18@128,resolution_aware=false",  # the baseline: what the per-range residual weights cost
     "resnet18@224",
     "resnet50@224",  # the paper's network

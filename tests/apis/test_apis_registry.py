@@ -255,10 +255,10 @@ def test_card_task_must_match_the_model_kind(tiny_model, card, tiny_body_net, bo
 
 def test_default_3d_model_is_registered_and_reported_when_missing(weights_dir, monkeypatch):
     monkeypatch.setattr(registry, "PACKAGE_WEIGHTS_DIR", weights_dir / "package")  # whatever is installed
-    assert "rsc_r18_c128" in registered_names()
-    with pytest.raises(FileNotFoundError, match="'rsc_r18_c128' is registered but its weights file "
-                                                "rsc_r18_c128.safetensors is not installed"):
-        load_model("rsc_r18_c128")
+    assert "rsc_r18_c64" in registered_names()
+    with pytest.raises(FileNotFoundError, match="'rsc_r18_c64' is registered but its weights file "
+                                                "rsc_r18_c64.safetensors is not installed"):
+        load_model("rsc_r18_c64")
 
 
 def test_models_command_lists_3d_models(tiny_body_net, body_card, weights_dir, capsys, monkeypatch):

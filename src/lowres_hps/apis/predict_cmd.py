@@ -72,7 +72,7 @@ __all__ = [
 
 DEFAULT_MODEL = "cal_r18_64x48"
 """Registry name of the model ``--model`` defaults to."""
-DEFAULT_MODEL_3D = "rsc_r18_c128"
+DEFAULT_MODEL_3D = "rsc_r18_c64"
 """Registry name of the 3D model ``--model3d`` defaults to, when it is installed."""
 MESH_FORMATS = ("obj", "ply", "glb")
 """``--mesh-format`` choices (trimesh exporters; glb is binary glTF)."""

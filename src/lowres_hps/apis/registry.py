@@ -53,8 +53,8 @@ _REGISTERED: dict[str, str] = {
     "cal_r18_64x48": "cal_r18_64x48.safetensors",
     "cal_r18_128x96": "cal_r18_128x96.safetensors",
     "cal_mnv3s_64x48": "cal_mnv3s_64x48.safetensors",  # MobileNetV3-Small: the fast one
-    # RSC-Net 3D body model (configs/hps3d/rsc_r18_c128.yaml).
-    "rsc_r18_c128": "rsc_r18_c128.safetensors",
+    # RSC-Net 3D body model (configs/hps3d/rsc_r18_c64.yaml).
+    "rsc_r18_c64": "rsc_r18_c64.safetensors",
 }
 TASKS = ("kp2d", "hps3d")
 """Model card tasks: 2D keypoints, and 3D human pose and shape."""
