@@ -89,6 +89,31 @@ def score(run: Path, test_people: int, batch_size: int = 16) -> dict[str, float]
         return evaluate_body3d(estimator.model, estimator.body, DataLoader(subset, batch_size=batch_size), list(HEIGHTS))
 
 
+def score_constant(test_people: int) -> dict[str, float]:
+    """The reference a trained row must beat: one constant body for everyone, the regressor's start
+    (training mean of the body joints and shape, upright and facing the camera). Resolution-free."""
+    import torch
+
+    from lowres_hps.body import load_body_model
+    from lowres_hps.data import SynthLRReader
+    from lowres_hps.evaluation.keypoints3d import mpjpe, pa_mpjpe
+    from lowres_hps.methods.rsc import hips_root, mean_pose_vector
+    from lowres_hps.models.body3d import Body3DConfig, default_mean_params
+
+    cfg = Body3DConfig()
+    start = default_mean_params(cfg)[:-3]
+    start[6:] = mean_pose_vector([SynthLRReader(ROOT / "data/synthlr/train")], cfg.pose_spec)[6:]
+    reader = SynthLRReader(SYNTH_TEST)
+    people = range(min(test_people, len(reader)))
+    gt = torch.stack([torch.as_tensor(reader[i].keypoints3d[:, :3]) for i in people]).double()
+    visible = torch.stack([torch.as_tensor(reader[i].keypoints3d[:, 3] > 0) for i in people])
+    keypoints, _ = load_body_model(cfg.body_model).forward_vector(start[None]).keypoints(cfg.convention)
+    pred = keypoints.double().expand(len(gt), -1, -1)
+    error = float(1000 * mpjpe(pred - hips_root(pred), gt - hips_root(gt), visible).mean())
+    pa_error = float(1000 * pa_mpjpe(pred, gt, visible).mean())
+    return {f"{name}@{h}": value for h in HEIGHTS for name, value in (("mpjpe_mm", error), ("pa_mpjpe_mm", pa_error))}
+
+
 def table(results: dict, names: list[str]) -> str:
     head = " | ".join(f"MPJPE {h}" for h in HEIGHTS) + " | " + " | ".join(f"PA {h}" for h in HEIGHTS)
     lines = [f"| row | {head} |", "|---" * (1 + 2 * len(HEIGHTS)) + "|"]
@@ -107,7 +132,11 @@ if __name__ == "__main__":
     parser.add_argument("--test-people", type=int, default=300)
     parser.add_argument("--rows", nargs="*", default=list(ROWS))
     parser.add_argument("--tag", default="", help="suffix of the run folder and results file (another budget)")
+    parser.add_argument("--reference", action="store_true", help="only score the constant-body reference")
     args = parser.parse_args()
+    if args.reference:
+        print(json.dumps(score_constant(args.test_people)))
+        sys.exit(0)
     results_path = ROOT / "benchmarks" / "results" / f"rsc_ablations_c{args.canvas}{args.tag}.json"
     results_path.parent.mkdir(parents=True, exist_ok=True)
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
