@@ -199,3 +199,12 @@ def test_estimator_is_a_pose_estimator(tiny_estimator):
 def test_estimator_rejects_another_body_model(anny_body):
     with pytest.raises(ValueError, match="regresses smpl parameters, got a anny body model"):
         Body3DEstimator(build_body3d_model(tiny_config(body_model="smpl")), anny_body)
+
+
+def test_training_after_prediction_in_the_same_process(anny_body):
+    # roma caches a constant on first use; prediction must not create it as an inference tensor.
+    estimator = Body3DEstimator(build_body3d_model(Body3DConfig(canvas=64), pretrained=False), anny_body)
+    estimator.predict_bodies(torch.zeros(1, 3, 64, 64, dtype=torch.uint8), with_vertices=False)
+    vector = anny_body.pose_spec.rest_vector(2).requires_grad_()
+    anny_body.forward_vector(vector + 0).vertices.sum().backward()
+    assert vector.grad is not None and torch.isfinite(vector.grad).all()

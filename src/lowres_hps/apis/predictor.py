@@ -253,7 +253,9 @@ class Predictor:
         inputs = torch.stack([c.image for c in crops])
         if self.device is not None:
             inputs = inputs.to(self.device)
-        with torch.inference_mode():
+        # no_grad, not inference_mode: roma caches a constant on its first call, and one made in
+        # inference mode would break later training in the same process.
+        with torch.no_grad():
             points, scores = self.estimator(inputs)
         batch = len(crops)
         if points.ndim != 3 or points.shape[0] != batch or points.shape[2] != 2:

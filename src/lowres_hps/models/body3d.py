@@ -252,7 +252,9 @@ class Body3DEstimator:
         batch = crops.shape[0]
         heights = torch.full((batch,), 224.0) if person_heights is None else torch.as_tensor(person_heights).float()
         ranges = self.range_index(heights)
-        with torch.inference_mode():
+        # no_grad, not inference_mode: roma caches a constant on its first call, and one made in
+        # inference mode would break later training in the same process.
+        with torch.no_grad():
             out = self.model(crops.to(self.device), ranges.to(self.device))
             body = self.body.forward_vector(out["pose_vector"].to(self.body.dtype))
             keypoints, _ = body.keypoints(self.convention)
