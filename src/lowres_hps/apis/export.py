@@ -312,6 +312,20 @@ def read_onnx_card(path: str | os.PathLike) -> ModelCard:
     return ModelCard.from_json(props[CARD_METADATA_KEY])
 
 
+def _open_session(path, num_threads: int | None, providers: list[str] | None):
+    """An ONNX Runtime session (``num_threads`` intra-op threads when given) and its fixed batch size,
+    or None when the batch dimension is dynamic."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if num_threads is not None:
+        options.intra_op_num_threads = num_threads
+        options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
+    batch_dim = session.get_inputs()[0].shape[0]
+    return session, (batch_dim if isinstance(batch_dim, int) else None)
+
+
 class OnnxEstimator:
     """An exported model run by ONNX Runtime: a :class:`~lowres_hps.apis.estimator.PoseEstimator`.
 
@@ -333,8 +347,6 @@ class OnnxEstimator:
         flip_test: bool | None = None,
         providers: list[str] | None = None,
     ) -> None:
-        import onnxruntime as ort
-
         from lowres_hps.body.keypoints import get_convention
         from lowres_hps.models.pose2d import build_codec
 
@@ -346,13 +358,7 @@ class OnnxEstimator:
         self.scale_factor: float = float(self.config.scale_factor)
         self.convention: str = self.config.convention
         self.flip_permutation = get_convention(self.convention).flip_permutation
-        options = ort.SessionOptions()
-        if num_threads is not None:
-            options.intra_op_num_threads = num_threads
-            options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
-        batch_dim = self.session.get_inputs()[0].shape[0]
-        self.fixed_batch: int | None = batch_dim if isinstance(batch_dim, int) else None
+        self.session, self.fixed_batch = _open_session(path, num_threads, providers)
 
     def run(self, images: np.ndarray) -> list[np.ndarray]:
         """Raw outputs ``[heatmaps, (offsets)]`` of float32 images (N, 3, h, w) 0..255, any N."""
@@ -407,18 +413,10 @@ class OnnxBody3DNet:
 
     def __init__(self, path: str | os.PathLike, num_threads: int | None = None,
                  providers: list[str] | None = None) -> None:
-        import onnxruntime as ort
-
         self.card = read_onnx_card(path)
         self.config = self.card.body3d_config()
         self.input_size: tuple[int, int] = self.config.input_size
-        options = ort.SessionOptions()
-        if num_threads is not None:
-            options.intra_op_num_threads = num_threads
-            options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
-        batch_dim = self.session.get_inputs()[0].shape[0]
-        self.fixed_batch: int | None = batch_dim if isinstance(batch_dim, int) else None
+        self.session, self.fixed_batch = _open_session(path, num_threads, providers)
         # A baseline (not resolution-aware) network does not use range_index, so its graph has no such input.
         self.takes_range_index = RANGE_INPUT_NAME in {i.name for i in self.session.get_inputs()}
 

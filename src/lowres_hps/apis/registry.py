@@ -120,19 +120,20 @@ class ModelCard:
         metrics: dict[str, float] | None = None,
         notes: str = "",
     ) -> ModelCard:
-        """Card of a model built from ``config`` (a ``Pose2DConfig``), dated today."""
+        """Card of a model built from ``config`` (a ``Pose2DConfig`` or a ``Body3DConfig``), dated today."""
         from lowres_hps import __version__
 
+        is_2d = hasattr(config, "codec")  # Body3DConfig has no codec
         return cls(
             name=name,
-            task="kp2d",
+            task="kp2d" if is_2d else "hps3d",
             architecture=config.to_dict(),
             input_size=tuple(config.input_size),
             mean=tuple(config.mean),
             std=tuple(config.std),
             convention=config.convention,
-            codec=config.codec,
-            codec_params=dict(config.codec_params),
+            codec=config.codec if is_2d else "",
+            codec_params=dict(config.codec_params) if is_2d else {},
             scale_factor=float(config.scale_factor),
             training_data=list(training_data),
             licence=licence,
@@ -143,37 +144,11 @@ class ModelCard:
         )
 
     @classmethod
-    def from_body3d_config(
-        cls,
-        name: str,
-        config,
-        *,
-        training_data: list[str] | tuple[str, ...] = (),
-        licence: str = "unspecified",
-        metrics: dict[str, float] | None = None,
-        notes: str = "",
-    ) -> ModelCard:
-        """Card of a 3D body model built from ``config`` (a ``Body3DConfig``), dated today."""
-        from lowres_hps import __version__
-
-        return cls(
-            name=name,
-            task="hps3d",
-            architecture=config.to_dict(),
-            input_size=tuple(config.input_size),
-            mean=tuple(config.mean),
-            std=tuple(config.std),
-            convention=config.convention,
-            codec="",
-            codec_params={},
-            scale_factor=float(config.scale_factor),
-            training_data=list(training_data),
-            licence=licence,
-            metrics={k: float(v) for k, v in (metrics or {}).items()},
-            created=datetime.date.today().isoformat(),
-            lowres_hps_version=__version__,
-            notes=notes,
-        )
+    def from_body3d_config(cls, name: str, config, **card_fields) -> ModelCard:
+        """Card of a 3D body model built from ``config`` (a ``Body3DConfig``): :meth:`from_config`."""
+        if hasattr(config, "codec"):
+            raise ValueError("from_body3d_config takes a Body3DConfig; use from_config for 2D models")
+        return cls.from_config(name, config, **card_fields)
 
     def _check_summary(self, cfg, summary: dict[str, Any]) -> None:
         for key, value in summary.items():

@@ -20,9 +20,10 @@ from torch.utils.data import Dataset
 from lowres_hps.body.keypoints import get_convention, get_mapping, map_keypoints
 from lowres_hps.data.reader import PersonReader
 from lowres_hps.geometry import apply_affine
+from lowres_hps.imaging.crop import enlarge_box
 from lowres_hps.imaging.protocol import LowResProtocol
 
-__all__ = ["AugmentConfig", "TopDownKeypointDataset"]
+__all__ = ["AugmentConfig", "TopDownKeypointDataset", "draw_box_augmentation"]
 
 
 @dataclass
@@ -36,6 +37,17 @@ class AugmentConfig:
     person_heights: tuple[int, int] | None = None  # random R in [lo, hi] for the "upsample" setting
     person_height_probability: float = 0.0
     color_jitter: float = 0.0  # max relative brightness/contrast change
+
+
+def draw_box_augmentation(bbox: np.ndarray, scale: tuple[float, float], rotation_deg: float,
+                          rotation_probability: float) -> tuple[np.ndarray, float]:
+    """The box scaled about its centre by a factor drawn in ``scale``, and a rotation in
+    ``+-rotation_deg`` drawn with ``rotation_probability`` (else 0), from the global numpy RNG."""
+    bbox = enlarge_box(bbox, float(np.random.uniform(*scale)))
+    rotation = 0.0
+    if np.random.rand() < rotation_probability:
+        rotation = float(np.random.uniform(-rotation_deg, rotation_deg))
+    return bbox, rotation
 
 
 class TopDownKeypointDataset(Dataset):
@@ -79,11 +91,7 @@ class TopDownKeypointDataset(Dataset):
         rotation, flip, height = 0.0, False, self.person_height
         aug = self.augment
         if aug is not None:
-            scale = np.random.uniform(*aug.scale)
-            centre = bbox[:2] + bbox[2:] / 2
-            bbox = np.concatenate([centre - bbox[2:] * scale / 2, bbox[2:] * scale])
-            if np.random.rand() < aug.rotation_probability:
-                rotation = float(np.random.uniform(-aug.rotation_deg, aug.rotation_deg))
+            bbox, rotation = draw_box_augmentation(bbox, aug.scale, aug.rotation_deg, aug.rotation_probability)
             flip = np.random.rand() < aug.flip_probability
             if aug.person_heights is not None and np.random.rand() < aug.person_height_probability:
                 height = float(np.random.randint(aug.person_heights[0], aug.person_heights[1] + 1))

@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from lowres_hps.body.keypoints import get_convention, get_mapping, map_keypoints
+from lowres_hps.data.keypoint_dataset import draw_box_augmentation
 from lowres_hps.data.reader import PersonReader
 from lowres_hps.geometry import apply_affine
 from lowres_hps.geometry.rotations import rotation_about_axis
@@ -135,11 +136,7 @@ class MultiResolutionDataset(Dataset):
         bbox = np.asarray(sample.bbox, dtype=np.float64)
         rotation_deg, aug = 0.0, self.augment
         if aug is not None:
-            scale = np.random.uniform(*aug.scale)
-            centre = bbox[:2] + bbox[2:] / 2
-            bbox = np.concatenate([centre - bbox[2:] * scale / 2, bbox[2:] * scale])
-            if np.random.rand() < aug.rotation_probability:
-                rotation_deg = float(np.random.uniform(-aug.rotation_deg, aug.rotation_deg))
+            bbox, rotation_deg = draw_box_augmentation(bbox, aug.scale, aug.rotation_deg, aug.rotation_probability)
         heights = self.heights()
         crops = [self.protocol(image, bbox, person_height=h, rotation_deg=rotation_deg) for h in heights]
         images = torch.stack([c.image for c in crops])
