@@ -70,7 +70,7 @@ def train(name: str, epochs: int, subset: int, input_size: str = "64x48") -> Pat
 
 def score(run: Path, codec: str | None) -> dict[str, float]:
     from lowres_hps.data import LspReader
-    from lowres_hps.evaluation.pose2d import coco_ap_with_gt_boxes, pck_with_gt_boxes
+    from lowres_hps.apis.accuracy import coco_ap_with_gt_boxes, pck_with_gt_boxes
     from lowres_hps.methods.cal import load_run_estimator
 
     from lowres_hps.data import SynthLRReader

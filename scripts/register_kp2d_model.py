@@ -24,7 +24,7 @@ def main() -> None:
 
     from lowres_hps.apis.registry import PACKAGE_WEIGHTS_DIR, ModelCard, load_model, save_checkpoint
     from lowres_hps.data import LspReader
-    from lowres_hps.evaluation.pose2d import coco_ap_with_gt_boxes, pck_with_gt_boxes
+    from lowres_hps.apis.accuracy import coco_ap_with_gt_boxes, pck_with_gt_boxes
     from lowres_hps.methods.cal import load_run_estimator
 
     parser = argparse.ArgumentParser(description=__doc__)

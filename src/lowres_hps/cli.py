@@ -11,16 +11,16 @@ import sys
 
 # name -> (help, "module:function" that takes the parsed args and returns an exit code)
 _COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("render low-resolution samples of the body model through the protocol", "lowres_hps.apis.demo:main"),
-    "degrade": ("apply the low-resolution protocol to person boxes of an image", "lowres_hps.imaging.commands:degrade_main"),
-    "evaluate": ("score predictions: kp2d (COCO OKS AP) or kp3d (MPJPE, PA-MPJPE, ...)", "lowres_hps.evaluation.commands:main"),
-    "data": ("inspect a dataset through the readers", "lowres_hps.data.commands:main"),
-    "synth": ("generate SynthLR: rendered people with 2D, 3D, mask and body ground truth", "lowres_hps.data.synth.commands:main"),
-    "body": ("body models: info, warm-up of the Anny cache, mesh export", "lowres_hps.body.commands:main"),
-    "train": ("train a model from a YAML config (torchrun for several processes)", "lowres_hps.engine.commands:train_main"),
+    "demo": ("render low-resolution samples of the body model through the protocol", "lowres_hps.commands.demo:main"),
+    "degrade": ("apply the low-resolution protocol to person boxes of an image", "lowres_hps.commands.degrade:degrade_main"),
+    "evaluate": ("score predictions: kp2d (COCO OKS AP) or kp3d (MPJPE, PA-MPJPE, ...)", "lowres_hps.commands.evaluate:main"),
+    "data": ("inspect a dataset through the readers", "lowres_hps.commands.data:main"),
+    "synth": ("generate SynthLR: rendered people with 2D, 3D, mask and body ground truth", "lowres_hps.commands.synth:main"),
+    "body": ("body models: info, warm-up of the Anny cache, mesh export", "lowres_hps.commands.body:main"),
+    "train": ("train a model from a YAML config (torchrun for several processes)", "lowres_hps.commands.train:train_main"),
     "models": ("list the installed named 2D and 3D models (model cards)", "lowres_hps.apis.registry:main"),
     "export": ("export a 2D or 3D model to ONNX with its preprocessing documented", "lowres_hps.apis.export:main"),
-    "predict": ("2D keypoints and 3D bodies of the people in images, folders and videos", "lowres_hps.apis.predict_cmd:main"),
+    "predict": ("2D keypoints and 3D bodies of the people in images, folders and videos", "lowres_hps.commands.predict:main"),
 }
 
 

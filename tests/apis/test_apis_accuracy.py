@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lowres_hps.body.keypoints import COCO17, LSP14
-from lowres_hps.evaluation.pose2d import coco_ap_with_gt_boxes, pck_with_gt_boxes
+from lowres_hps.apis.accuracy import coco_ap_with_gt_boxes, pck_with_gt_boxes
 from lowres_hps.imaging.io import write_image_rgb
 
 COLOURS = np.array([[(37 * k) % 256, (97 * k + 60) % 256, (151 * k + 120) % 256] for k in range(17)], np.float32)

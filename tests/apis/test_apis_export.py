@@ -9,7 +9,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from lowres_hps.apis.estimator import PoseEstimator
+from lowres_hps.models.estimator import PoseEstimator
 from lowres_hps.apis.export import OnnxEstimator, export_onnx, read_onnx_card
 from lowres_hps.apis.registry import CARD_METADATA_KEY, ModelCard, save_checkpoint
 from lowres_hps.cli import main as cli_main

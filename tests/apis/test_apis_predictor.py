@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from lowres_hps.apis.estimator import PoseEstimator
+from lowres_hps.models.estimator import PoseEstimator
 from lowres_hps.apis.predictor import PersonPrediction, Predictor
 from lowres_hps.body import load_body_model
 from lowres_hps.imaging.crop import crop_box

@@ -9,7 +9,7 @@ import pytest
 
 from lowres_hps.cli import main
 from lowres_hps.data import SpinNpzReader
-from lowres_hps.data.commands import preview_sheet, summarize
+from lowres_hps.commands.data import preview_sheet, summarize
 
 
 def _spin_npz(tmp_path, count=3):

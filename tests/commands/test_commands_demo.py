@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 
-from lowres_hps.apis.demo import render_scene
+from lowres_hps.commands.demo import render_scene
 from lowres_hps.cli import main
 
 

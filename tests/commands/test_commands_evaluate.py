@@ -7,7 +7,7 @@ import pytest
 
 from lowres_hps import cli
 from lowres_hps.body.keypoints import COCO17, H36M17
-from lowres_hps.evaluation.commands import match_predictions
+from lowres_hps.commands.evaluate import match_predictions
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,7 +14,8 @@ from PIL import Image
 from pycocotools.coco import COCO
 
 from lowres_hps.apis import detector as detector_module
-from lowres_hps.apis import predict_cmd, registry
+from lowres_hps.apis import registry
+from lowres_hps.commands import predict as predict_cmd
 from lowres_hps.apis.predictor import Predictor
 from lowres_hps.apis.registry import ModelCard, save_checkpoint
 from lowres_hps.cli import main

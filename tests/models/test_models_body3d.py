@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lowres_hps.apis.estimator import PoseEstimator
+from lowres_hps.models.estimator import PoseEstimator
 from lowres_hps.body.keypoints import get_convention
 from lowres_hps.geometry.camera import perspective_project, weak_perspective_project
 from lowres_hps.geometry.transforms import normalized_to_pixels

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lowres_hps.apis.estimator import PoseEstimator
+from lowres_hps.models.estimator import PoseEstimator
 from lowres_hps.body.keypoints import get_convention
 from lowres_hps.models.codecs import flip_keypoints
 from lowres_hps.models.pose2d import (

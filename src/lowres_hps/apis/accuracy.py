@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lowres_hps.apis.estimator import PoseEstimator
+from lowres_hps.models.estimator import PoseEstimator
 from lowres_hps.apis.predictor import Predictor
 from lowres_hps.body.keypoints import get_mapping, map_keypoints
 from lowres_hps.evaluation.keypoints2d import coco_keypoint_ap, pck, torso_size

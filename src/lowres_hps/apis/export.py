@@ -327,7 +327,7 @@ def _open_session(path, num_threads: int | None, providers: list[str] | None):
 
 
 class OnnxEstimator:
-    """An exported model run by ONNX Runtime: a :class:`~lowres_hps.apis.estimator.PoseEstimator`.
+    """An exported model run by ONNX Runtime: a :class:`~lowres_hps.models.estimator.PoseEstimator`.
 
     Decodes with the codec of the model card, like :class:`~lowres_hps.models.pose2d.TopDownEstimator`;
     the flip test runs the mirrored crops in the same batch. Models exported with a fixed batch size

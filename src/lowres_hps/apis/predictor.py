@@ -1,6 +1,6 @@
 """Top-down 2D keypoints on whole images: person boxes -> low-resolution protocol crops -> estimator -> image px.
 
-:class:`Predictor` drives any :class:`~lowres_hps.apis.estimator.PoseEstimator`. Each person box is cropped
+:class:`Predictor` drives any :class:`~lowres_hps.models.estimator.PoseEstimator`. Each person box is cropped
 by :class:`~lowres_hps.imaging.protocol.LowResProtocol` with the estimator's input size and scale factor
 (setting ``"upsample"``): without ``person_height`` the crop goes straight to the input size; with it the
 crop is taken at the source resolution, degraded so the person is ``person_height`` px tall, then resized
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from lowres_hps.apis.detector import Detector
-from lowres_hps.apis.estimator import PoseEstimator
+from lowres_hps.models.estimator import PoseEstimator
 from lowres_hps.geometry.camera import crop_to_full_translation
 from lowres_hps.geometry.transforms import apply_affine, invert_affine
 from lowres_hps.imaging.protocol import LowResCrop, LowResProtocol

@@ -43,7 +43,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from lowres_hps.apis.estimator import PoseEstimator
+from lowres_hps.models.estimator import PoseEstimator
 from lowres_hps.apis.inputs import (
     IMAGE_EXTENSIONS,
     InputError,

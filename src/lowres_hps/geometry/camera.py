@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lowres_hps.geometry._checks import check_size, check_trailing
+from lowres_hps.core.checks import check_size, check_trailing
 
 __all__ = [
     "SPIN_FOCAL_LENGTH",

@@ -6,7 +6,7 @@ import math
 import roma
 import torch
 
-from lowres_hps.geometry._checks import check_trailing
+from lowres_hps.core.checks import check_trailing
 
 __all__ = [
     "rotation_6d_to_matrix",

@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from lowres_hps.geometry._checks import check_size, check_trailing
+from lowres_hps.core.checks import check_size, check_trailing
 
 __all__ = [
     "box_to_crop_affine",

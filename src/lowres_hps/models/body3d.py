@@ -213,7 +213,7 @@ class BodyPrediction:
 
 class Body3DEstimator:
     """A :class:`Body3DNet` with its body model: crops -> bodies, and a 2D
-    :class:`~lowres_hps.apis.estimator.PoseEstimator` (the projected keypoints, score 1).
+    :class:`~lowres_hps.models.estimator.PoseEstimator` (the projected keypoints, score 1).
 
     Args:
         model: the network (put in eval mode).

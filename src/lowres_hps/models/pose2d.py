@@ -2,7 +2,7 @@
 
 ``build_pose_model(cfg)`` gives a :class:`TopDownPoseModel` (images 0..255 -> heatmaps and offsets);
 :class:`TopDownEstimator` adds the codec and the flip test and implements
-:class:`lowres_hps.apis.estimator.PoseEstimator` (uint8 crops -> keypoints in input pixels).
+:class:`lowres_hps.models.estimator.PoseEstimator` (uint8 crops -> keypoints in input pixels).
 """
 from __future__ import annotations
 
@@ -180,7 +180,7 @@ def check_crops(crops: torch.Tensor, input_size: tuple[int, int]) -> None:
 
 
 class TopDownEstimator:
-    """A :class:`TopDownPoseModel` with its codec: a :class:`~lowres_hps.apis.estimator.PoseEstimator`.
+    """A :class:`TopDownPoseModel` with its codec: a :class:`~lowres_hps.models.estimator.PoseEstimator`.
 
     ``estimator(crops (B, 3, h, w) uint8) -> (keypoints (B, K, 2) input px, scores (B, K) in [0, 1])``,
     returned on the crops' device. With ``flip_test`` the heatmaps (and offsets) of each crop and of its

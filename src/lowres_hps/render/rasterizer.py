@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as nnf
 
-from lowres_hps.geometry._checks import check_size, check_trailing
+from lowres_hps.core.checks import check_size, check_trailing
 from lowres_hps.geometry.camera import perspective_project
 
 __all__ = ["Fragments", "RASTER_MODES", "project_vertices", "rasterize", "rasterize_screen"]

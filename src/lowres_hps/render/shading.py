@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from lowres_hps.geometry._checks import check_trailing
+from lowres_hps.core.checks import check_trailing
 
 __all__ = ["DEFAULT_LIGHT_DIRECTION", "face_normals", "vertex_normals", "lambert_shading"]
 
