@@ -15,6 +15,8 @@ import numpy as np
 import torch
 import torchvision
 
+from lowres_hps.core.checks import check_image
+
 __all__ = ["Detector", "HOGPeopleDetector", "HOG_WINDOW", "HOG_PERSON_EXTENT", "hog_available"]
 
 HOG_WINDOW = (64, 128)
@@ -44,12 +46,6 @@ class Detector(Protocol):
 def hog_available() -> bool:
     """Whether this OpenCV build has the HOG people detector (OpenCV 4, or opencv-contrib in OpenCV 5)."""
     return hasattr(cv2, "HOGDescriptor")
-
-
-def _check_image(image: np.ndarray) -> None:
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"image must be an (H, W, 3) uint8 array, got {getattr(image, 'shape', type(image))} "
-                         f"{getattr(image, 'dtype', '')}")
 
 
 class HOGPeopleDetector:
@@ -105,7 +101,7 @@ class HOGPeopleDetector:
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """See :class:`Detector`."""
-        _check_image(image)
+        check_image(image)
         height, width = image.shape[:2]
         up_w, up_h = round(width * self.upscale), round(height * self.upscale)
         empty = np.zeros((0, 4)), np.zeros(0)

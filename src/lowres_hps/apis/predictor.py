@@ -26,6 +26,7 @@ import torch
 
 from lowres_hps.apis.detector import Detector
 from lowres_hps.models.estimator import PoseEstimator
+from lowres_hps.core.checks import check_image
 from lowres_hps.geometry.camera import crop_to_full_translation
 from lowres_hps.geometry.transforms import apply_affine, invert_affine
 from lowres_hps.imaging.protocol import LowResCrop, LowResProtocol
@@ -79,12 +80,6 @@ class _Bodies:
     keypoints_3d: np.ndarray  # (B, K3, 3)
     bodies: list[dict[str, Any]]
     vertices: np.ndarray | None  # (B, V, 3) float32
-
-
-def _check_image(image: np.ndarray) -> None:
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"image must be an (H, W, 3) uint8 RGB array, got {getattr(image, 'shape', type(image))} "
-                         f"{getattr(image, 'dtype', '')}")
 
 
 def _check_boxes(boxes, scores) -> tuple[np.ndarray, np.ndarray]:
@@ -177,7 +172,7 @@ class Predictor:
             with ``keypoints_3d``, ``body`` (and ``vertices``) when the predictor has a 3D model.
         """
         for image in images:
-            _check_image(image)
+            check_image(image)
         if boxes is None:
             if box_scores is not None:
                 raise ValueError("box_scores need boxes")

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lowres_hps.core.checks import check_shape
 from lowres_hps.geometry.transforms import box_to_crop_affine
 from lowres_hps.imaging.crop import crop_box, warp_box
 
@@ -121,11 +122,6 @@ def sample_resolutions_per_range(generator: torch.Generator | None = None) -> li
     return [sample_resolution(index, generator) for index in range(len(RESOLUTION_RANGES))]
 
 
-def _check_images(images: torch.Tensor) -> None:
-    if not isinstance(images, torch.Tensor) or images.ndim < 3:
-        raise ValueError(f"images must be a (..., C, H, W) tensor, got {getattr(images, 'shape', type(images))}")
-
-
 def resize_images(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Bicubic resize of (..., C, H, W) images to ``size = (h, w)``, antialiased when shrinking.
 
@@ -133,7 +129,7 @@ def resize_images(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     uint8 images are processed in float32, then clamped to [0, 255] and rounded; float images are returned
     as computed (no clamping: their value range is the caller's). Images already of ``size`` are returned as is.
     """
-    _check_images(images)
+    check_shape(images, "* C H W", "images")
     out_h, out_w = int(size[0]), int(size[1])
     if out_h <= 0 or out_w <= 0:
         raise ValueError(f"size must be positive (h, w), got {size}")
@@ -160,7 +156,7 @@ def resize_to_person_height(images: torch.Tensor, person_height: float, box_heig
     Both sides scale by ``person_height / box_height``, rounded to whole pixels (at least 1), so the box
     ends within ``0.5 * box_height / H`` px of ``person_height``.
     """
-    _check_images(images)
+    check_shape(images, "* C H W", "images")
     _check_heights(person_height, box_height)
     factor = person_height / box_height
     in_h, in_w = images.shape[-2:]
@@ -182,7 +178,7 @@ def degrade(
         (..., C, h, w), same dtype. When ``R`` is not below the smaller of the person's heights in
         ``images`` and in the output, going through ``R`` loses nothing: a single resize to ``output_size``.
     """
-    _check_images(images)
+    check_shape(images, "* C H W", "images")
     _check_heights(person_height, box_height)
     output_person_height = box_height * output_size[0] / images.shape[-2]
     if person_height >= min(box_height, output_person_height):
@@ -194,8 +190,7 @@ def degrade_image(
     crop: np.ndarray, person_height: float, box_height: float, output_size: tuple[int, int]
 ) -> np.ndarray:
     """:func:`degrade` for one (H, W, C) uint8 numpy crop; returns (h, w, C) uint8."""
-    if not isinstance(crop, np.ndarray) or crop.ndim != 3 or crop.dtype != np.uint8:
-        raise ValueError(f"crop must be an (H, W, C) uint8 array, got {getattr(crop, 'shape', type(crop))}")
+    check_shape(crop, "H W C", "crop", np.uint8)
     chw = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)
     return degrade(chw, person_height, box_height, output_size).permute(1, 2, 0).numpy()
 
@@ -266,8 +261,7 @@ class LowResProtocol:
             person_height: target person height R in px; None keeps the source resolution.
             rotation_deg: rotation augmentation about the box centre (counter-clockwise in the input).
         """
-        if not isinstance(image, np.ndarray) or image.ndim != 3 or image.dtype != np.uint8:
-            raise ValueError(f"image must be an (H, W, C) uint8 array, got {getattr(image, 'shape', type(image))}")
+        check_shape(image, "H W C", "image", np.uint8)
         bbox = np.asarray(bbox, dtype=np.float64)
         if bbox.shape != (4,) or not (bbox[2] > 0 and bbox[3] > 0):
             raise ValueError(f"bbox must be x, y, w, h with positive w and h, got {bbox.tolist()}")

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from lowres_hps.body.keypoints import get_convention
+from lowres_hps.core.checks import check_shape
 from lowres_hps.models.backbones import BACKBONES, build_backbone
 from lowres_hps.models.heads import HeatmapOffsetHead
 
@@ -130,8 +131,8 @@ class TopDownPoseModel(nn.Module):
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, h, w) uint8 or float 0..255 -> ImageNet-normalised float of the model's dtype."""
-        if not torch.jit.is_tracing() and (images.ndim != 4 or images.shape[1] != 3):
-            raise ValueError(f"images must be (B, 3, h, w) RGB, got {tuple(images.shape)}")
+        if not torch.jit.is_tracing():
+            check_shape(images, "B 3 h w", "images")
         images = images.to(self.pixel_mean.dtype)
         return (images - self.pixel_mean) / self.pixel_std
 
@@ -170,11 +171,7 @@ def check_crops(crops: torch.Tensor, input_size: tuple[int, int]) -> None:
     """``ValueError`` unless ``crops`` is (B, 3, h, w) with ``(h, w) == input_size``."""
     if not isinstance(crops, torch.Tensor):
         raise TypeError(f"crops must be a torch.Tensor, got {type(crops).__name__}")
-    if crops.ndim != 4 or crops.shape[1] != 3 or tuple(crops.shape[2:]) != tuple(input_size):
-        h, w = input_size
-        raise ValueError(
-            f"crops must be (B, 3, {h}, {w}) RGB made with this model's input size, got {tuple(crops.shape)}"
-        )
+    check_shape(crops, "B 3 {} {}".format(*input_size), "crops (RGB, made with this model's input size)")
     if crops.dtype != torch.uint8 and not crops.is_floating_point():
         raise TypeError(f"crops must be uint8 (or float 0..255), got {crops.dtype}")
 

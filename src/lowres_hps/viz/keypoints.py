@@ -6,6 +6,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from lowres_hps.core.checks import check_image
 from lowres_hps.body.keypoints import KeypointConvention, get_convention
 
 __all__ = ["draw_keypoints", "contact_sheet"]
@@ -40,8 +41,7 @@ def draw_keypoints(image: np.ndarray, keypoints: np.ndarray, convention: str | K
     """
     convention = get_convention(convention)
     image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"expected an (H, W, 3) uint8 image, got {image.shape} {image.dtype}")
+    check_image(image)
     keypoints = np.asarray(keypoints, dtype=np.float64)
     if keypoints.ndim != 2 or keypoints.shape[0] != len(convention) or keypoints.shape[1] not in (2, 3):
         raise ValueError(f"expected ({len(convention)}, 2 or 3) keypoints for {convention.name}, "

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from lowres_hps.core.checks import check_image
 from lowres_hps.render import DEFAULT_ALBEDO, lambert_shading, rasterize, vertex_normals
 
 __all__ = ["MESH_COLORS", "mesh_window", "draw_meshes"]
@@ -68,8 +69,7 @@ def draw_meshes(
     Returns:
         (H, W, 3) uint8: ``image`` where no mesh is visible, ``(1 - alpha) image + alpha shaded`` elsewhere.
     """
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"image must be an (H, W, 3) uint8 RGB array, got {getattr(image, 'shape', type(image))}")
+    check_image(image)
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     faces_t = torch.as_tensor(np.asarray(faces), dtype=torch.long)

@@ -6,6 +6,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from lowres_hps.core.checks import check_image
+
 __all__ = ["VideoWriterRGB"]
 
 
@@ -35,9 +37,7 @@ class VideoWriterRGB:
 
     def write(self, frame: np.ndarray) -> None:
         """Append one (H, W, 3) uint8 RGB frame (same size as the first)."""
-        frame = np.asarray(frame)
-        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-            raise ValueError(f"frame must be (H, W, 3) uint8 RGB, got {frame.shape} {frame.dtype}")
+        check_image(np.asarray(frame), "frame")
         if self._closed:
             raise ValueError(f"video already closed: {self.path}")
         size = (frame.shape[1], frame.shape[0])

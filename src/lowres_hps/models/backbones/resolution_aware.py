@@ -18,6 +18,7 @@ import torchvision
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
+from lowres_hps.core.checks import check_shape
 from lowres_hps.models.backbones.common import load_classifier_checkpoint
 
 __all__ = ["ResolutionAwareResNet", "residual_branch"]
@@ -71,8 +72,7 @@ class ResolutionAwareResNet(nn.Module):
         return self.alpha is not None
 
     def forward(self, images: torch.Tensor, range_index: torch.Tensor | None = None) -> torch.Tensor:
-        if images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(f"images must be (B, 3, H, W), got {tuple(images.shape)}")
+        check_shape(images, "B 3 H W", "images")
         weights = None
         if self.alpha is not None:
             if range_index is None:
