@@ -11,7 +11,8 @@ sys.path.insert(0, str(Path(__file__).parent))  # the toy task, also under --imp
 
 from engine_toy_task import read_weights, run_cli, toy_config_dict, train_in_process  # noqa: E402
 
-from lowres_hps.engine import TrainConfig, load_config  # noqa: E402
+from lowres_hps.core.config import load_config  # noqa: E402
+from lowres_hps.engine import TrainConfig  # noqa: E402
 from lowres_hps.engine.distributed import (  # noqa: E402
     ResumableDistributedSampler,
     all_gather_objects,

@@ -6,7 +6,8 @@ import torch
 
 from lowres_hps.data.synth.generator import SynthConfig
 from lowres_hps.data.synth.writer import generate_dataset
-from lowres_hps.engine import TrainConfig, Trainer, load_config
+from lowres_hps.core.config import load_config
+from lowres_hps.engine import TrainConfig, Trainer
 from lowres_hps.methods.cal import cal_task, load_run_estimator
 
 TINY = {"backbone": "resnet18", "backbone_params": {"neck_channels": 16}, "input_size": [64, 48], "stride": 4,

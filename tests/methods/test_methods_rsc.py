@@ -9,7 +9,8 @@ import torch
 from lowres_hps.body.keypoints import get_convention
 from lowres_hps.data.synth.generator import SynthConfig
 from lowres_hps.data.synth.writer import generate_dataset
-from lowres_hps.engine import TrainConfig, Trainer, build_task, load_config
+from lowres_hps.core.config import load_config
+from lowres_hps.engine import TrainConfig, Trainer, build_task
 from lowres_hps.methods.rsc import RSCLoss, hips_root, load_run_body_estimator, rsc_task
 from lowres_hps.models.body3d import Body3DConfig, Body3DEstimator, build_body3d_model
 

@@ -5,7 +5,8 @@ import argparse
 import dataclasses
 import logging
 
-from lowres_hps.engine.config import TrainConfig, load_config
+from lowres_hps.core.config import load_config
+from lowres_hps.engine.config import TrainConfig
 from lowres_hps.engine.distributed import destroy_distributed, init_distributed
 from lowres_hps.engine.trainer import Trainer, build_task, seed_everything
 

@@ -1,4 +1,4 @@
-"""The training loop all methods share: YAML configs, a Task protocol, a Trainer with
+"""The training loop all methods share: training configs, a Task protocol, a Trainer with
 data parallelism (torchrun), AMP, CSV/TensorBoard logs and exactly resumable checkpoints."""
 from lowres_hps.engine.checkpoint import (
     atomic_write,
@@ -9,15 +9,8 @@ from lowres_hps.engine.checkpoint import (
     save_checkpoint,
     save_weights,
 )
-from lowres_hps.engine.config import (
-    OptimConfig,
-    TrainConfig,
-    TrainerConfig,
-    dump_config,
-    load_config,
-    parse_override,
-    save_config,
-)
+from lowres_hps.core.config import dump_config, load_config, parse_override, save_config  # the training API uses them
+from lowres_hps.engine.config import OptimConfig, TrainConfig, TrainerConfig
 from lowres_hps.engine.distributed import (
     DistributedContext,
     ResumableDistributedSampler,

@@ -34,7 +34,8 @@ from lowres_hps.engine.checkpoint import (
     save_checkpoint,
     save_weights,
 )
-from lowres_hps.engine.config import OptimConfig, TrainConfig, TrainerConfig, dump_config, save_config
+from lowres_hps.core.config import dump_config, save_config
+from lowres_hps.engine.config import OptimConfig, TrainConfig, TrainerConfig
 from lowres_hps.engine.distributed import (
     ResumableDistributedSampler,
     all_gather_objects,

@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import ConcatDataset
 
 from lowres_hps.data.keypoint_dataset import AugmentConfig, TopDownKeypointDataset
-from lowres_hps.engine.config import load_config
+from lowres_hps.core.config import load_config
 from lowres_hps.engine.trainer import Task
 from lowres_hps.imaging.protocol import LowResProtocol
 from lowres_hps.losses.keypoints import heatmap_ce_loss, heatmap_l2_loss, offset_loss

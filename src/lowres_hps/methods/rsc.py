@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from lowres_hps.data.multires_dataset import MultiResAugmentConfig, MultiResolutionDataset
-from lowres_hps.engine.config import load_config
+from lowres_hps.core.config import load_config
 from lowres_hps.engine.trainer import Task
 from lowres_hps.losses.consistency import (
     FEATURE_LOSSES,

@@ -109,13 +109,13 @@ class Body3DConfig:
         return self.pose_spec.vector_size + 3
 
     def to_dict(self) -> dict[str, Any]:
-        from lowres_hps.engine.config import dump_config
+        from lowres_hps.core.config import dump_config
 
         return dump_config(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Body3DConfig:
-        from lowres_hps.engine.config import load_config
+        from lowres_hps.core.config import load_config
 
         return load_config(data, cls)
 

@@ -89,14 +89,14 @@ class Pose2DConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON/YAML-safe data; ``Pose2DConfig.from_dict(cfg.to_dict()) == cfg``."""
-        from lowres_hps.engine.config import dump_config
+        from lowres_hps.core.config import dump_config
 
         return dump_config(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Pose2DConfig:
         """Config from :meth:`to_dict` data (unknown keys and wrong types raise ``ValueError``)."""
-        from lowres_hps.engine.config import load_config
+        from lowres_hps.core.config import load_config
 
         return load_config(data, cls)
 
