@@ -214,7 +214,7 @@ def _write_onnx(wrapper: nn.Module, examples: tuple[torch.Tensor, ...], path: Pa
     """Export, then set the doc string and ``metadata_props``, check and save (atomically)."""
     import onnx
 
-    from lowres_hps.engine.checkpoint import atomic_write
+    from lowres_hps.core.io import atomic_write
 
     dynamic_axes = {name: {0: "batch"} for name in [*input_names, *output_names]} if dynamic else None
     with atomic_write(path) as tmp, warnings.catch_warnings():

@@ -228,7 +228,7 @@ def save_checkpoint(model, card: ModelCard, path: str | os.PathLike) -> Path:
     """
     import safetensors.torch
 
-    from lowres_hps.engine.checkpoint import atomic_write
+    from lowres_hps.core.io import atomic_write
 
     model = getattr(model, "model", model)  # an estimator -> its network
     config = getattr(model, "config", None)

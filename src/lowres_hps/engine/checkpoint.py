@@ -1,17 +1,18 @@
-"""Crash-safe checkpoints: atomic writes, RNG states, final weights as safetensors."""
+"""Crash-safe checkpoints (written with :func:`lowres_hps.core.io.atomic_write`), RNG states, final weights
+as safetensors."""
 from __future__ import annotations
 
-import contextlib
 import os
 import random
-import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import safetensors.torch
 import torch
+
+from lowres_hps.core.io import atomic_write
 
 __all__ = [
     "atomic_write",
@@ -22,51 +23,6 @@ __all__ = [
     "save_weights",
     "load_weights",
 ]
-
-
-@contextlib.contextmanager
-def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success it replaces ``path`` in one step.
-
-    The temporary file is flushed to disk (fsync) before ``os.replace``, so a crash at any point
-    leaves either the old file or the new one, never a partial file. On an exception the
-    temporary file is removed and ``path`` is untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; give it the usual mode
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_dir(folder: Path) -> None:
-    # Makes the rename itself durable; not supported on every platform/file system.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike) -> None:

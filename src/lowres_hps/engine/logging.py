@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from lowres_hps.engine.checkpoint import atomic_write
+from lowres_hps.core.io import atomic_write
 
 __all__ = ["MetricLogger"]
 
