@@ -47,7 +47,7 @@ def build_network(spec: str):
         import safetensors.torch
 
         card = read_card(spec)
-        network = build_body3d_model(card.body3d_config(), pretrained=False)
+        network = build_body3d_model(card.model_config("hps3d"), pretrained=False)
         network.load_state_dict(safetensors.torch.load_file(spec), strict=True)
         return Path(spec).stem, network.eval(), card
     if spec.endswith((".yaml", ".yml")):

@@ -36,7 +36,7 @@ DEFAULT_MODELS = [
 def build_estimator(spec: str, flip_test: bool):
     """``(label, TopDownEstimator)`` of a checkpoint, a YAML config or a ``BACKBONE@HxW,k=v`` spec."""
     from lowres_hps.apis.registry import load_model
-    from lowres_hps.engine.config import load_config
+    from lowres_hps.core.config import load_config
     from lowres_hps.models.pose2d import Pose2DConfig, TopDownEstimator, build_pose_model
 
     if spec.endswith(".safetensors"):

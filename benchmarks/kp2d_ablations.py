@@ -71,7 +71,7 @@ def train(name: str, epochs: int, subset: int, input_size: str = "64x48") -> Pat
 def score(run: Path, codec: str | None) -> dict[str, float]:
     from lowres_hps.data import LspReader
     from lowres_hps.apis.accuracy import coco_ap_with_gt_boxes, pck_with_gt_boxes
-    from lowres_hps.methods.cal import load_run_estimator
+    from lowres_hps.apis.registry import load_run
 
     from lowres_hps.data import SynthLRReader
 
@@ -85,7 +85,7 @@ def score(run: Path, codec: str | None) -> dict[str, float]:
         def __getitem__(self, index):
             return self.reader[index]
 
-    estimator = load_run_estimator(run, codec=codec)
+    estimator = load_run(run, config_changes=None if codec is None else {"codec": codec})
     ap = coco_ap_with_gt_boxes(estimator, SYNTH_TEST, max_images=300)
     synth_pck = pck_with_gt_boxes(estimator, FirstPeople(SynthLRReader(SYNTH_TEST.parent), 300))
     pck = pck_with_gt_boxes(estimator, LspReader(LSPET, indices=range(300, 400)))

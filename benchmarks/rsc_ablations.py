@@ -77,9 +77,10 @@ def score(run: Path, test_people: int, batch_size: int = 16) -> dict[str, float]
 
     from lowres_hps.data import SynthLRReader
     from lowres_hps.data.multires_dataset import MultiResolutionDataset
-    from lowres_hps.methods.rsc import evaluate_body3d, load_run_body_estimator
+    from lowres_hps.apis.registry import load_run
+    from lowres_hps.methods.rsc import evaluate_body3d
 
-    estimator = load_run_body_estimator(run)
+    estimator = load_run(run)
     cfg = estimator.config
     dataset = MultiResolutionDataset([SynthLRReader(SYNTH_TEST)], canvas=cfg.canvas, convention=cfg.convention,
                                      body_model=cfg.body_model, pose_size=cfg.pose_spec.vector_size,

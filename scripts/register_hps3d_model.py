@@ -23,8 +23,7 @@ os.environ.setdefault("ANNY_CACHE_DIR", str(ROOT / ".cache" / "anny"))
 def main() -> None:
     import torch
 
-    from lowres_hps.apis.registry import PACKAGE_WEIGHTS_DIR, ModelCard, load_model, save_checkpoint
-    from lowres_hps.methods.rsc import load_run_body_estimator
+    from lowres_hps.apis.registry import PACKAGE_WEIGHTS_DIR, ModelCard, load_model, load_run, save_checkpoint
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from rsc_ablations import HEIGHTS, score
@@ -39,9 +38,9 @@ def main() -> None:
     run = Path(args.run)
     measured = score(run, args.test_people)
     metrics = {k: round(v, 1) for k, v in measured.items()}
-    estimator = load_run_body_estimator(run)
+    estimator = load_run(run)
     config = yaml.safe_load((run / "config.yaml").read_text())
-    card = ModelCard.from_body3d_config(
+    card = ModelCard.from_config(
         args.name, estimator.config,
         training_data=["SynthLR-train (12k crops, seed 1000; 3D + Anny parameters)", "lspet_400[0:300] (2D)",
                        "coco_mini_train (86 people, 2D)"],
@@ -55,7 +54,7 @@ def main() -> None:
     network = estimator.model.half()
     out = save_checkpoint(network, card, PACKAGE_WEIGHTS_DIR / f"{args.name}.safetensors")
     reloaded = load_model(out)  # the shipped file loads and runs
-    reloaded.predict_bodies(torch.zeros(1, 3, *reloaded.input_size, dtype=torch.uint8))
+    reloaded.predict_bodies(torch.zeros(1, 3, *reloaded.input_size, dtype=torch.uint8), torch.zeros(1, dtype=torch.long))
     print(json.dumps({"file": str(out), "bytes": out.stat().st_size, "metrics": metrics}, indent=2))
 
 

@@ -22,10 +22,9 @@ os.environ.setdefault("ANNY_CACHE_DIR", str(ROOT / ".cache" / "anny"))
 def main() -> None:
     import torch
 
-    from lowres_hps.apis.registry import PACKAGE_WEIGHTS_DIR, ModelCard, load_model, save_checkpoint
+    from lowres_hps.apis.registry import PACKAGE_WEIGHTS_DIR, ModelCard, load_model, load_run, save_checkpoint
     from lowres_hps.data import LspReader
     from lowres_hps.apis.accuracy import coco_ap_with_gt_boxes, pck_with_gt_boxes
-    from lowres_hps.methods.cal import load_run_estimator
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("run")
@@ -36,7 +35,7 @@ def main() -> None:
     torch.set_num_threads(2)
 
     run = Path(args.run)
-    estimator = load_run_estimator(run)
+    estimator = load_run(run)
     ann = Path(args.synth_test) / "annotations.json"
     size = "x".join(str(s) for s in estimator.input_size)
     source = coco_ap_with_gt_boxes(estimator, ann)

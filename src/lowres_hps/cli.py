@@ -1,28 +1,14 @@
 """The `lowres-hps` command line.
 
-Each subcommand's work lives in the package it belongs to; this module only parses
-arguments and imports lazily, so that `lowres-hps --help` stays fast.
+One table, :data:`COMMANDS`: each subcommand's help and arguments. Its work is ``main(args)`` in
+``lowres_hps.commands.<name>``, imported only when it runs, so that ``lowres-hps --help`` stays fast.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
-
-# name -> (help, "module:function" that takes the parsed args and returns an exit code)
-_COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("render low-resolution samples of the body model through the protocol", "lowres_hps.commands.demo:main"),
-    "degrade": ("apply the low-resolution protocol to person boxes of an image", "lowres_hps.commands.degrade:degrade_main"),
-    "evaluate": ("score predictions: kp2d (COCO OKS AP) or kp3d (MPJPE, PA-MPJPE, ...)", "lowres_hps.commands.evaluate:main"),
-    "data": ("inspect a dataset through the readers", "lowres_hps.commands.data:main"),
-    "synth": ("generate SynthLR: rendered people with 2D, 3D, mask and body ground truth", "lowres_hps.commands.synth:main"),
-    "body": ("body models: info, warm-up of the Anny cache, mesh export", "lowres_hps.commands.body:main"),
-    "train": ("train a model from a YAML config (torchrun for several processes)", "lowres_hps.commands.train:train_main"),
-    "models": ("list the installed named 2D and 3D models (model cards)", "lowres_hps.apis.registry:main"),
-    "export": ("export a 2D or 3D model to ONNX with its preprocessing documented", "lowres_hps.apis.export:main"),
-    "predict": ("2D keypoints and 3D bodies of the people in images, folders and videos", "lowres_hps.commands.predict:main"),
-}
-
+from collections.abc import Callable
 
 def _add_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="demo_out", help="output folder")
@@ -174,9 +160,19 @@ def _add_predict(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-frames", type=int, default=None, metavar="N", help="videos: stop after the first N frames")
 
 
-_ADDERS = {"demo": _add_demo, "degrade": _add_degrade, "evaluate": _add_evaluate,
-           "data": _add_data, "synth": _add_synth, "body": _add_body, "train": _add_train,
-           "models": _add_models, "export": _add_export, "predict": _add_predict}
+# name -> (help, function adding its arguments); the handler is lowres_hps.commands.<name>:main.
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
+    "demo": ("render low-resolution samples of the body model through the protocol", _add_demo),
+    "degrade": ("apply the low-resolution protocol to person boxes of an image", _add_degrade),
+    "evaluate": ("score predictions: kp2d (COCO OKS AP) or kp3d (MPJPE, PA-MPJPE, ...)", _add_evaluate),
+    "data": ("inspect a dataset through the readers", _add_data),
+    "synth": ("generate SynthLR: rendered people with 2D, 3D, mask and body ground truth", _add_synth),
+    "body": ("body models: info, warm-up of the Anny cache, mesh export", _add_body),
+    "train": ("train a model from a YAML config (torchrun for several processes)", _add_train),
+    "models": ("list the installed named 2D and 3D models (model cards)", _add_models),
+    "export": ("export a 2D or 3D model to ONNX with its preprocessing documented", _add_export),
+    "predict": ("2D keypoints and 3D bodies of the people in images, folders and videos", _add_predict),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -188,15 +184,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"lowres-hps {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, (help_text, _) in _COMMANDS.items():
-        _ADDERS[name](sub.add_parser(name, help=help_text, description=help_text))
+    for name, (help_text, add_arguments) in COMMANDS.items():
+        add_arguments(sub.add_parser(name, help=help_text, description=help_text))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    module_name, func_name = _COMMANDS[args.command][1].split(":")
-    func = getattr(importlib.import_module(module_name), func_name)
+    func = importlib.import_module(f"lowres_hps.commands.{args.command}").main
     try:
         return int(func(args) or 0)
     except (FileNotFoundError, ValueError, KeyError) as exc:

@@ -19,7 +19,7 @@ class ColourFinder:
     scale_factor = 1.25
     convention = "coco17"
 
-    def __call__(self, crops):
+    def __call__(self, crops, range_index=None):
         pixels = crops.permute(0, 2, 3, 1).float()  # (B, h, w, 3)
         distance = ((pixels[:, None] - torch.from_numpy(COLOURS)[None, :, None, None]) ** 2).sum(-1)
         flat = distance.flatten(2).argmin(-1)

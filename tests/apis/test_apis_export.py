@@ -130,8 +130,8 @@ def tiny_body3d(resolution_aware: bool = True):
         model.regressor.mlp[-1].weight.mul_(50.0)  # outputs well away from the mean
         if resolution_aware:
             model.backbone.alpha.uniform_(0.3, 1.5)  # every range really differs
-    card = ModelCard.from_body3d_config("tiny_rsc", cfg, training_data=["synthlr_train"],
-                                        metrics={"mpjpe_mm@96": 150.0})
+    card = ModelCard.from_config("tiny_rsc", cfg, training_data=["synthlr_train"],
+                                 metrics={"mpjpe_mm@96": 150.0})
     return model, card
 
 
@@ -226,7 +226,7 @@ def test_body3d_baseline_with_a_fixed_batch(tmp_path):
 def test_body3d_without_card_gets_one_from_its_config(tmp_path):
     model, _ = tiny_body3d()
     card = read_onnx_card(export_onnx(model, tmp_path / "plain3d.onnx"))
-    assert card.name == "plain3d" and card.task == "hps3d" and card.body3d_config() == model.config
+    assert card.name == "plain3d" and card.task == "hps3d" and card.model_config("hps3d") == model.config
 
 
 def test_export_command_for_a_3d_checkpoint(tmp_path, capsys, anny_body):

@@ -11,7 +11,7 @@ from lowres_hps.models.estimator import PoseEstimator
 from lowres_hps.apis.predictor import PersonPrediction, Predictor
 from lowres_hps.body import load_body_model
 from lowres_hps.imaging.crop import crop_box
-from lowres_hps.imaging.protocol import LowResProtocol
+from lowres_hps.imaging.protocol import LowResProtocol, input_range_index
 from lowres_hps.models.body3d import Body3DConfig, Body3DEstimator, build_body3d_model, project_to_crop
 
 K = 17
@@ -31,7 +31,7 @@ class CropPointsEstimator:
         self.dtype = dtype
         self.calls: list[torch.Tensor] = []
 
-    def __call__(self, crops):
+    def __call__(self, crops, range_index=None):
         self.calls.append(crops.clone())
         h, w = self.input_size
         points = torch.full((K, 2), 0.0, dtype=self.dtype)
@@ -50,7 +50,7 @@ class BrightCentroidEstimator:
     scale_factor = 1.25
     convention = "coco17"
 
-    def __call__(self, crops):
+    def __call__(self, crops, range_index=None):
         weights = (crops.float().mean(1) - 128).clamp(min=0)  # (B, h, w)
         ys, xs = torch.meshgrid(torch.arange(crops.shape[2]), torch.arange(crops.shape[3]), indexing="ij")
         total = weights.sum((1, 2))
@@ -177,7 +177,7 @@ def test_errors_are_clear():
         predictor.predict_image(_image(), np.array([[0.0, 0, 10, 10]]), box_scores=np.array([1.0, 1.0]))
 
     class WrongShape(CropPointsEstimator):
-        def __call__(self, crops):
+        def __call__(self, crops, range_index=None):
             points, scores = super().__call__(crops)
             return points[..., :1], scores
 
@@ -217,7 +217,7 @@ def test_a_3d_estimator_gives_bodies_in_the_full_image_camera(body_estimator, an
         assert body["body_model"] == "anny" and len(body["pose_vector"]) == anny_body.pose_spec.vector_size
         assert body["focal"] == pytest.approx(400.0)  # sqrt(320^2 + 240^2)
         assert body["principal_point"] == [159.5, 119.5]
-        assert body["range_index"] == (4 if person_height else body_estimator.range_index(box[3]).item())
+        assert body["range_index"] == (4 if person_height else input_range_index(box[3]))
         assert person.keypoints_3d.shape == (K, 3) and person.keypoints_3d.dtype == np.float64
         assert (person.keypoints_3d[:, 2] > 0).all() and person.vertices is None
         # The body dict rebuilds the keypoints: body model at the translation.
@@ -256,8 +256,8 @@ def test_a_separate_3d_model_runs_on_its_own_crops(body_estimator, monkeypatch):
     seen = []
     original = body_estimator.predict_bodies
     monkeypatch.setattr(body_estimator, "predict_bodies",
-                        lambda crops, person_heights=None, with_vertices=True:
-                        seen.append((crops, person_heights)) or original(crops, person_heights, with_vertices))
+                        lambda crops, range_index, with_vertices=True:
+                        seen.append((crops, range_index)) or original(crops, range_index, with_vertices))
     image = _image()
     predictor = Predictor(estimator, person_height=30.0, body_estimator=body_estimator)
     people = predictor.predict_image(image, BOXES_3D)
@@ -266,7 +266,7 @@ def test_a_separate_3d_model_runs_on_its_own_crops(body_estimator, monkeypatch):
     assert estimator.calls[0].shape == (2, 3, 64, 48)
     expected = LowResProtocol((64, 64), 1.25, "upsample")(image, BOXES_3D[0], 30.0)
     torch.testing.assert_close(seen[0][0][0], expected.image, rtol=0, atol=0)
-    assert seen[0][1].tolist() == [30.0, 30.0]
+    assert seen[0][1].tolist() == [4, 4]  # the crops' ranges (R = 30 px)
     for person in people:
         np.testing.assert_allclose(person.keypoints[:, 2], np.linspace(0.2, 0.9, K), atol=1e-6)
         assert person.keypoints_3d.shape == (K, 3) and person.body["range_index"] == 4
@@ -274,7 +274,7 @@ def test_a_separate_3d_model_runs_on_its_own_crops(body_estimator, monkeypatch):
     [plain] = Predictor(estimator).predict_image(image, BOXES_3D[:1])
     assert plain.keypoints_3d is None and plain.body is None and plain.vertices is None
     assert Predictor(estimator).faces is None
-    with pytest.raises(TypeError, match="Body3DEstimator"):
+    with pytest.raises(TypeError, match="BodyEstimator"):
         Predictor(estimator, body_estimator=CropPointsEstimator())
 
 

@@ -10,6 +10,7 @@ import safetensors.torch
 import torch
 
 from lowres_hps.apis import registry
+from lowres_hps.models import weights as named_weights
 from lowres_hps.apis.registry import (
     CARD_METADATA_KEY,
     ModelCard,
@@ -113,11 +114,11 @@ def test_card_must_match_the_model(tiny_model, card, tmp_path):
     bad = ModelCard.from_json(card.to_json())
     bad.input_size = (128, 96)
     with pytest.raises(ValueError, match="disagrees with the architecture"):
-        bad.pose2d_config()
+        bad.model_config("kp2d")
     bad = ModelCard.from_json(card.to_json())
     bad.task = "kp3d"
     with pytest.raises(ValueError, match="not a 2D keypoint"):
-        bad.pose2d_config()
+        bad.model_config("kp2d")
 
 
 def test_files_that_are_not_checkpoints(tiny_model, tmp_path):
@@ -161,8 +162,8 @@ def test_unknown_name_lists_known_names_and_how_to_pass_a_path(tiny_model, card,
 
 
 def test_registered_name_without_its_file_is_reported(weights_dir, monkeypatch):
-    monkeypatch.setattr(registry, "_REGISTERED", {})
-    monkeypatch.setattr(registry, "PACKAGE_WEIGHTS_DIR", weights_dir / "package")  # not the shipped file
+    monkeypatch.setattr(named_weights, "_REGISTERED", {})
+    monkeypatch.setattr(named_weights, "PACKAGE_WEIGHTS_DIR", weights_dir / "package")  # not the shipped file
     register_model("cal_r18_64x48")
     assert "cal_r18_64x48" in registered_names()
     with pytest.raises(FileNotFoundError, match="registered but its weights file cal_r18_64x48.safetensors is not"):
@@ -172,8 +173,8 @@ def test_registered_name_without_its_file_is_reported(weights_dir, monkeypatch):
 
 
 def test_models_command(tiny_model, card, weights_dir, capsys, monkeypatch):
-    monkeypatch.setattr(registry, "_REGISTERED", {})
-    monkeypatch.setattr(registry, "PACKAGE_WEIGHTS_DIR", weights_dir / "package")
+    monkeypatch.setattr(named_weights, "_REGISTERED", {})
+    monkeypatch.setattr(named_weights, "PACKAGE_WEIGHTS_DIR", weights_dir / "package")
     assert cli_main(["models"]) == 0
     assert "no models installed" in capsys.readouterr().out
     save_checkpoint(tiny_model, card, weights_dir / "tiny_cal_64x48.safetensors")
@@ -203,8 +204,8 @@ def tiny_body_net():
 
 @pytest.fixture
 def body_card(tiny_body_net):
-    return ModelCard.from_body3d_config("tiny_rsc_c64", tiny_body_net.config, training_data=["synthlr_train"],
-                                        metrics={"synthlr_test_mpjpe_mm@32": 250.0}, notes="test 3D model")
+    return ModelCard.from_config("tiny_rsc_c64", tiny_body_net.config, training_data=["synthlr_train"],
+                                 metrics={"synthlr_test_mpjpe_mm@32": 250.0}, notes="test 3D model")
 
 
 def test_body3d_card_fields(tiny_body_net, body_card):
@@ -212,14 +213,14 @@ def test_body3d_card_fields(tiny_body_net, body_card):
     assert body_card.codec == "" and body_card.codec_params == {}
     assert body_card.convention == "coco17" and body_card.scale_factor == 1.25
     assert body_card.architecture["body_model"] == "anny" and body_card.architecture["canvas"] == 64
-    assert body_card.body3d_config() == tiny_body_net.config
+    assert body_card.model_config("hps3d") == tiny_body_net.config
     assert body_card.model_config() == tiny_body_net.config
     with pytest.raises(ValueError, match="not a 2D keypoint"):
-        body_card.pose2d_config()
+        body_card.model_config("kp2d")
     bad = ModelCard.from_json(body_card.to_json())
     bad.input_size = (128, 128)
     with pytest.raises(ValueError, match="disagrees with the architecture"):
-        bad.body3d_config()
+        bad.model_config("hps3d")
     bad.task = "seg"
     with pytest.raises(ValueError, match="task 'seg'"):
         bad.model_config()
@@ -254,7 +255,7 @@ def test_card_task_must_match_the_model_kind(tiny_model, card, tiny_body_net, bo
 
 
 def test_default_3d_model_is_registered_and_reported_when_missing(weights_dir, monkeypatch):
-    monkeypatch.setattr(registry, "PACKAGE_WEIGHTS_DIR", weights_dir / "package")  # whatever is installed
+    monkeypatch.setattr(named_weights, "PACKAGE_WEIGHTS_DIR", weights_dir / "package")  # whatever is installed
     assert "rsc_r18_c64" in registered_names()
     with pytest.raises(FileNotFoundError, match="'rsc_r18_c64' is registered but its weights file "
                                                 "rsc_r18_c64.safetensors is not installed"):
@@ -262,8 +263,8 @@ def test_default_3d_model_is_registered_and_reported_when_missing(weights_dir, m
 
 
 def test_models_command_lists_3d_models(tiny_body_net, body_card, weights_dir, capsys, monkeypatch):
-    monkeypatch.setattr(registry, "_REGISTERED", {})
-    monkeypatch.setattr(registry, "PACKAGE_WEIGHTS_DIR", weights_dir / "package")
+    monkeypatch.setattr(named_weights, "_REGISTERED", {})
+    monkeypatch.setattr(named_weights, "PACKAGE_WEIGHTS_DIR", weights_dir / "package")
     save_checkpoint(tiny_body_net, body_card, weights_dir / "tiny_rsc_c64.safetensors")
     assert cli_main(["models"]) == 0
     out = capsys.readouterr().out

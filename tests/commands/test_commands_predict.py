@@ -15,6 +15,7 @@ from pycocotools.coco import COCO
 
 from lowres_hps.apis import detector as detector_module
 from lowres_hps.apis import registry
+from lowres_hps.models import weights as named_weights
 from lowres_hps.commands import predict as predict_cmd
 from lowres_hps.apis.predictor import Predictor
 from lowres_hps.apis.registry import ModelCard, save_checkpoint
@@ -35,7 +36,7 @@ class CentreEstimator:
         self.flip_test = False
         self.crops: list[torch.Tensor] = []
 
-    def __call__(self, crops):
+    def __call__(self, crops, range_index=None):
         self.crops.extend(crops)
         h, w = self.input_size
         points = torch.tensor([[(w - 1) / 2, (h - 1) / 2]]).repeat(K, 1)
@@ -300,7 +301,7 @@ def model3d(tmp_path_factory):
     torch.manual_seed(0)
     cfg = Body3DConfig(canvas=64)
     path = tmp_path_factory.mktemp("weights3d") / "tiny_rsc.safetensors"
-    save_checkpoint(build_body3d_model(cfg, pretrained=False), ModelCard.from_body3d_config("tiny_rsc", cfg), path)
+    save_checkpoint(build_body3d_model(cfg, pretrained=False), ModelCard.from_config("tiny_rsc", cfg), path)
     return path
 
 
@@ -395,7 +396,7 @@ def test_default_3d_model_runs_when_installed(tmp_path, model3d, monkeypatch):
     assert not any("keypoints_3d" in r for r in json.loads((tmp_path / "b" / "predictions.json").read_text()))
     # Not installed: 2D only, said once on stderr.
     monkeypatch.delenv(registry.WEIGHTS_DIR_ENV)
-    monkeypatch.setattr(registry, "PACKAGE_WEIGHTS_DIR", tmp_path / "empty")
+    monkeypatch.setattr(named_weights, "PACKAGE_WEIGHTS_DIR", tmp_path / "empty")
     code, stdout, stderr = _run([*base, "--out", str(tmp_path / "c")])
     assert code == 0 and json.loads(stdout)["model3d"] is None
     assert stderr.count(f"the default 3D model '{predict_cmd.DEFAULT_MODEL_3D}' is not installed") == 1

@@ -8,7 +8,8 @@ from lowres_hps.data.synth.generator import SynthConfig
 from lowres_hps.data.synth.writer import generate_dataset
 from lowres_hps.core.config import load_config
 from lowres_hps.engine import TrainConfig, Trainer
-from lowres_hps.methods.cal import cal_task, load_run_estimator
+from lowres_hps.apis.registry import load_run
+from lowres_hps.methods.cal import cal_task
 
 TINY = {"backbone": "resnet18", "backbone_params": {"neck_channels": 16}, "input_size": [64, 48], "stride": 4,
         "codec": "cal", "codec_params": {"radius": 2.0, "sigma": 1.0}, "flip_test": False}
@@ -65,10 +66,10 @@ def test_train_then_reload_the_run(tmp_path, synth_dir):
 
     metrics = Trainer(config, build_task(config.task, config.task_args)).fit()
     assert 0.0 <= metrics["pck@0.1"] <= 1.0
-    estimator = load_run_estimator(tmp_path / "run")
+    estimator = load_run(tmp_path / "run")
     keypoints, scores = estimator(torch.zeros(2, 3, 64, 48, dtype=torch.uint8))
     assert keypoints.shape == (2, 17, 2) and scores.shape == (2, 17)
-    dark = load_run_estimator(tmp_path / "run", codec="cal")
+    dark = load_run(tmp_path / "run", config_changes={"codec": "cal"})
     assert dark.codec.__class__.__name__ == "CALCodec"
 
 

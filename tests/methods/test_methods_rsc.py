@@ -11,7 +11,8 @@ from lowres_hps.data.synth.generator import SynthConfig
 from lowres_hps.data.synth.writer import generate_dataset
 from lowres_hps.core.config import load_config
 from lowres_hps.engine import TrainConfig, Trainer, build_task
-from lowres_hps.methods.rsc import RSCLoss, hips_root, load_run_body_estimator, rsc_task
+from lowres_hps.apis.registry import load_run
+from lowres_hps.methods.rsc import RSCLoss, hips_root, rsc_task
 from lowres_hps.models.body3d import Body3DConfig, Body3DEstimator, build_body3d_model
 
 TINY = {"canvas": 64, "hidden": 32, "iterations": 2}
@@ -178,12 +179,13 @@ def test_train_writes_a_loadable_model(tmp_path, synth_dir, anny_body):
     assert set(metrics) == {"mpjpe_mm@96", "pa_mpjpe_mm@96", "mpjpe_mm@32", "pa_mpjpe_mm@32"}
     assert all(math.isfinite(v) and v > 0 for v in metrics.values())
     assert (tmp_path / "run" / "model.safetensors").is_file()
-    estimator = load_run_body_estimator(tmp_path / "run", body=anny_body)
+    estimator = load_run(tmp_path / "run", body=anny_body)
     assert isinstance(estimator, Body3DEstimator) and estimator.config.canvas == 64
     trained = task.model.state_dict()
     for name, value in estimator.model.state_dict().items():
         torch.testing.assert_close(value, trained[name], msg=name)
-    bodies = estimator.predict_bodies(torch.zeros(2, 3, 64, 64, dtype=torch.uint8), with_vertices=False)
+    bodies = estimator.predict_bodies(torch.zeros(2, 3, 64, 64, dtype=torch.uint8), torch.tensor([0, 3]),
+                                      with_vertices=False)
     assert bodies.keypoints3d.shape == (2, 17, 3) and torch.isfinite(bodies.keypoints3d).all()
     assert hips_root(bodies.keypoints3d).shape == (2, 1, 3)
 

@@ -4,20 +4,18 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lowres_hps.models.estimator import PoseEstimator
 from lowres_hps.body.keypoints import get_convention
-from lowres_hps.geometry.camera import perspective_project, weak_perspective_project
+from lowres_hps.geometry.camera import SPIN_FOCAL_LENGTH, perspective_project, weak_perspective_project
 from lowres_hps.geometry.transforms import normalized_to_pixels
 from lowres_hps.models.body3d import (
-    SPIN_FOCAL_224,
     Body3DConfig,
     Body3DEstimator,
     Body3DNet,
-    BodyPrediction,
     build_body3d_model,
     default_mean_params,
     project_to_crop,
 )
+from lowres_hps.models.estimator import BodyEstimator, BodyPrediction, PoseEstimator
 
 COCO = get_convention("coco17")
 
@@ -50,7 +48,7 @@ def test_config_validation_and_round_trip():
     assert cfg.mean == (0.5, 0.5, 0.5) and cfg.input_size == (64, 64)
     assert Body3DConfig.from_dict(cfg.to_dict()) == cfg
     assert Body3DConfig.from_dict({"canvas": 96}).canvas == 96
-    assert cfg.crop_focal == pytest.approx(SPIN_FOCAL_224 * 64 / 224)
+    assert cfg.crop_focal == pytest.approx(SPIN_FOCAL_LENGTH * 64 / 224)
     assert cfg.param_dim == cfg.pose_spec.vector_size + 3 == 129  # Anny: 20 joints x 6D + 6 shape values
     assert tiny_config(body_model="smpl").param_dim == 24 * 6 + 10 + 3
     with pytest.raises(ValueError, match="backbone must be one of"):
@@ -147,23 +145,30 @@ def test_pretrained_path_is_ignored_when_asked(tmp_path):
     assert net.config.pretrained == str(tmp_path / "none.pth")
 
 
-def test_estimator_range_index_from_person_heights(tiny_estimator):
-    heights = torch.tensor([224.0, 180.0, 179.0, 150.0, 100.0, 52.0, 32.0, 10.0])
-    torch.testing.assert_close(tiny_estimator.range_index(heights), torch.tensor([0, 0, 1, 1, 2, 3, 4, 4]))
+def test_estimator_runs_the_ranges_it_is_given_clipped_to_its_own(tiny_estimator):
+    crops = random_crops(3)
+    bodies = tiny_estimator.predict_bodies(crops, torch.tensor([0, 2, 4]), with_vertices=False)
+    torch.testing.assert_close(bodies.range_index, torch.tensor([0, 2, 4]))
     # A network with fewer ranges clips to its last one.
     three = Body3DEstimator(build_body3d_model(tiny_config(num_ranges=3)), tiny_estimator.body)
-    torch.testing.assert_close(three.range_index(torch.tensor([224.0, 100.0, 32.0])), torch.tensor([0, 2, 2]))
+    bodies = three.predict_bodies(crops, torch.tensor([0, 2, 4]), with_vertices=False)
+    torch.testing.assert_close(bodies.range_index, torch.tensor([0, 2, 2]))
+    with pytest.raises(ValueError, match="needs the range_index"):
+        tiny_estimator.predict_bodies(crops, None)
+    with pytest.raises(ValueError, match="3 non-negative range indices"):
+        tiny_estimator.predict_bodies(crops, torch.tensor([0, -1, 2]))
 
 
 def test_predict_bodies_is_consistent_with_the_crop_camera(tiny_estimator):
     cfg = tiny_estimator.config
     crops = random_crops(2)
-    bodies = tiny_estimator.predict_bodies(crops, person_heights=torch.tensor([150.0, 32.0]))
+    bodies = tiny_estimator.predict_bodies(crops, torch.tensor([1, 4]))
     assert isinstance(bodies, BodyPrediction)
     assert bodies.pose_vector.shape == (2, 126) and bodies.camera.shape == (2, 3)
     assert bodies.keypoints3d.shape == (2, 17, 3) and bodies.keypoints2d.shape == (2, 17, 2)
     assert bodies.vertices.shape == (2, tiny_estimator.body.num_vertices, 3)
     assert bodies.faces.shape[1] == 3 and bodies.translation.shape == (2, 3)
+    assert bodies.crop_focal == cfg.crop_focal and bodies.crop_size == cfg.canvas
     torch.testing.assert_close(bodies.range_index, torch.tensor([1, 4]))
     centre = torch.full((2, 2), (cfg.canvas - 1) / 2)
     reprojected = perspective_project(bodies.keypoints3d, cfg.crop_focal, centre)
@@ -173,8 +178,8 @@ def test_predict_bodies_is_consistent_with_the_crop_camera(tiny_estimator):
     with torch.no_grad():
         tiny_estimator.model.backbone.alpha[4].fill_(0.5)
     try:
-        low = tiny_estimator.predict_bodies(crops, person_heights=torch.tensor([32.0, 32.0]), with_vertices=False)
-        high = tiny_estimator.predict_bodies(crops, with_vertices=False)
+        low = tiny_estimator.predict_bodies(crops, torch.tensor([4, 4]), with_vertices=False)
+        high = tiny_estimator.predict_bodies(crops, torch.tensor([0, 0]), with_vertices=False)
     finally:
         with torch.no_grad():
             tiny_estimator.model.backbone.alpha[4].fill_(1.0)
@@ -183,16 +188,33 @@ def test_predict_bodies_is_consistent_with_the_crop_camera(tiny_estimator):
     assert not torch.allclose(low.pose_vector, high.pose_vector)
 
 
-def test_estimator_is_a_pose_estimator(tiny_estimator):
-    assert isinstance(tiny_estimator, PoseEstimator)
+def test_estimator_is_a_body_estimator(tiny_estimator):
+    assert isinstance(tiny_estimator, PoseEstimator) and isinstance(tiny_estimator, BodyEstimator)
     assert tiny_estimator.input_size == (64, 64) and tiny_estimator.scale_factor == 1.25
     assert tiny_estimator.convention == "coco17"
     crops = random_crops(2)
-    keypoints, scores = tiny_estimator(crops)
+    ranges = torch.tensor([1, 4])
+    keypoints, scores = tiny_estimator(crops, ranges)
     assert keypoints.shape == (2, 17, 2) and torch.equal(scores, torch.ones(2, 17))
-    torch.testing.assert_close(keypoints, tiny_estimator.predict_bodies(crops).keypoints2d)
+    torch.testing.assert_close(keypoints, tiny_estimator.predict_bodies(crops, ranges).keypoints2d)
     with pytest.raises(ValueError):
-        tiny_estimator(random_crops(1, canvas=32))
+        tiny_estimator(random_crops(1, canvas=32), torch.tensor([0]))
+
+
+def test_keypoints_run_at_the_crops_range_not_always_at_range_0(tiny_estimator):
+    """Regression: ``Body3DEstimator.__call__`` ran every crop at range 0 whatever its person height."""
+    crops = random_crops(2)
+    with torch.no_grad():
+        tiny_estimator.model.backbone.alpha[4].fill_(0.5)
+    try:
+        low, _ = tiny_estimator(crops, torch.tensor([4, 4]))
+        high, _ = tiny_estimator(crops, torch.tensor([0, 0]))
+    finally:
+        with torch.no_grad():
+            tiny_estimator.model.backbone.alpha[4].fill_(1.0)
+    assert not torch.allclose(low, high)
+    with pytest.raises(TypeError):
+        tiny_estimator(crops)  # no silent default range
     assert "canvas=64" in repr(tiny_estimator)
 
 
@@ -204,7 +226,7 @@ def test_estimator_rejects_another_body_model(anny_body):
 def test_training_after_prediction_in_the_same_process(anny_body):
     # roma caches a constant on first use; prediction must not create it as an inference tensor.
     estimator = Body3DEstimator(build_body3d_model(Body3DConfig(canvas=64), pretrained=False), anny_body)
-    estimator.predict_bodies(torch.zeros(1, 3, 64, 64, dtype=torch.uint8), with_vertices=False)
+    estimator.predict_bodies(torch.zeros(1, 3, 64, 64, dtype=torch.uint8), torch.tensor([0]), with_vertices=False)
     vector = anny_body.pose_spec.rest_vector(2).requires_grad_()
     anny_body.forward_vector(vector + 0).vertices.sum().backward()
     assert vector.grad is not None and torch.isfinite(vector.grad).all()

@@ -1,13 +1,19 @@
-"""Top-down 2D keypoints on whole images: person boxes -> low-resolution protocol crops -> estimator -> image px.
+"""Keypoints and bodies of the people in whole images, by the contract of the estimator
+(:mod:`lowres_hps.models.estimator`).
 
-:class:`Predictor` drives any :class:`~lowres_hps.models.estimator.PoseEstimator`. Each person box is cropped
+Top-down (a :class:`~lowres_hps.models.estimator.PoseEstimator`): person boxes -> low-resolution protocol
+crops -> estimator -> image px. Each person box is cropped
 by :class:`~lowres_hps.imaging.protocol.LowResProtocol` with the estimator's input size and scale factor
 (setting ``"upsample"``): without ``person_height`` the crop goes straight to the input size; with it the
 crop is taken at the source resolution, degraded so the person is ``person_height`` px tall, then resized
 to the input size. The people of all images are batched together, and the keypoints are mapped back to
-the image with the inverse of each crop's affine.
+the image with the inverse of each crop's affine. Each crop goes with its resolution range
+(``LowResCrop.range_index``), which resolution-aware estimators run it with.
 
-With a 3D body model (a :class:`~lowres_hps.models.body3d.Body3DEstimator`, as ``body_estimator`` or as
+Whole image (a :class:`~lowres_hps.models.estimator.MultiPersonEstimator`): the estimator finds and describes
+the people itself; no boxes, no detector, no crops.
+
+With a 3D body model (a :class:`~lowres_hps.models.estimator.BodyEstimator`, as ``body_estimator`` or as
 the estimator itself) every person also gets a body. The 3D model sees its own protocol crop (its input
 size and margin, the same ``person_height``) and predicts in its crop camera; the body is moved to the
 camera of the whole image with :func:`~lowres_hps.geometry.camera.crop_to_full_translation`. That camera
@@ -25,12 +31,11 @@ import numpy as np
 import torch
 
 from lowres_hps.apis.detector import Detector
-from lowres_hps.models.estimator import PoseEstimator
 from lowres_hps.core.checks import check_image
 from lowres_hps.geometry.camera import crop_to_full_translation
 from lowres_hps.geometry.transforms import apply_affine, invert_affine
 from lowres_hps.imaging.protocol import LowResCrop, LowResProtocol
-from lowres_hps.models.body3d import Body3DEstimator
+from lowres_hps.models.estimator import BodyEstimator, ImagePeople, MultiPersonEstimator, PoseEstimator
 
 __all__ = ["PersonPrediction", "Predictor", "full_image_camera"]
 
@@ -50,8 +55,9 @@ class PersonPrediction:
         bbox: (4,) float64 person box ``x, y, w, h`` the crop was made from (given or detected).
         keypoints: (K, 3) float64 ``x, y, score`` in image pixels (pixel centres at integers), in the
             estimator's convention.
-        score: person score: the mean keypoint score times ``box_score``.
-        box_score: the detector's score of the box; 1 for given boxes.
+        score: person score: the mean keypoint score times ``box_score`` (a multi-person estimator's own
+            person score).
+        box_score: the detector's score of the box; 1 for given boxes and for multi-person estimators.
         keypoints_3d: (K3, 3) float64 3D keypoints in metres in the full image camera (OpenCV axes: x right,
             y down, z forward), in the 3D model's convention; None without a 3D model.
         body: JSON-ready body of the 3D model, None without one: ``body_model`` (name), ``pose_vector``
@@ -96,32 +102,40 @@ class Predictor:
     """Keypoints (and, with a 3D model, bodies) of every person in images, from given boxes or a detector.
 
     Args:
-        estimator: the 2D pose model (its ``input_size``, ``scale_factor`` and ``convention`` are used). A
-            :class:`~lowres_hps.models.body3d.Body3DEstimator` serves as the 3D model too, unless
+        estimator: a top-down :class:`~lowres_hps.models.estimator.PoseEstimator` (its ``input_size``,
+            ``scale_factor`` and ``convention`` are used), or a whole-image
+            :class:`~lowres_hps.models.estimator.MultiPersonEstimator`. A top-down
+            :class:`~lowres_hps.models.estimator.BodyEstimator` serves as the 3D model too, unless
             ``body_estimator`` names another; its 2D keypoints are its bodies' projections (score 1).
         detector: finds the people when no boxes are given; its scores multiply the person scores.
         person_height: ``R`` in px: each crop is degraded so the person box is ``R`` px tall before the
-            estimator sees it (the low-resolution protocol, upsample setting). None: no degradation.
+            estimator sees it (the low-resolution protocol, upsample setting). None: no degradation. Not for
+            multi-person estimators, which see whole images.
         batch_size: people per estimator call.
         device: where the crops go before the estimator call; None leaves them on the CPU.
-        body_estimator: the 3D body model, run on its own protocol crops of the same boxes; None: no 3D
-            (unless ``estimator`` is one).
+        body_estimator: the 3D body model, run on its own protocol crops of the same boxes (those a multi-person
+            estimator found, when it gives no 3D itself); None: no 3D (unless ``estimator`` is one).
         with_vertices: also return each person's mesh (:attr:`PersonPrediction.vertices`), e.g. to draw it.
     """
 
-    def __init__(self, estimator: PoseEstimator, detector: Detector | None = None,
+    def __init__(self, estimator: PoseEstimator | MultiPersonEstimator, detector: Detector | None = None,
                  person_height: float | None = None, batch_size: int = 32,
-                 device: torch.device | str | None = None, body_estimator: Body3DEstimator | None = None,
+                 device: torch.device | str | None = None, body_estimator: BodyEstimator | None = None,
                  with_vertices: bool = False) -> None:
-        if not isinstance(estimator, PoseEstimator):
-            raise TypeError(f"estimator must have input_size, scale_factor, convention and be callable "
-                            f"(PoseEstimator), got {type(estimator).__name__}")
-        if body_estimator is None and isinstance(estimator, Body3DEstimator):
+        self.multi_person = isinstance(estimator, MultiPersonEstimator)
+        if not self.multi_person and not isinstance(estimator, PoseEstimator):
+            raise TypeError(f"estimator must be a PoseEstimator (input_size, scale_factor, convention, callable on "
+                            f"crops) or a MultiPersonEstimator (convention, predict_people), got "
+                            f"{type(estimator).__name__}")
+        if body_estimator is None and isinstance(estimator, BodyEstimator):
             body_estimator = estimator
-        if body_estimator is not None and not isinstance(body_estimator, Body3DEstimator):
-            raise TypeError(f"body_estimator must be a Body3DEstimator, got {type(body_estimator).__name__}")
+        if body_estimator is not None and not isinstance(body_estimator, BodyEstimator):
+            raise TypeError(f"body_estimator must be a BodyEstimator (a PoseEstimator with body and predict_bodies), "
+                            f"got {type(body_estimator).__name__}")
         if person_height is not None and not person_height > 0:
             raise ValueError(f"person_height must be positive, got {person_height}")
+        if person_height is not None and self.multi_person:
+            raise ValueError("person_height degrades person crops: a multi-person estimator sees whole images")
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.estimator = estimator
@@ -129,7 +143,8 @@ class Predictor:
         self.person_height = None if person_height is None else float(person_height)
         self.batch_size = int(batch_size)
         self.device = None if device is None else torch.device(device)
-        self.protocol = LowResProtocol(tuple(estimator.input_size), float(estimator.scale_factor), "upsample")
+        self.protocol = None if self.multi_person else LowResProtocol(
+            tuple(estimator.input_size), float(estimator.scale_factor), "upsample")
         self.body_estimator = body_estimator
         self.with_vertices = bool(with_vertices)
         self.body_protocol = None if body_estimator is None else LowResProtocol(
@@ -137,13 +152,16 @@ class Predictor:
 
     @property
     def faces(self) -> np.ndarray | None:
-        """(F, 3) int64 triangles of :attr:`PersonPrediction.vertices`; None without a 3D model."""
-        if self.body_estimator is None:
+        """(F, 3) int64 triangles of :attr:`PersonPrediction.vertices`; None without a body model."""
+        body = getattr(self.body_estimator or self.estimator, "body", None)
+        if body is None:
             return None
-        return self.body_estimator.body.faces.detach().cpu().numpy().astype(np.int64)
+        return torch.as_tensor(body.faces).detach().cpu().numpy().astype(np.int64)
 
     def crop(self, image: np.ndarray, bbox: np.ndarray) -> LowResCrop:
         """The estimator's input for one person box (what :meth:`predict_images` feeds it)."""
+        if self.protocol is None:
+            raise ValueError("a multi-person estimator takes whole images, not person crops")
         return self.protocol(image, bbox, self.person_height)
 
     def body_crop(self, image: np.ndarray, bbox: np.ndarray) -> LowResCrop:
@@ -164,15 +182,21 @@ class Predictor:
 
         Args:
             images: (H, W, 3) uint8 RGB images.
-            boxes: per image, (N_i, 4) person boxes ``x, y, w, h``; None runs the detector on every image.
+            boxes: per image, (N_i, 4) person boxes ``x, y, w, h``; None runs the detector on every image (or
+                the multi-person estimator, which takes no boxes).
             box_scores: per image, (N_i,) box scores (default 1); only with ``boxes``.
 
         Returns:
-            per image, one :class:`PersonPrediction` per box, in box order (detector order when detected),
-            with ``keypoints_3d``, ``body`` (and ``vertices``) when the predictor has a 3D model.
+            per image, one :class:`PersonPrediction` per box, in box order (detector order when detected,
+            the estimator's order for a multi-person estimator), with ``keypoints_3d``, ``body`` (and
+            ``vertices``) when the predictor has a 3D model.
         """
         for image in images:
             check_image(image)
+        if self.multi_person:
+            if boxes is not None or box_scores is not None:
+                raise ValueError("a multi-person estimator finds the people itself: give no boxes")
+            return self._people(images)
         if boxes is None:
             if box_scores is not None:
                 raise ValueError("box_scores need boxes")
@@ -204,6 +228,29 @@ class Predictor:
                                                  score=float(person[:, 2].mean()) * score, box_score=score, **extra)
         return results  # type: ignore[return-value]
 
+    def _people(self, images: Sequence[np.ndarray]) -> list[list[PersonPrediction]]:
+        """People of whole images from the multi-person estimator; the 3D model (if any) adds bodies to
+        those it gave none."""
+        found = self.estimator.predict_people(list(images))
+        if len(found) != len(images) or not all(isinstance(p, ImagePeople) for p in found):
+            raise ValueError(f"the multi-person estimator must return one ImagePeople per image ({len(images)}), "
+                             f"got {[type(p).__name__ for p in found]}")
+        results = []
+        for image, people in zip(images, found):
+            extra: dict[str, Any] = {"keypoints_3d": people.keypoints_3d, "body": people.bodies,
+                                     "vertices": people.vertices}
+            if people.keypoints_3d is None and self.body_estimator is not None and len(people.boxes):
+                chunks = [self._bodies([image] * len(part), list(part))
+                          for part in np.split(people.boxes, range(self.batch_size, len(people.boxes), self.batch_size))]
+                extra = {"keypoints_3d": np.concatenate([c.keypoints_3d for c in chunks]),
+                         "body": [b for c in chunks for b in c.bodies],
+                         "vertices": None if chunks[0].vertices is None else np.concatenate([c.vertices for c in chunks])}
+            results.append([PersonPrediction(
+                bbox=np.asarray(people.boxes[n], np.float64).copy(), keypoints=np.asarray(people.keypoints[n], np.float64),
+                score=float(people.scores[n]), box_score=1.0,
+                **{k: None if v is None else v[n] for k, v in extra.items()}) for n in range(len(people.boxes))])
+        return results
+
     def _bodies(self, images: list[np.ndarray], boxes: list[np.ndarray]) -> _Bodies:
         """Bodies of a batch of people (``images[n]`` holds ``boxes[n]``), from one 3D model call, moved
         from each crop camera to the assumed camera of its image (:func:`full_image_camera`)."""
@@ -212,7 +259,7 @@ class Predictor:
         inputs = torch.stack([c.image for c in crops])
         if self.device is not None:
             inputs = inputs.to(self.device)
-        predicted = estimator.predict_bodies(inputs, person_heights=torch.tensor([c.person_height for c in crops]),
+        predicted = estimator.predict_bodies(inputs, torch.tensor([c.range_index for c in crops]),
                                              with_vertices=self.with_vertices)
         cameras = [full_image_camera(image.shape[:2]) for image in images]
         focal = torch.tensor([f for f, _ in cameras], dtype=torch.float64)
@@ -221,8 +268,8 @@ class Predictor:
         crop_translation = predicted.translation.to(torch.float64)
         translation = crop_to_full_translation(
             crop_translation, box_center=regions[:, :2] + 0.5 * regions[:, 2:], box_size=regions[:, 3],
-            crop_size=float(estimator.config.canvas), full_focal=focal, full_principal_point=principal_point,
-            crop_focal=float(estimator.config.crop_focal))
+            crop_size=float(predicted.crop_size), full_focal=focal, full_principal_point=principal_point,
+            crop_focal=float(predicted.crop_focal))
         shift = (translation - crop_translation)[:, None]  # the body keeps its shape: only the root moves
         keypoints_3d = predicted.keypoints3d.to(torch.float64) + shift
         vertices = None
@@ -251,7 +298,7 @@ class Predictor:
         # no_grad, not inference_mode: roma caches a constant on its first call, and one made in
         # inference mode would break later training in the same process.
         with torch.no_grad():
-            points, scores = self.estimator(inputs)
+            points, scores = self.estimator(inputs, torch.tensor([c.range_index for c in crops]))
         batch = len(crops)
         if points.ndim != 3 or points.shape[0] != batch or points.shape[2] != 2:
             raise ValueError(f"estimator returned keypoints of shape {tuple(points.shape)}, expected ({batch}, K, 2)")

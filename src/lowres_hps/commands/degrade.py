@@ -10,7 +10,7 @@ import numpy as np
 from lowres_hps.imaging.io import read_image_rgb, write_image_rgb
 from lowres_hps.imaging.protocol import EVAL_MIDPOINTS, LowResProtocol
 
-__all__ = ["degrade_main"]
+__all__ = ["main"]
 
 _STRIP_GAP = 4  # px of black between the strip's tiles
 
@@ -28,7 +28,7 @@ def _strip(rows: list[list[np.ndarray]]) -> np.ndarray:
     return grid
 
 
-def degrade_main(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace) -> int:
     """Write one PNG per box and height, a side-by-side strip, and print a JSON summary.
 
     In the upsample setting each strip row starts with the undegraded crop (``"original"``), then one

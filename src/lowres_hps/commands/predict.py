@@ -34,7 +34,6 @@ tests (or other tools) may replace them with any function ``(name_or_path, devic
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from pathlib import Path
@@ -54,7 +53,7 @@ from lowres_hps.apis.inputs import (
     load_image,
 )
 from lowres_hps.apis.predictor import PersonPrediction, Predictor
-from lowres_hps.models.body3d import Body3DEstimator
+from lowres_hps.models.estimator import BodyEstimator
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -82,31 +81,22 @@ _PROG = "lowres-hps predict"
 
 
 def load_estimator(name_or_path: str, device: str | None = None) -> PoseEstimator:
-    """The model for ``--model``: :func:`lowres_hps.apis.registry.load_model`.
+    """The model for ``--model``: :func:`lowres_hps.apis.registry.load_model`."""
+    from lowres_hps.apis.registry import load_model
 
-    Raises:
-        ValueError: the project has no model registry yet.
-    """
-    try:
-        registry = importlib.import_module("lowres_hps.apis.registry")
-    except ModuleNotFoundError as exc:
-        if exc.name != "lowres_hps.apis.registry":
-            raise
-        raise ValueError(f"cannot load model {name_or_path!r}: no model is registered yet "
-                         "(lowres_hps.apis.registry is missing)") from None
-    return registry.load_model(name_or_path, device=device)
+    return load_model(name_or_path, device=device)
 
 
-def load_body_estimator(name_or_path: str, device: str | None = None) -> Body3DEstimator:
+def load_body_estimator(name_or_path: str, device: str | None = None) -> BodyEstimator:
     """The model for ``--model3d``: :func:`lowres_hps.apis.registry.load_model`, which must give a 3D model.
 
     Raises:
-        ValueError: the model is not a 3D body (hps3d) model.
+        ValueError: the model is not a 3D body model (no :class:`~lowres_hps.models.estimator.BodyEstimator`).
     """
     from lowres_hps.apis.registry import load_model
 
     estimator = load_model(name_or_path, device=device)
-    if not isinstance(estimator, Body3DEstimator):
+    if not isinstance(estimator, BodyEstimator):
         raise ValueError(f"--model3d {name_or_path!r} is not a 3D body model (its card's task is not 'hps3d'); "
                          f"give a 3D model, or --model3d none for 2D only")
     return estimator
@@ -385,7 +375,7 @@ def _dataset_folders(inputs: list[str]) -> list[str]:
     return resolved
 
 
-def _body_estimator(args: argparse.Namespace, estimator) -> tuple[Body3DEstimator | None, str | None]:
+def _body_estimator(args: argparse.Namespace, estimator) -> tuple[BodyEstimator | None, str | None]:
     """The 3D model of the run and its name: ``--model3d``, else ``--model`` when it is a 3D model, else
     :data:`DEFAULT_MODEL_3D` when installed; ``--model3d none``: no 3D."""
     requested = getattr(args, "model3d", None)
@@ -393,7 +383,7 @@ def _body_estimator(args: argparse.Namespace, estimator) -> tuple[Body3DEstimato
         return None, None
     if requested is not None:
         return load_body_estimator(requested, args.device), requested
-    if isinstance(estimator, Body3DEstimator):
+    if isinstance(estimator, BodyEstimator):
         return estimator, args.model or DEFAULT_MODEL
     name = default_model3d()
     if name is None:

@@ -10,10 +10,10 @@ from lowres_hps.engine.config import TrainConfig
 from lowres_hps.engine.distributed import destroy_distributed, init_distributed
 from lowres_hps.engine.trainer import Trainer, build_task, seed_everything
 
-__all__ = ["train_main"]
+__all__ = ["main"]
 
 
-def train_main(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace) -> int:
     """Load the config (+ overrides), build the task and train; works under ``torchrun``."""
     cfg = load_config(args.config, TrainConfig, list(args.overrides or []))
     if args.out is not None:

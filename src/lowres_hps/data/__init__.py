@@ -26,6 +26,7 @@ __all__ = [
     "SynthLRReader",
     "READERS",
     "open_reader",
+    "build_readers",
 ]
 
 # Format name (as on the command line) -> reader class.
@@ -47,3 +48,27 @@ def open_reader(format: str, path: str | Path, image_root: str | Path | None = N
     except KeyError:
         raise ValueError(f"unknown dataset format {format!r}; known: {sorted(READERS)}") from None
     return reader_cls(path, image_root, **options)
+
+
+def build_readers(synthlr: list[str], lspet: str | None, lspet_indices: tuple[int, int] | None,
+                  coco: str | None, extra: list[dict] = ()) -> list:
+    """Readers of the training sources in the config.
+
+    ``extra`` opens any other dataset through the foundation's readers, e.g.
+    ``{format: mpii, path: mpii/annotations/mpii_train.json, images: mpii/images}`` or
+    ``{format: coco, path: coco/annotations/person_keypoints_train2017.json}``; other keys go to the reader.
+    """
+    readers = [SynthLRReader(path) for path in synthlr]
+    if lspet:
+        indices = range(*lspet_indices) if lspet_indices else None
+        readers.append(LspReader(lspet, indices=indices))
+    if coco:
+        readers.append(CocoKeypointsReader(coco))
+    for source in extra:
+        options = dict(source)
+        try:
+            format_name, path = options.pop("format"), options.pop("path")
+        except KeyError as exc:
+            raise ValueError(f"each extra training source needs 'format' and 'path', got {source}") from exc
+        readers.append(open_reader(format_name, path, options.pop("images", None), **options))
+    return readers

@@ -204,12 +204,15 @@ class LowResCrop:
         affine: (2, 3) float64, image pixels -> input pixels (use with :func:`lowres_hps.geometry.apply_affine`).
         person_height: effective person height in px (see the module docstring).
         box: (4,) float64 ``x, y, w, h`` image region the input covers (aspect-fixed and enlarged box).
+        range_index: the resolution range of the input (:func:`input_range_index` of ``person_height``), which a
+            resolution-aware model runs it with.
     """
 
     image: torch.Tensor
     affine: torch.Tensor
     person_height: float
     box: np.ndarray
+    range_index: int
 
 
 @dataclass(frozen=True)
@@ -289,4 +292,5 @@ class LowResProtocol:
             effective = source_person_height if person_height is None else min(float(person_height), source_person_height)
         center = torch.tensor(box[:2] + 0.5 * box[2:], dtype=torch.float64)
         affine = box_to_crop_affine(center, torch.tensor(box[2:], dtype=torch.float64), self.input_size, rotation_deg)
-        return LowResCrop(image=crop, affine=affine, person_height=effective, box=box)
+        return LowResCrop(image=crop, affine=affine, person_height=effective, box=box,
+                          range_index=int(input_range_index(effective, self.scale_factor)))

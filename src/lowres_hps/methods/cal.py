@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import ConcatDataset
 
+from lowres_hps.data import build_readers
 from lowres_hps.data.keypoint_dataset import AugmentConfig, TopDownKeypointDataset
 from lowres_hps.core.config import load_config
 from lowres_hps.engine.trainer import Task
@@ -31,33 +31,10 @@ from lowres_hps.losses.keypoints import heatmap_ce_loss, heatmap_l2_loss, offset
 from lowres_hps.models.codecs.gmm import mixed_gaussian_masks
 from lowres_hps.models.pose2d import Pose2DConfig, build_codec, build_pose_model
 
-__all__ = ["cal_task", "CALLoss", "build_readers"]
+__all__ = ["MODEL_KIND", "cal_task", "CALLoss"]
 
-
-def build_readers(synthlr: list[str], lspet: str | None, lspet_indices: tuple[int, int] | None,
-                  coco: str | None, extra: list[dict] = ()) -> list:
-    """Readers of the training sources in the config.
-
-    ``extra`` opens any other dataset through the foundation's readers, e.g.
-    ``{format: mpii, path: mpii/annotations/mpii_train.json, images: mpii/images}`` or
-    ``{format: coco, path: coco/annotations/person_keypoints_train2017.json}``; other keys go to the reader.
-    """
-    from lowres_hps.data import CocoKeypointsReader, LspReader, SynthLRReader, open_reader
-
-    readers = [SynthLRReader(path) for path in synthlr]
-    if lspet:
-        indices = range(*lspet_indices) if lspet_indices else None
-        readers.append(LspReader(lspet, indices=indices))
-    if coco:
-        readers.append(CocoKeypointsReader(coco))
-    for source in extra:
-        options = dict(source)
-        try:
-            format_name, path = options.pop("format"), options.pop("path")
-        except KeyError as exc:
-            raise ValueError(f"each extra training source needs 'format' and 'path', got {source}") from exc
-        readers.append(open_reader(format_name, path, options.pop("images", None), **options))
-    return readers
+MODEL_KIND = "kp2d"
+"""The model kind (:mod:`lowres_hps.models.kinds`) this task trains: how its runs load (``load_run``)."""
 
 
 class CALLoss:
@@ -170,28 +147,5 @@ def cal_task(
         full = TopDownKeypointDataset([SynthLRReader(val_synthlr)], protocol, cfg.convention)
         val = Subset(full, range(min(val_max, len(full))))
         evaluate = _evaluate_factory(codec, full)
-    task = Task(model=network, train_dataset=train, loss=loss, val_dataset=val, evaluate=evaluate,
+    return Task(model=network, train_dataset=train, loss=loss, val_dataset=val, evaluate=evaluate,
                 on_epoch_start=loss.on_epoch_start)
-    task.pose_config = cfg  # kept for saving the model card
-    return task
-
-
-def load_run_estimator(run_dir: str | Path, codec: str | None = None, flip_test: bool = True):
-    """A :class:`~lowres_hps.models.pose2d.TopDownEstimator` from a training run folder
-    (``config.yaml`` + ``model.safetensors``); ``codec`` swaps the decoder (e.g. ``msra_dark``)."""
-    import dataclasses
-
-    import yaml
-
-    from lowres_hps.engine.checkpoint import load_weights
-    from lowres_hps.models.pose2d import TopDownEstimator
-
-    run_dir = Path(run_dir)
-    run = yaml.safe_load((run_dir / "config.yaml").read_text())
-    cfg = load_config(run["task_args"]["model"], Pose2DConfig)
-    network = build_pose_model(cfg, pretrained=False)
-    load_weights(network, run_dir / "model.safetensors")
-    if codec is not None:
-        cfg = dataclasses.replace(cfg, codec=codec)
-        network.config = cfg
-    return TopDownEstimator(network, cfg, flip_test=flip_test)

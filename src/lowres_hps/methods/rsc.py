@@ -38,8 +38,11 @@ from lowres_hps.losses.consistency import (
 )
 from lowres_hps.models.body3d import Body3DConfig, Body3DNet, build_body3d_model, project_to_crop
 
-__all__ = ["rsc_task", "RSCLoss", "hips_root", "evaluate_body3d", "load_run_body_estimator", "mean_pose_vector",
+__all__ = ["MODEL_KIND", "rsc_task", "RSCLoss", "hips_root", "evaluate_body3d", "mean_pose_vector",
            "load_trunk_from_pose2d"]
+
+MODEL_KIND = "hps3d"
+"""The model kind (:mod:`lowres_hps.models.kinds`) this task trains: how its runs load (``load_run``)."""
 
 # Positions in the 2D ResNet backbone's nn.Sequential trunk -> torchvision ResNet attribute names.
 _POSE2D_TRUNK_NAMES = {"0": "conv1", "1": "bn1", "4": "layer1", "5": "layer2", "6": "layer3", "7": "layer4"}
@@ -168,7 +171,7 @@ def load_trunk_from_pose2d(network: Body3DNet, path: str | Path) -> int:
     """
     import safetensors.torch
 
-    from lowres_hps.apis.registry import resolve_model_path
+    from lowres_hps.models.weights import resolve_model_path
 
     state = safetensors.torch.load_file(str(resolve_model_path(path)))
     renamed = {}
@@ -247,7 +250,7 @@ def rsc_task(
     :func:`load_trunk_from_pose2d`).
     """
     from lowres_hps.body import load_body_model
-    from lowres_hps.methods.cal import build_readers
+    from lowres_hps.data import build_readers
 
     cfg = load_config(model, Body3DConfig)
     network = build_body3d_model(cfg)
@@ -289,24 +292,5 @@ def rsc_task(
         full = MultiResolutionDataset([SynthLRReader(val_synthlr)], person_heights=heights, **dataset_args)
         val = Subset(full, range(min(val_max, len(full))))
         evaluate = lambda net, batches: evaluate_body3d(net, body, batches, heights)  # noqa: E731
-    task = Task(model=network, train_dataset=train, loss=loss, val_dataset=val, evaluate=evaluate,
+    return Task(model=network, train_dataset=train, loss=loss, val_dataset=val, evaluate=evaluate,
                 on_epoch_start=loss.on_epoch_start)
-    task.body3d_config = cfg  # kept for saving the model card
-    return task
-
-
-def load_run_body_estimator(run_dir: str | Path, body=None):
-    """A :class:`~lowres_hps.models.body3d.Body3DEstimator` from a training run folder
-    (``config.yaml`` + ``model.safetensors``)."""
-    import yaml
-
-    from lowres_hps.body import load_body_model
-    from lowres_hps.engine.checkpoint import load_weights
-    from lowres_hps.models.body3d import Body3DEstimator
-
-    run_dir = Path(run_dir)
-    run = yaml.safe_load((run_dir / "config.yaml").read_text())
-    cfg = load_config(run["task_args"]["model"], Body3DConfig)
-    network = build_body3d_model(cfg, pretrained=False)
-    load_weights(network, run_dir / "model.safetensors")
-    return Body3DEstimator(network, body if body is not None else load_body_model(cfg.body_model))

@@ -8,11 +8,14 @@ turned into a translation of a perspective crop camera whose focal is 5000 px fo
 (scaled with the canvas, so every canvas sees the same field of view).
 
 The body model is not part of the network (so the network exports to ONNX alone):
-:class:`Body3DEstimator` runs it after the network and gives 3D keypoints, vertices and 2D keypoints.
+:class:`Body3DEstimator` runs it after the network and gives 3D keypoints, vertices and 2D keypoints. The
+module registers the model kind ``hps3d`` (:mod:`lowres_hps.models.kinds`), with its ONNX graph
+(:func:`onnx_graph`).
 """
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,25 +23,25 @@ import torch
 from torch import nn
 
 from lowres_hps.body.keypoints import get_convention
+from lowres_hps.geometry.camera import SPIN_CROP_SIZE, SPIN_FOCAL_LENGTH
 from lowres_hps.models.backbones.resolution_aware import ResolutionAwareResNet
+from lowres_hps.models.estimator import BodyPrediction
 from lowres_hps.models.heads.iterative_regressor import IterativeRegressor
+from lowres_hps.models.kinds import OnnxGraph, register_kind
 from lowres_hps.models.pose2d import IMAGENET_MEAN, IMAGENET_STD, check_crops
 
 __all__ = [
     "Body3DConfig",
     "Body3DNet",
-    "BodyPrediction",
     "Body3DEstimator",
     "build_body3d_model",
     "project_to_crop",
     "default_mean_params",
-    "SPIN_FOCAL_224",
+    "onnx_graph",
 ]
 
 MIN_CAMERA_SCALE = 0.05
 """Smallest weak-perspective scale used for projection (a person 1/20 of the crop)."""
-SPIN_FOCAL_224 = 5000.0
-"""Focal length (px) of SPIN's crop camera for a 224 px crop."""
 _BACKBONE_DEPTHS = {"resnet18": 18, "resnet34": 34, "resnet50": 50}
 
 
@@ -92,7 +95,7 @@ class Body3DConfig:
     @property
     def crop_focal(self) -> float:
         """Focal (px) of the crop camera: SPIN's 5000 px at 224, scaled with the canvas."""
-        return SPIN_FOCAL_224 * self.canvas / 224.0
+        return SPIN_FOCAL_LENGTH * self.canvas / SPIN_CROP_SIZE
 
     @property
     def pose_spec(self):
@@ -186,34 +189,110 @@ def project_to_crop(points: torch.Tensor, camera: torch.Tensor, canvas: int,
     return pixels, translation
 
 
-@dataclass
-class BodyPrediction:
-    """Bodies of a batch of crops (all tensors on the CPU).
+class _OnnxOutputs(nn.Module):
+    """Body3DNet with tuple outputs in :data:`ONNX_OUTPUT_NAMES` order (``range_index`` optional: the
+    baseline network does not use it)."""
 
-    Attributes:
-        pose_vector: (B, D) the body model's regression vector, root rotation in camera axes.
-        camera: (B, 3) weak-perspective crop camera ``[s, tx, ty]``.
-        translation: (B, 3) root position in the crop camera (metres).
-        keypoints3d: (B, K, 3) keypoints in the crop camera (metres).
-        keypoints2d: (B, K, 2) keypoints in crop pixels.
-        vertices: (B, V, 3) mesh in the crop camera (metres), or None when not asked for.
-        faces: (F, 3) triangles of the mesh.
-        range_index: (B,) the resolution range each crop was run with.
-    """
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
 
-    pose_vector: torch.Tensor
-    camera: torch.Tensor
-    translation: torch.Tensor
-    keypoints3d: torch.Tensor
-    keypoints2d: torch.Tensor
-    vertices: torch.Tensor | None
-    faces: torch.Tensor
-    range_index: torch.Tensor
+    def forward(self, images: torch.Tensor, range_index: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        out = self.model(images, range_index)
+        return tuple(out[name] for name in ONNX_OUTPUT_NAMES)
 
 
+ONNX_OUTPUT_NAMES = ("pose_vector", "camera", "features")
+"""Outputs of an exported 3D body network, in order."""
+
+
+def onnx_graph(network: Body3DNet) -> OnnxGraph:
+    """The ONNX export of a 3D body network alone: ``images`` (B, 3, S, S) uint8 RGB and ``range_index`` (B,)
+    int64 (a baseline, not resolution-aware, network has no such input) -> ``pose_vector`` (B, D), ``camera``
+    (B, 3) and ``features`` (B, F). The body model is not in the graph: it runs after the network. The
+    metadata documents preprocessing, crop protocol, range index, outputs, crop camera and body model."""
+    from lowres_hps.imaging.protocol import HIGH_RESOLUTION, RESOLUTION_RANGES
+
+    cfg = network.config
+    spec = cfg.pose_spec
+    s = cfg.canvas
+    module = _OnnxOutputs(network).eval()
+    device = next(network.parameters()).device
+
+    def sample_inputs(batch: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        inputs = {"images": torch.randint(0, 256, (batch, 3, s, s), generator=generator, dtype=torch.uint8)}
+        if cfg.resolution_aware:
+            inputs["range_index"] = torch.randint(0, cfg.num_ranges, (batch,), generator=generator)
+        return inputs
+
+    with torch.no_grad():
+        feature_dim = module(*(v.to(device) for v in sample_inputs(1).values()))[2].shape[1]
+    mean = [round(255.0 * m, 4) for m in cfg.mean]
+    std = [round(255.0 * v, 4) for v in cfg.std]
+    full = HIGH_RESOLUTION / cfg.scale_factor
+    last = len(RESOLUTION_RANGES) - 1
+    bounds = ([f"0 for h >= {full:g} (= {HIGH_RESOLUTION} / scale_factor)",
+               f"1 for [{RESOLUTION_RANGES[1][0]}, {full:g})"]
+              + [f"{i} for [{low}, {high})" for i, (low, high) in enumerate(RESOLUTION_RANGES) if 1 < i < last]
+              + [f"{last} below {RESOLUTION_RANGES[last][1]}"])
+    if cfg.resolution_aware:
+        ranges = (f"int64 (B,), the resolution range of each crop from its person height h in source image px (the "
+                  f"height of the aspect-fixed person box, i.e. the side of the crop region / {cfg.scale_factor:g}): "
+                  f"{', '.join(bounds)}; clipped to [0, {cfg.num_ranges - 1}]. "
+                  f"lowres_hps.imaging.protocol.input_range_index(h, {cfg.scale_factor:g}), given by the protocol as "
+                  f"LowResCrop.range_index. It picks the row of RSC-Net's per-range residual weights.")
+    else:
+        ranges = "not an input: this baseline (not resolution-aware) network runs every resolution alike."
+    pose_layout = (f"{spec.num_joints} joint rotations x 6 values (the first two columns of the 3x3 rotation, "
+                   f"row-major [R00, R01, R10, R11, R20, R21]; Gram-Schmidt gives the rotation) for joints "
+                   f"{list(spec.joint_names)}, the root first and in camera axes (x right, y down, z forward); "
+                   f"then {spec.shape_size} shape values {list(spec.shape_names)}")
+    focal = cfg.crop_focal
+    centre = (s - 1) / 2
+    metadata = {
+        "task": "hps3d: 3D body pose and shape of a person crop",
+        "input": f"images: uint8 (B, 3, {s}, {s}), NCHW" + ("; range_index: int64 (B,)" if cfg.resolution_aware else ""),
+        "input_size": f"{s}x{s} (height x width)",
+        "color_order": "RGB",
+        "value_range": "0..255 uint8 pixel values (cast to float32 inside the graph)",
+        "normalization": f"applied inside the model: (x - {mean}) / {std} per RGB channel "
+                         f"(mean {list(cfg.mean)} and std {list(cfg.std)} times 255)",
+        "crop_protocol": (f"top-down person crop: grow the person box to a square about its centre, enlarge it by "
+                          f"scale_factor {cfg.scale_factor:g}, warp that region to {s}x{s} (bicubic, antialiased when "
+                          f"shrinking; zeros outside the image); "
+                          f"lowres_hps.imaging.protocol.LowResProtocol(({s}, {s}), {cfg.scale_factor:g}, "
+                          f"setting='upsample')"),
+        "scale_factor": f"{cfg.scale_factor:g}",
+        "aspect_ratio": "1",
+        "range_index": ranges,
+        "outputs": (f"pose_vector (B, {spec.vector_size}); camera (B, 3) weak-perspective [s, tx, ty] of the crop; "
+                    f"features (B, {feature_dim}) the pooled image feature (RSC-Net's phi)"),
+        "pose_vector_layout": pose_layout,
+        "camera": (f"crop camera: focal {focal:g} px (SPIN's {SPIN_FOCAL_LENGTH:g} px at {SPIN_CROP_SIZE} px, scaled "
+                   f"to the {s} px canvas), principal point ({centre:g}, {centre:g}) (pixel centres at integer "
+                   f"coordinates); root translation t = (tx, ty, 2 * {focal:g} / ({s} * max(s, {MIN_CAMERA_SCALE:g}))) "
+                   f"metres; a body point X (root-relative, camera axes, metres) projects to "
+                   f"{focal:g} * (X + t)[:2] / (X + t)[2] + ({centre:g}, {centre:g})"),
+        "body_model": (f"{cfg.body_model}, NOT in this graph: run it after the network on pose_vector "
+                       f"(lowres_hps.body.load_body_model({cfg.body_model!r}).forward_vector(pose_vector)) for the "
+                       f"vertices and {cfg.convention} keypoints, root at the origin; then add the camera translation"),
+        "keypoint_convention": cfg.convention,
+        "keypoint_names": json.dumps(list(get_convention(cfg.convention).names)),
+    }
+    return OnnxGraph(
+        module=module, sample_inputs=sample_inputs, output_names=list(ONNX_OUTPUT_NAMES),
+        doc=(f"lowres-hps 3D body network: {cfg.backbone} {'resolution-aware ' if cfg.resolution_aware else ''}"
+             f"backbone, {cfg.body_model} pose vector, input {s}x{s} RGB uint8 + range_index; the body model runs "
+             f"after it; see metadata_props"),
+        metadata=metadata,
+        summary=(f"input {s}x{s} RGB uint8 + range_index, outputs {', '.join(ONNX_OUTPUT_NAMES)}; the "
+                 f"{cfg.body_model} body model runs after the network"))
+
+
+@register_kind("hps3d", "3D body", config=Body3DConfig, build=build_body3d_model, export=onnx_graph)
 class Body3DEstimator:
-    """A :class:`Body3DNet` with its body model: crops -> bodies, and a 2D
-    :class:`~lowres_hps.models.estimator.PoseEstimator` (the projected keypoints, score 1).
+    """A :class:`Body3DNet` with its body model: a :class:`~lowres_hps.models.estimator.BodyEstimator`, crops
+    at their resolution ranges -> bodies, and keypoints (the bodies' projections, score 1).
 
     Args:
         model: the network (put in eval mode).
@@ -233,25 +312,41 @@ class Body3DEstimator:
         self.convention: str = self.config.convention
         self.resolution_aware: bool = self.config.resolution_aware
 
+    @classmethod
+    def from_network(cls, network: Body3DNet, card: Any = None, device: torch.device | str | None = None,
+                     body=None, **options) -> Body3DEstimator:
+        """The estimator of a network (built by the registry from ``card``) with its body model (``body``, else
+        ``load_body_model(config.body_model)``), on ``device``."""
+        from lowres_hps.body import load_body_model
+
+        if options:
+            name = getattr(card, "name", type(network).__name__)
+            raise ValueError(f"model {name!r} is a 3D body model: it has no "
+                             f"{', '.join(k.replace('_', ' ') for k in options)} setting")
+        device = device or "cpu"
+        body = load_body_model(network.config.body_model, device=device) if body is None else body.to(device)
+        return cls(network.to(device), body, card=card)
+
     @property
     def device(self) -> torch.device:
         return self.model.pixel_mean.device
 
-    def range_index(self, person_heights: torch.Tensor) -> torch.Tensor:
-        """Range index of each crop from its person height (px), clipped to the network's ranges."""
-        from lowres_hps.imaging.protocol import input_range_index
+    def _ranges(self, range_index: torch.Tensor, batch: int) -> torch.Tensor:
+        """(B,) int64 ranges of the protocol (``LowResCrop.range_index``), clipped to the network's ranges."""
+        if range_index is None:
+            raise ValueError("a 3D body estimator needs the range_index (B,) of its crops "
+                             "(LowResCrop.range_index from lowres_hps.imaging.protocol.LowResProtocol)")
+        ranges = torch.as_tensor(range_index).to("cpu", torch.int64).reshape(-1)
+        if ranges.shape != (batch,) or bool((ranges < 0).any()):
+            raise ValueError(f"range_index must be {batch} non-negative range indices, got {ranges.tolist()}")
+        return ranges.clamp(max=self.config.num_ranges - 1)
 
-        heights = torch.as_tensor(person_heights, dtype=torch.float64).reshape(-1)
-        return input_range_index(heights, self.scale_factor).clamp(max=self.config.num_ranges - 1)
-
-    def predict_bodies(self, crops: torch.Tensor, person_heights: torch.Tensor | None = None,
+    def predict_bodies(self, crops: torch.Tensor, range_index: torch.Tensor,
                        with_vertices: bool = True) -> BodyPrediction:
-        """Bodies of (B, 3, S, S) uint8 crops; ``person_heights`` (B,) px pick the rows of ``alpha``
-        (default: the highest resolution)."""
+        """Bodies of (B, 3, S, S) uint8 crops; ``range_index`` (B,) (the crops' resolution ranges) picks the
+        rows of RSC-Net's ``alpha``; ranges beyond the network's last one use the last one."""
         check_crops(crops, self.input_size)
-        batch = crops.shape[0]
-        heights = torch.full((batch,), 224.0) if person_heights is None else torch.as_tensor(person_heights).float()
-        ranges = self.range_index(heights)
+        ranges = self._ranges(range_index, crops.shape[0])
         # no_grad, not inference_mode: roma caches a constant on its first call, and one made in
         # inference mode would break later training in the same process.
         with torch.no_grad():
@@ -265,10 +360,11 @@ class Body3DEstimator:
         return BodyPrediction(pose_vector=cpu(out["pose_vector"]), camera=cpu(out["camera"]),
                               translation=cpu(translation), keypoints3d=cpu(keypoints + translation[:, None]),
                               keypoints2d=cpu(pixels), vertices=cpu(vertices), faces=body.faces.cpu(),
-                              range_index=ranges)
+                              range_index=ranges, crop_focal=float(self.config.crop_focal),
+                              crop_size=int(self.config.canvas))
 
-    def __call__(self, crops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        bodies = self.predict_bodies(crops, with_vertices=False)
+    def __call__(self, crops: torch.Tensor, range_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        bodies = self.predict_bodies(crops, range_index, with_vertices=False)
         points = bodies.keypoints2d
         return points.to(crops.device), torch.ones(points.shape[:2], device=crops.device)
 

@@ -2,11 +2,13 @@
 
 ``build_pose_model(cfg)`` gives a :class:`TopDownPoseModel` (images 0..255 -> heatmaps and offsets);
 :class:`TopDownEstimator` adds the codec and the flip test and implements
-:class:`lowres_hps.models.estimator.PoseEstimator` (uint8 crops -> keypoints in input pixels).
+:class:`lowres_hps.models.estimator.PoseEstimator` (uint8 crops -> keypoints in input pixels). The module
+registers the model kind ``kp2d`` (:mod:`lowres_hps.models.kinds`), with its ONNX graph (:func:`onnx_graph`).
 """
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +19,7 @@ from lowres_hps.body.keypoints import get_convention
 from lowres_hps.core.checks import check_shape
 from lowres_hps.models.backbones import BACKBONES, build_backbone
 from lowres_hps.models.heads import HeatmapOffsetHead
+from lowres_hps.models.kinds import OnnxGraph, card_fields, register_kind
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -27,6 +30,7 @@ __all__ = [
     "build_codec",
     "TopDownEstimator",
     "check_crops",
+    "onnx_graph",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -176,11 +180,96 @@ def check_crops(crops: torch.Tensor, input_size: tuple[int, int]) -> None:
         raise TypeError(f"crops must be uint8 (or float 0..255), got {crops.dtype}")
 
 
+class _OnnxOutputs(nn.Module):
+    """Tuple outputs (ONNX has no dict outputs and no None)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.model(images)
+        return (out["heatmaps"],) if out["offsets"] is None else (out["heatmaps"], out["offsets"])
+
+
+def _decode_text(config: Pose2DConfig, codec) -> str:
+    """How to turn the outputs into keypoints in input pixels, in words (for non-Python users)."""
+    h, w = config.input_size
+    hh, hw = h // config.stride, w // config.stride
+    to_input = (f"heatmap px -> input px: x_in = x_hm * {w - 1}/{hw - 1}, y_in = y_hm * {h - 1}/{hh - 1} "
+                f"(pixel centres at integer coordinates, UDP mapping)")
+    if getattr(codec, "has_offsets", False):
+        score = "sigmoid(heatmap logit at the argmax)" if config.codec == "udp" else "heatmap value at the argmax"
+        return (f"{config.codec}: per keypoint k, (x, y) = argmax of heatmaps[k] (integer heatmap px), then "
+                f"add {codec.offset_scale:g} * offsets[k, :, y, x] (channel 0 = x, 1 = y); {to_input}; "
+                f"score = {score}.")
+    refine = ("DARK (Taylor expansion of the log of the blurred heatmap)" if getattr(codec, "decode_dark", False)
+              else "a quarter pixel towards the higher neighbour along x and y")
+    return (f"{config.codec}: per keypoint k, (x, y) = argmax of heatmaps[k] (integer heatmap px), refined by "
+            f"{refine}; {to_input}; score = heatmap value at the argmax.")
+
+
+def onnx_graph(network: TopDownPoseModel) -> OnnxGraph:
+    """The ONNX export of a 2D network: ``images`` (B, 3, h, w) float32 RGB with raw pixel values 0..255
+    (uint8 values as float; the normalisation is inside) -> ``heatmaps`` (B, K, h/s, w/s) and, for offset
+    codecs, ``offsets`` (B, K, 2, h/s, w/s); the metadata documents preprocessing, crop protocol and decoding."""
+    cfg = network.config
+    codec = build_codec(cfg)
+    h, w = cfg.input_size
+    hh, hw = codec.heatmap_size
+    mean = [round(255.0 * m, 4) for m in cfg.mean]
+    std = [round(255.0 * s, 4) for s in cfg.std]
+    outputs = f"heatmaps (B, {cfg.num_keypoints}, {hh}, {hw})"
+    if codec.has_offsets:
+        outputs += f"; offsets (B, {cfg.num_keypoints}, 2, {hh}, {hw}) as (x, y) per keypoint"
+    metadata = {
+        "input": f"images: float32 (B, 3, {h}, {w}), NCHW",
+        "input_size": f"{h}x{w} (height x width)",
+        "color_order": "RGB",
+        "value_range": "0..255 (uint8 pixel values cast to float32; do not scale to [0, 1])",
+        "normalization": f"applied inside the model: (x - {mean}) / {std} per RGB channel "
+                         f"(ImageNet mean {list(cfg.mean)} and std {list(cfg.std)} times 255)",
+        "crop_protocol": (f"top-down person crop: grow the person box to aspect w/h = {w / h:g} about its centre, "
+                          f"enlarge it by scale_factor {cfg.scale_factor:g}, warp that region to {h}x{w} "
+                          f"(antialiased when shrinking; zeros outside the image); "
+                          f"lowres_hps.imaging.protocol.LowResProtocol(setting='native')"),
+        "scale_factor": f"{cfg.scale_factor:g}",
+        "aspect_ratio": f"{w / h:g}",
+        "outputs": outputs,
+        "heatmap_stride": str(cfg.stride),
+        "codec": cfg.codec,
+        "codec_params": json.dumps(cfg.codec_params),
+        "decode": _decode_text(cfg, codec),
+        "flip_test": (f"{cfg.flip_test}: average the outputs of the crop and of its mirror image after flipping "
+                      f"the latter back (x -> w - 1 - x, left/right keypoints swapped, x offsets negated)"),
+        "keypoint_convention": cfg.convention,
+        "keypoint_names": json.dumps(list(get_convention(cfg.convention).names)),
+    }
+    dtype = next(network.parameters()).dtype
+
+    def sample_inputs(batch: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        images = torch.randint(0, 256, (batch, 3, h, w), generator=generator, dtype=torch.uint8)
+        return {"images": images.to(dtype)}
+
+    return OnnxGraph(
+        module=_OnnxOutputs(network).eval(), sample_inputs=sample_inputs,
+        output_names=["heatmaps", "offsets"][:1 + codec.has_offsets],
+        doc=(f"lowres-hps 2D keypoint model: {cfg.backbone} backbone, {cfg.codec} codec, input {h}x{w} RGB "
+             f"0..255; see metadata_props"),
+        metadata=metadata, summary=f"input {h}x{w} RGB 0..255, codec {cfg.codec}")
+
+
+def _card_fields(cfg: Pose2DConfig) -> dict[str, Any]:
+    return {**card_fields(cfg), "codec": cfg.codec, "codec_params": dict(cfg.codec_params)}
+
+
+@register_kind("kp2d", "2D keypoint", config=Pose2DConfig, build=build_pose_model, export=onnx_graph,
+               card_fields=_card_fields)
 class TopDownEstimator:
     """A :class:`TopDownPoseModel` with its codec: a :class:`~lowres_hps.models.estimator.PoseEstimator`.
 
-    ``estimator(crops (B, 3, h, w) uint8) -> (keypoints (B, K, 2) input px, scores (B, K) in [0, 1])``,
-    returned on the crops' device. With ``flip_test`` the heatmaps (and offsets) of each crop and of its
+    ``estimator(crops (B, 3, h, w) uint8, range_index) -> (keypoints (B, K, 2) input px, scores (B, K) in
+    [0, 1])``, returned on the crops' device; the network is not resolution-aware and ignores ``range_index``. With ``flip_test`` the heatmaps (and offsets) of each crop and of its
     mirror image are averaged before decoding (:func:`lowres_hps.models.codecs.merge_flip`).
 
     Args:
@@ -189,6 +278,12 @@ class TopDownEstimator:
         flip_test: overrides ``config.flip_test`` when given.
         card: the model card it was loaded with, if any (:class:`lowres_hps.apis.registry.ModelCard`).
     """
+
+    @classmethod
+    def from_network(cls, network: TopDownPoseModel, card: Any = None, device: torch.device | str | None = None,
+                     flip_test: bool | None = None) -> TopDownEstimator:
+        """The estimator of a network (built by the registry from ``card``), on ``device``."""
+        return cls(network.to(device or "cpu"), flip_test=flip_test, card=card)
 
     def __init__(
         self,
@@ -232,7 +327,7 @@ class TopDownEstimator:
             return merge_flip(out["heatmaps"], flipped["heatmaps"], self.flip_permutation,
                               out["offsets"], flipped["offsets"])
 
-    def __call__(self, crops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, crops: torch.Tensor, range_index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         heatmaps, offsets = self.outputs(crops)
         keypoints, scores = self.codec.decode(heatmaps, offsets)
         return keypoints.to(crops.device), scores.clamp(0.0, 1.0).to(crops.device)
