@@ -53,6 +53,9 @@ def test_matches_the_effective_height_of_protocol_crops():
     for height, expected in ((None, 0), (200.0, 0), (150.0, 1), (96.0, 2), (52.0, 3), (32.0, 4)):
         crop = protocol(image, box, person_height=height)
         assert input_range_index(crop.person_height) == expected, height
+        assert crop.range_index == expected, height  # the crop carries its range
     small = np.array([100.0, 50.0, 50.0, 100.0])  # a 100 px tall source person: never above range 2
     assert input_range_index(protocol(image, small, person_height=None).person_height) == 2
-    assert input_range_index(protocol(image, small, person_height=200.0).person_height) == 2
+    assert protocol(image, small, person_height=200.0).range_index == 2
+    # The range follows the protocol's margin: 150 px is range 0 with a 1.5 margin (224 / 1.5 = 149.3).
+    assert LowResProtocol((224, 224), 1.5, "upsample")(image, box, person_height=150.0).range_index == 0
