@@ -1,5 +1,7 @@
-"""The training loop all methods share: training configs, a Task protocol, a Trainer with
-data parallelism (torchrun), AMP, CSV/TensorBoard logs and exactly resumable checkpoints."""
+"""The loops all methods share: training configs, a Task protocol, a Trainer with data parallelism
+(torchrun), AMP, CSV/TensorBoard logs and exactly resumable checkpoints; and an Adapter that updates a copy
+of a trained model from unlabelled inputs (test-time adaptation and fitting)."""
+from lowres_hps.engine.adapter import AdaptConfig, Adapter, norm_parameters
 from lowres_hps.engine.checkpoint import (
     atomic_write,
     capture_rng_state,
@@ -40,4 +42,5 @@ __all__ = [
     "MetricLogger",
     "atomic_write", "save_checkpoint", "load_checkpoint", "capture_rng_state", "restore_rng_state",
     "save_weights", "load_weights",
+    "Adapter", "AdaptConfig", "norm_parameters",
 ]
