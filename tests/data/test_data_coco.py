@@ -11,7 +11,7 @@ import pytest
 from pycocotools import mask as mask_utils
 
 from lowres_hps.data import CocoKeypointsReader, CrowdPoseReader, DatasetFileError, OCHumanReader
-from lowres_hps.data.coco import segmentation_to_mask
+from lowres_hps.data.coco import CocoPeople, segmentation_to_mask
 
 H, W = 60, 80
 
@@ -208,6 +208,29 @@ def test_ochuman_mask_only_people(tmp_path):
     assert [s.ann_id for s in everyone] == [1, 2, 3]
     assert (everyone[1].keypoints2d == 0).all() and everyone[1].mask.sum() > 0
     assert everyone[1].dataset == "ochuman"
+
+
+def test_coco_people_applies_the_filters_every_coco_reader_shares():
+    boxes_only = {k: v for k, v in _person(7).items() if k != "keypoints"}  # a box file: num_keypoints only
+    annotations = [
+        _person(1), _person(2, iscrowd=1), _person(3, keypoints=[0.0] * 51), _person(4, image_id=99),
+        {k: v for k, v in _person(5).items() if k != "bbox"}, _person(6, bbox=(1, 2, -3, 4)), boxes_only,
+        _person(8, bbox=(1, 2, 3)), _person(9, bbox=(1, 2, float("inf"), 4)), _person(10, category_id=3),
+    ]
+    data = {"images": [{"id": 1, "file_name": "a.jpg"}], "annotations": annotations,
+            "categories": [{"id": 1, "name": "person"}, {"id": 3, "name": "car"}]}
+    people = CocoPeople(data, "x.json", min_keypoints=1)
+    assert [p.key for p in people.people] == [1, 7]
+    assert [p.num_labelled for p in people.people] == [2, 2]
+    assert people.people[0].bbox.dtype == np.float64 and people.people[0].image["file_name"] == "a.jpg"
+    reasons = dict(people.skipped)
+    assert sorted(reasons) == [4, 5, 6, 8, 9]
+    assert "99" in reasons[4] and "bbox" in reasons[5] and "zero size" in reasons[6]
+    assert "(4,)" in reasons[8] and "non-finite" in reasons[9]
+    assert people.filtered == {"crowd": 1, "fewer than 1 keypoints": 1}
+    assert [p.key for p in CocoPeople(data, "x.json", include_crowd=True).people] == [1, 2, 3, 7]
+    with pytest.raises(DatasetFileError, match="x.json"):
+        CocoPeople({"images": []}, "x.json")
 
 
 # --- shared data -------------------------------------------------------------------------------

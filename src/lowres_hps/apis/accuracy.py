@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lowres_hps.models.estimator import PoseEstimator
 from lowres_hps.apis.predictor import Predictor
 from lowres_hps.body.keypoints import get_mapping, map_keypoints
 from lowres_hps.evaluation.keypoints2d import coco_keypoint_ap, pck, torso_size
+from lowres_hps.models.estimator import PoseEstimator
 
 __all__ = ["coco_ap_with_gt_boxes", "pck_with_gt_boxes"]
 
@@ -25,30 +25,31 @@ __all__ = ["coco_ap_with_gt_boxes", "pck_with_gt_boxes"]
 def coco_ap_with_gt_boxes(estimator: PoseEstimator, ann_file: str | Path, image_root: str | Path | None = None,
                           person_height: float | None = None, max_images: int | None = None,
                           batch_size: int = 64) -> dict[str, float]:
-    """OKS AP/AR of ``estimator`` on the people of ``ann_file`` that have keypoints, from their GT boxes.
+    """OKS AP/AR of ``estimator`` on the people of ``ann_file`` that have keypoints, from their GT boxes
+    (the people :class:`~lowres_hps.data.coco.CocoPeople` keeps with ``min_keypoints=1``).
 
     Person scores are the mean keypoint score (box scores are 1), as in top-down COCO evaluation.
     With ``max_images`` only the first images (by id) are scored, and the ground truth is cut to match.
     """
     from lowres_hps.apis.inputs import load_image
+    from lowres_hps.data.coco import CocoPeople
 
     ann_file = Path(ann_file)
     data = json.loads(ann_file.read_text())
     image_root = Path(image_root) if image_root is not None else _default_root(ann_file)
     images = sorted(data["images"], key=lambda im: im["id"])[:max_images]
     keep = {im["id"] for im in images}
-    people = [a for a in data["annotations"] if a["image_id"] in keep and a.get("num_keypoints", 0) > 0
-              and not a.get("iscrowd", 0)]
-    by_image: dict[int, list[dict]] = {}
-    for ann in people:
-        by_image.setdefault(ann["image_id"], []).append(ann)
+    by_image: dict[int, list[np.ndarray]] = {}
+    for person in CocoPeople(data, ann_file, min_keypoints=1).people:
+        if person.image["id"] in keep:
+            by_image.setdefault(person.image["id"], []).append(person.bbox)
     predictor = Predictor(estimator, person_height=person_height, batch_size=batch_size)
     results = []
     scored = [image for image in images if image["id"] in by_image]
     for start in range(0, len(scored), batch_size):
         chunk = scored[start:start + batch_size]
         rgbs = [load_image(image_root / image["file_name"])[0] for image in chunk]
-        boxes = [np.array([a["bbox"] for a in by_image[image["id"]]], dtype=np.float64) for image in chunk]
+        boxes = [np.stack(by_image[image["id"]]) for image in chunk]
         for image, people_of_image in zip(chunk, predictor.predict_images(rgbs, boxes)):
             for person in people_of_image:
                 results.append({"image_id": image["id"], "category_id": 1, "score": float(person.score),

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from lowres_hps.data.coco import CocoPeople
 from lowres_hps.data.errors import load_json
 
 __all__ = [
@@ -264,51 +265,42 @@ class PersonBoxes:
         image_ids: ``file_name`` as written in the file -> image id.
         boxes: image id -> (N, 4) float64 ``x, y, w, h``.
         skipped_without_keypoints: person boxes left out because they have no labelled keypoint.
+        skipped: ``(annotation id, reason)`` of the annotations that cannot be used (no image, no or a bad box).
     """
 
     image_ids: dict[str, int]
     boxes: dict[int, np.ndarray]
     skipped_without_keypoints: int = 0
     _by_basename: dict[str, list[int]] = field(default_factory=dict, repr=False)
+    skipped: list[tuple] = field(default_factory=list)
 
     @classmethod
     def from_coco(cls, path: str | Path, all_boxes: bool = False) -> PersonBoxes:
         """Read the boxes of the person annotations.
 
-        By default only people with labelled keypoints (``num_keypoints > 0``, or any ``v > 0`` in
-        ``keypoints``) are kept: those COCO's keypoint evaluation scores. ``all_boxes`` keeps every person box.
-        Crowd regions (``iscrowd``) and boxes without positive width and height are always left out.
+        By default only people with labelled keypoints (any ``v > 0`` in ``keypoints``, else
+        ``num_keypoints > 0``) are kept: those COCO's keypoint evaluation scores. ``all_boxes`` keeps every person
+        box. Crowd regions (``iscrowd``) are left out, and annotations without a usable box or image are recorded
+        in :attr:`skipped` (the filters of :class:`~lowres_hps.data.coco.CocoPeople`).
         """
         dataset = load_json(path)
         if not isinstance(dataset, dict) or not isinstance(dataset.get("images"), list):
             raise ValueError(f"not a COCO annotation file (no 'images' list): {path}")
-        person_ids = {c["id"] for c in dataset.get("categories", []) if c.get("name") == "person"} or {1}
         image_ids: dict[str, int] = {}
         for entry in dataset["images"]:
             if "file_name" not in entry or "id" not in entry:
                 raise ValueError(f"image entry without 'file_name' and 'id' in {path}: {entry}")
             image_ids[str(entry["file_name"])] = int(entry["id"])
-        per_image: dict[int, list[list[float]]] = {i: [] for i in image_ids.values()}
-        skipped = 0
-        for ann in dataset.get("annotations", []):
-            if ann.get("category_id", 1) not in person_ids or ann.get("iscrowd", 0) or "bbox" not in ann:
-                continue
-            box = [float(v) for v in ann["bbox"]]
-            if len(box) != 4 or not (box[2] > 0 and box[3] > 0) or int(ann.get("image_id", -1)) not in per_image:
-                continue
-            if "num_keypoints" in ann:
-                labelled = ann["num_keypoints"] > 0
-            else:
-                labelled = any(v > 0 for v in ann.get("keypoints", [])[2::3])
-            if not (labelled or all_boxes):
-                skipped += 1
-                continue
-            per_image[int(ann["image_id"])].append(box)
+        people = CocoPeople({"annotations": [], **dataset}, path, min_keypoints=0 if all_boxes else 1)
+        per_image: dict[int, list[np.ndarray]] = {i: [] for i in image_ids.values()}
+        for person in people.people:
+            per_image[int(person.image["id"])].append(person.bbox)
+        skipped = sum(people.filtered.values()) - people.filtered.get("crowd", 0)
         boxes = {i: np.asarray(b, dtype=np.float64).reshape(-1, 4) for i, b in per_image.items()}
         by_basename: dict[str, list[int]] = {}
         for name, image_id in image_ids.items():
             by_basename.setdefault(Path(name).name, []).append(image_id)
-        return cls(image_ids, boxes, skipped, by_basename)
+        return cls(image_ids, boxes, skipped, by_basename, people.skipped)
 
     def lookup(self, path: str | Path) -> int:
         """Image id of ``path``: the longest trailing part of the path equal to a ``file_name``, else the

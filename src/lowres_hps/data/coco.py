@@ -3,16 +3,20 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from lowres_hps.data.errors import DatasetFileError, load_json
+from lowres_hps.data.errors import DatasetFileError, bbox_problem, load_json
 from lowres_hps.data.reader import PersonReader, default_image_root
 from lowres_hps.data.sample import PersonSample
 
-__all__ = ["CocoKeypointsReader", "CrowdPoseReader", "OCHumanReader", "segmentation_to_mask"]
+__all__ = ["CocoPerson", "CocoPeople", "CocoKeypointsReader", "CrowdPoseReader", "OCHumanReader",
+           "segmentation_to_mask"]
 
 
 def segmentation_to_mask(segmentation: list | dict, height: int, width: int) -> np.ndarray:
@@ -39,6 +43,108 @@ def _segmentation_problem(segmentation) -> str | None:
     if isinstance(segmentation, dict) and "counts" in segmentation and len(segmentation.get("size", ())) == 2:
         return None
     return "segmentation is neither polygons nor an RLE with 'counts' and 'size'"
+
+
+@dataclass(frozen=True)
+class CocoPerson:
+    """One person annotation that passed the filters of :class:`CocoPeople`.
+
+    Attributes:
+        key: the annotation's ``id`` (``"annotations[i]"`` without one), as in reports.
+        annotation: the annotation as in the file.
+        image: its image entry.
+        bbox: (4,) float64 ``x, y, w, h`` (finite, positive width and height).
+        num_labelled: labelled keypoints: ``v > 0`` in ``keypoints``, else ``num_keypoints``, else 0.
+    """
+
+    key: Hashable
+    annotation: dict
+    image: dict
+    bbox: np.ndarray
+    num_labelled: int
+
+
+@dataclass
+class CocoPeople:
+    """The person annotations of a COCO-format json, through the filters every COCO reader of the project
+    applies (dataset readers, ``predict --boxes``, accuracy with ground-truth boxes): a person category,
+    no crowd region (unless ``include_crowd``), an image entry with a ``file_name``, a usable box, and at least
+    ``min_keypoints`` labelled keypoints.
+
+    Args:
+        data: the parsed json (``images``, ``annotations``, ``categories``).
+        source: the file, for messages.
+
+    Attributes:
+        images: image id -> image entry.
+        people: the annotations kept, in file order.
+        skipped: ``(key, reason)`` for every bad annotation (no image, no or a bad box).
+        filtered: count per reason of the people left out on purpose (``"crowd"``, ``"fewer than N keypoints"``).
+    """
+
+    data: Mapping[str, Any]
+    source: str | Path
+    include_crowd: bool = False
+    min_keypoints: int = 0
+    images: dict[Any, dict] = field(init=False)
+    people: list[CocoPerson] = field(init=False, default_factory=list)
+    skipped: list[tuple[Hashable, str]] = field(init=False, default_factory=list)
+    filtered: dict[str, int] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        data, source = self.data, self.source
+        if not isinstance(data, Mapping) or not isinstance(data.get("annotations"), list) \
+                or not isinstance(data.get("images"), list):
+            raise DatasetFileError(f"not a COCO json (needs 'images' and 'annotations' lists): {source}")
+        try:
+            self.images = {img["id"]: img for img in data["images"]}
+        except (KeyError, TypeError) as exc:
+            raise DatasetFileError(f"image entry without 'id' in {source}") from exc
+        categories = data.get("categories") or []
+        person_ids = {c["id"] for c in categories if "keypoints" in c}
+        if not person_ids:
+            person_ids = {c["id"] for c in categories if c.get("name") == "person"} or {1}
+        for index, ann in enumerate(data["annotations"]):
+            if not isinstance(ann, dict):
+                raise DatasetFileError(f"annotation is not an object in {source}: {ann!r:.80}")
+            if ann.get("category_id", 1) not in person_ids:
+                continue
+            key = ann.get("id", f"annotations[{index}]")
+            if ann.get("iscrowd", 0) and not self.include_crowd:
+                self._filter("crowd")
+                continue
+            image = self.images.get(ann.get("image_id"))
+            if image is None or "file_name" not in image:
+                self.skipped.append((key, f"image_id {ann.get('image_id')!r} has no image entry with a file_name"))
+                continue
+            if ann.get("bbox") is None:
+                self.skipped.append((key, "no bbox"))
+                continue
+            try:
+                bbox = np.asarray(ann["bbox"], dtype=np.float64).reshape(-1)
+                labelled = _num_labelled(ann)
+            except (TypeError, ValueError) as exc:
+                self.skipped.append((key, f"malformed keypoints or bbox: {exc}"))
+                continue
+            reason = bbox_problem(bbox)
+            if reason is not None:
+                self.skipped.append((key, reason))
+                continue
+            if labelled < self.min_keypoints:
+                self._filter(f"fewer than {self.min_keypoints} keypoints")
+                continue
+            self.people.append(CocoPerson(key, ann, image, bbox, labelled))
+
+    def _filter(self, reason: str) -> None:
+        self.filtered[reason] = self.filtered.get(reason, 0) + 1
+
+
+def _num_labelled(ann: dict) -> int:
+    values = ann.get("keypoints")
+    if values is not None:
+        visibility = np.asarray(values, dtype=np.float64).reshape(-1)[2::3]
+        return int((visibility > 0).sum())
+    return int(ann.get("num_keypoints", 0) or 0)
 
 
 class CocoKeypointsReader(PersonReader):
@@ -68,49 +174,27 @@ class CocoKeypointsReader(PersonReader):
                  min_keypoints: int = 1, include_crowd: bool = False, load_masks: bool = False,
                  check_images: bool = False) -> None:
         self.ann_file = Path(ann_file)
-        data = load_json(self.ann_file)
-        if not isinstance(data, dict) or not isinstance(data.get("annotations"), list) \
-                or not isinstance(data.get("images"), list):
-            raise DatasetFileError(f"not a COCO json (needs 'images' and 'annotations' lists): {self.ann_file}")
+        # Keypoints are counted below from the keypoints the samples get (none without a keypoints field).
+        coco = CocoPeople(load_json(self.ann_file), self.ann_file, include_crowd=include_crowd)
         if image_root is None:
             split = re.sub(r"^person_keypoints_", "", self.ann_file.stem)
             image_root = default_image_root(self.ann_file, split)
         super().__init__(convention, image_root, check_images)
         self.load_masks = load_masks
-        try:
-            self._images = {img["id"]: img for img in data["images"]}
-        except (KeyError, TypeError) as exc:
-            raise DatasetFileError(f"image entry without 'id' in {self.ann_file}") from exc
-        categories = data.get("categories") or []
-        person_ids = {c["id"] for c in categories if "keypoints" in c}
-        if not person_ids:
-            person_ids = {c["id"] for c in categories if c.get("name") == "person"} or {1}
-
+        self._images = coco.images
+        self.filtered.update(coco.filtered)
+        for key, reason in coco.skipped:
+            self._skip(key, reason)
         with_segmentation = False
-        for index, ann in enumerate(data["annotations"]):
-            if not isinstance(ann, dict):
-                raise DatasetFileError(f"annotation is not an object in {self.ann_file}: {ann!r:.80}")
-            if ann.get("category_id", 1) not in person_ids:
-                continue
-            key = ann.get("id", f"annotations[{index}]")
-            if ann.get("iscrowd", 0) and not include_crowd:
-                self._filter("crowd")
-                continue
-            image = self._images.get(ann.get("image_id"))
-            if image is None or "file_name" not in image:
-                self._skip(key, f"image_id {ann.get('image_id')!r} has no image entry with a file_name")
-                continue
-            if ann.get("bbox") is None:
-                self._skip(key, "no bbox")
-                continue
+        for person in coco.people:
+            key, ann = person.key, person.annotation
             try:
                 keypoints = self._keypoints(ann)
-                bbox = np.asarray(ann["bbox"], dtype=np.float32).reshape(-1)
             except (TypeError, ValueError) as exc:
-                self._skip(key, f"malformed keypoints or bbox: {exc}")
+                self._skip(key, f"malformed keypoints: {exc}")
                 continue
-            image_path = self.image_root / image["file_name"]
-            if not self._accept(key, keypoints, bbox, image_path):
+            bbox = person.bbox.astype(np.float32)
+            if not self._accept(key, keypoints, bbox, self.image_root / person.image["file_name"]):
                 continue
             if int((keypoints[:, 2] > 0).sum()) < min_keypoints:
                 self._filter(f"fewer than {min_keypoints} keypoints")
