@@ -1,1 +1,2 @@
-"""High-level entry points: the demo (and, as models ship, the predictor and model registry)."""
+"""Python entry points: the predictor, the people detector, the model registry, ONNX export, inputs of
+``predict`` and accuracy with ground-truth boxes."""

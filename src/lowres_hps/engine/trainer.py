@@ -259,7 +259,13 @@ def build_optimizer(params: Iterable[nn.Parameter], cfg: OptimConfig) -> torch.o
 @dataclass
 class LRSchedule:
     """Learning-rate factor after ``step`` optimizer steps: linear warm-up times a constant,
-    cosine (from the end of the warm-up to ``total_steps``) or step (``gamma`` at each milestone) schedule."""
+    cosine (from the end of the warm-up to ``total_steps``) or step (``gamma`` at each milestone) schedule.
+
+    Run by torch's ``LambdaLR``. Written out rather than chained from ``LinearLR``, ``CosineAnnealingLR`` and
+    ``MultiStepLR`` (``SequentialLR``/``ChainedScheduler``): those keep their shape (``T_max``, milestones) in
+    their state, so a run resumed with more epochs would keep the old schedule, and ``CosineAnnealingLR`` rises
+    again after ``T_max``; a closed form of the step count resumes exactly and follows the current config.
+    """
 
     schedule: str
     total_steps: int
