@@ -112,7 +112,7 @@ def export_onnx(
     device = next(network.parameters()).device
     inputs = {k: v.to(device) for k, v in graph.sample_inputs(1 if batch == "dynamic" else batch, None).items()}
     _write_onnx(graph.module, tuple(inputs.values()), path, list(inputs), graph.output_names, batch == "dynamic",
-                opset, f"{graph.doc} (model {card.name!r})", {**graph.metadata, CARD_METADATA_KEY: card.to_json()})
+                opset, graph.doc.replace("{name}", repr(card.name)), {**graph.metadata, CARD_METADATA_KEY: card.to_json()})
     return path
 
 

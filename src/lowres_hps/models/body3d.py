@@ -281,7 +281,7 @@ def onnx_graph(network: Body3DNet) -> OnnxGraph:
     }
     return OnnxGraph(
         module=module, sample_inputs=sample_inputs, output_names=list(ONNX_OUTPUT_NAMES),
-        doc=(f"lowres-hps 3D body network: {cfg.backbone} {'resolution-aware ' if cfg.resolution_aware else ''}"
+        doc=(f"lowres-hps 3D body network {{name}}: {cfg.backbone} {'resolution-aware ' if cfg.resolution_aware else ''}"
              f"backbone, {cfg.body_model} pose vector, input {s}x{s} RGB uint8 + range_index; the body model runs "
              f"after it; see metadata_props"),
         metadata=metadata,

@@ -38,7 +38,7 @@ class OnnxGraph:
         sample_inputs: ``sample_inputs(batch, generator) -> {input name: tensor}``, random valid inputs in
             ``module.forward``'s order (used to trace, and to compare ONNX Runtime with PyTorch).
         output_names: names of the outputs, in order.
-        doc: the graph's doc string.
+        doc: the graph's doc string; ``{name}`` in it becomes the model's name (quoted).
         metadata: ``metadata_props`` documenting preprocessing, crop protocol and outputs (the card is added).
         summary: one line for ``lowres-hps export``.
     """

@@ -254,7 +254,7 @@ def onnx_graph(network: TopDownPoseModel) -> OnnxGraph:
     return OnnxGraph(
         module=_OnnxOutputs(network).eval(), sample_inputs=sample_inputs,
         output_names=["heatmaps", "offsets"][:1 + codec.has_offsets],
-        doc=(f"lowres-hps 2D keypoint model: {cfg.backbone} backbone, {cfg.codec} codec, input {h}x{w} RGB "
+        doc=(f"lowres-hps 2D keypoint model {{name}}: {cfg.backbone} backbone, {cfg.codec} codec, input {h}x{w} RGB "
              f"0..255; see metadata_props"),
         metadata=metadata, summary=f"input {h}x{w} RGB 0..255, codec {cfg.codec}")
 
