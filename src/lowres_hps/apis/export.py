@@ -111,8 +111,9 @@ def export_onnx(
     graph = kind.export(network)
     device = next(network.parameters()).device
     inputs = {k: v.to(device) for k, v in graph.sample_inputs(1 if batch == "dynamic" else batch, None).items()}
+    metadata = {**graph.metadata, CARD_METADATA_KEY: card.to_json()}
     _write_onnx(graph.module, tuple(inputs.values()), path, list(inputs), graph.output_names, batch == "dynamic",
-                opset, graph.doc.replace("{name}", repr(card.name)), {**graph.metadata, CARD_METADATA_KEY: card.to_json()})
+                opset, graph.doc.replace("{name}", repr(card.name)), metadata)
     return path
 
 
@@ -227,7 +228,8 @@ class OnnxEstimator:
                           None if offsets is None else offsets[:batch],
                           None if offsets is None else offsets[batch:])
 
-    def __call__(self, crops: torch.Tensor, range_index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, crops: torch.Tensor,
+                 range_index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         heatmaps, offsets = self.outputs(crops)
         keypoints, scores = self.codec.decode(heatmaps, offsets)
         return keypoints.to(crops.device), scores.clamp(0.0, 1.0).to(crops.device)

@@ -240,14 +240,14 @@ class Predictor:
             extra: dict[str, Any] = {"keypoints_3d": people.keypoints_3d, "body": people.bodies,
                                      "vertices": people.vertices}
             if people.keypoints_3d is None and self.body_estimator is not None and len(people.boxes):
-                chunks = [self._bodies([image] * len(part), list(part))
-                          for part in np.split(people.boxes, range(self.batch_size, len(people.boxes), self.batch_size))]
+                starts = range(self.batch_size, len(people.boxes), self.batch_size)
+                chunks = [self._bodies([image] * len(part), list(part)) for part in np.split(people.boxes, starts)]
+                vertices = None if chunks[0].vertices is None else np.concatenate([c.vertices for c in chunks])
                 extra = {"keypoints_3d": np.concatenate([c.keypoints_3d for c in chunks]),
-                         "body": [b for c in chunks for b in c.bodies],
-                         "vertices": None if chunks[0].vertices is None else np.concatenate([c.vertices for c in chunks])}
+                         "body": [b for c in chunks for b in c.bodies], "vertices": vertices}
             results.append([PersonPrediction(
-                bbox=np.asarray(people.boxes[n], np.float64).copy(), keypoints=np.asarray(people.keypoints[n], np.float64),
-                score=float(people.scores[n]), box_score=1.0,
+                bbox=np.asarray(people.boxes[n], np.float64).copy(),
+                keypoints=np.asarray(people.keypoints[n], np.float64), score=float(people.scores[n]), box_score=1.0,
                 **{k: None if v is None else v[n] for k, v in extra.items()}) for n in range(len(people.boxes))])
         return results
 

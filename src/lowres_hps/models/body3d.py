@@ -251,7 +251,7 @@ def onnx_graph(network: Body3DNet) -> OnnxGraph:
     centre = (s - 1) / 2
     metadata = {
         "task": "hps3d: 3D body pose and shape of a person crop",
-        "input": f"images: uint8 (B, 3, {s}, {s}), NCHW" + ("; range_index: int64 (B,)" if cfg.resolution_aware else ""),
+        "input": f"images: uint8 (B, 3, {s}, {s}), NCHW" + ("; range_index: int64 (B,)" * cfg.resolution_aware),
         "input_size": f"{s}x{s} (height x width)",
         "color_order": "RGB",
         "value_range": "0..255 uint8 pixel values (cast to float32 inside the graph)",
@@ -281,9 +281,9 @@ def onnx_graph(network: Body3DNet) -> OnnxGraph:
     }
     return OnnxGraph(
         module=module, sample_inputs=sample_inputs, output_names=list(ONNX_OUTPUT_NAMES),
-        doc=(f"lowres-hps 3D body network {{name}}: {cfg.backbone} {'resolution-aware ' if cfg.resolution_aware else ''}"
-             f"backbone, {cfg.body_model} pose vector, input {s}x{s} RGB uint8 + range_index; the body model runs "
-             f"after it; see metadata_props"),
+        doc=(f"lowres-hps 3D body network {{name}}: {cfg.backbone} "
+             f"{'resolution-aware ' if cfg.resolution_aware else ''}backbone, {cfg.body_model} pose vector, "
+             f"input {s}x{s} RGB uint8 + range_index; the body model runs after it; see metadata_props"),
         metadata=metadata,
         summary=(f"input {s}x{s} RGB uint8 + range_index, outputs {', '.join(ONNX_OUTPUT_NAMES)}; the "
                  f"{cfg.body_model} body model runs after the network"))

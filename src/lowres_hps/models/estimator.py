@@ -38,7 +38,8 @@ class PoseEstimator(Protocol):
     scale_factor: float
     convention: str
 
-    def __call__(self, crops: torch.Tensor, range_index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, crops: torch.Tensor,
+                 range_index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Keypoints of a batch of crops.
 
         Args:

@@ -269,8 +269,9 @@ class TopDownEstimator:
     """A :class:`TopDownPoseModel` with its codec: a :class:`~lowres_hps.models.estimator.PoseEstimator`.
 
     ``estimator(crops (B, 3, h, w) uint8, range_index) -> (keypoints (B, K, 2) input px, scores (B, K) in
-    [0, 1])``, returned on the crops' device; the network is not resolution-aware and ignores ``range_index``. With ``flip_test`` the heatmaps (and offsets) of each crop and of its
-    mirror image are averaged before decoding (:func:`lowres_hps.models.codecs.merge_flip`).
+    [0, 1])``, returned on the crops' device; the network is not resolution-aware and ignores ``range_index``.
+    With ``flip_test`` the heatmaps (and offsets) of each crop and of its mirror image are averaged before
+    decoding (:func:`lowres_hps.models.codecs.merge_flip`).
 
     Args:
         model: the network; it is put in eval mode.
@@ -327,7 +328,8 @@ class TopDownEstimator:
             return merge_flip(out["heatmaps"], flipped["heatmaps"], self.flip_permutation,
                               out["offsets"], flipped["offsets"])
 
-    def __call__(self, crops: torch.Tensor, range_index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, crops: torch.Tensor,
+                 range_index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         heatmaps, offsets = self.outputs(crops)
         keypoints, scores = self.codec.decode(heatmaps, offsets)
         return keypoints.to(crops.device), scores.clamp(0.0, 1.0).to(crops.device)
