@@ -402,3 +402,26 @@ def test_kp3d_synthlr_all_nan_blames_the_predictions(tmp_path, capsys):
     assert code == 2 and out == ""
     assert "predictions.json: every prediction that matched" in err and "non-finite" in err
     assert "mask all zero" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("case, message", [
+    ("empty", "pred.npz is empty (0 bytes)"),
+    ("json", "pred.npz is not an npz file"),
+    ("npy", "pred.npz is not an npz file"),
+    ("truncated", "pred.npz is not an npz file"),
+])
+def test_kp3d_unreadable_npz_is_a_clear_error(tmp_path, capsys, case, message):
+    g = _write_npz(tmp_path / "gt.npz", keypoints3d=_poses(n=2))
+    p = tmp_path / "pred.npz"
+    if case == "empty":
+        p.write_bytes(b"")
+    elif case == "json":
+        p.write_text('{"keypoints3d": []}')
+    elif case == "npy":
+        np.save(tmp_path / "pred.npy", _poses(n=2))
+        (tmp_path / "pred.npy").rename(p)
+    else:
+        p.write_bytes(Path(g).read_bytes()[:300])
+    code, out, err = _run(capsys, "kp3d", "--gt", g, "--pred", str(p))
+    assert code == 2 and out == ""
+    assert message in err and len(err.strip().splitlines()) == 1

@@ -29,12 +29,14 @@ import argparse
 import json
 import math
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from lowres_hps.body.keypoints import KeypointConvention, get_convention
+from lowres_hps.data.errors import load_npz
 from lowres_hps.evaluation.keypoints2d import _load_json, coco_keypoint_ap, count_nonfinite_results
 from lowres_hps.evaluation.keypoints3d import Root, auc3d, mpjpe, pa_mpjpe, pck3d
 
@@ -100,11 +102,12 @@ def _load_npz(path: str | Path) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"file not found: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path} is not a readable npz file: {exc}") from None
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} is empty (0 bytes), not an npz file")
+    if not zipfile.is_zipfile(path):  # np.load would try a .npy or a pickle, with misleading errors
+        raise ValueError(f"{path} is not an npz file (the zip archive of arrays numpy.savez writes): truncated, "
+                         f"or another format under an .npz name")
+    arrays = load_npz(path)  # a damaged archive: DatasetFileError (a ValueError) naming the file
     if "keypoints3d" not in arrays:
         raise ValueError(f"{path} has no 'keypoints3d' array (found: {', '.join(arrays) or 'nothing'})")
     keypoints = arrays["keypoints3d"]
