@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import random
+import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+import zipfile
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +17,9 @@ import safetensors.torch
 import torch
 
 __all__ = [
+    "CheckpointError",
     "atomic_write",
+    "remove_stale_temporaries",
     "save_checkpoint",
     "load_checkpoint",
     "capture_rng_state",
@@ -22,6 +27,14 @@ __all__ = [
     "save_weights",
     "load_weights",
 ]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file exists but cannot be read (truncated, damaged, not a checkpoint); names the file."""
+
+
+def _temporary_pattern(name: str) -> str:
+    return f".{name}.*.tmp"  # what atomic_write's mkstemp makes for ``name``
 
 
 @contextlib.contextmanager
@@ -34,7 +47,7 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # see _temporary_pattern
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -69,22 +82,66 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike) -> None:
+def remove_stale_temporaries(folder: str | os.PathLike, names: Sequence[str]) -> list[tuple[Path, int]]:
+    """Delete the temporary files :func:`atomic_write` left in ``folder`` for the files ``names`` when its
+    process was killed mid-write (a SIGKILL skips the cleanup). Only call it when no other process writes
+    there. Returns ``(path, size in bytes)`` of each file removed."""
+    removed = []
+    for name in names:
+        for tmp in Path(folder).glob(_temporary_pattern(name)):
+            try:
+                size = tmp.stat().st_size
+                tmp.unlink()
+            except FileNotFoundError:
+                continue
+            removed.append((tmp, size))
+    return removed
+
+
+def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike,
+                    previous: str | os.PathLike | None = None) -> None:
     """``torch.save(state)`` to ``path`` atomically (see :func:`atomic_write`).
 
     ``state`` should hold only tensors and plain Python data so that it loads with
     ``weights_only=True``; :func:`capture_rng_state` gives RNG states in that form.
+
+    With ``previous``, the checkpoint ``path`` held so far is kept there (hard-linked, else copied; also
+    atomically), so that a damaged ``path`` still leaves one to fall back to.
     """
+    path = Path(path)
+    if previous is not None and path.is_file():
+        with atomic_write(previous) as tmp:
+            tmp.unlink()
+            try:
+                os.link(path, tmp)
+            except OSError:  # file systems without hard links
+                shutil.copyfile(path, tmp)
     with atomic_write(path) as tmp, open(tmp, "wb") as f:
         torch.save(dict(state), f)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device | None = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``)."""
+    """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``).
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        CheckpointError: the file is truncated, damaged or not a checkpoint of this format.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    return torch.load(path, map_location=map_location, weights_only=True)
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint is empty (0 bytes): {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    # torch.load reports a truncated zip as RuntimeError, bad pickles as UnpicklingError, short reads as EOFError.
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
+        text = str(exc).strip()
+        reason = text.splitlines()[0].split(". ")[0][:120] if text else type(exc).__name__  # torch's are long
+        raise CheckpointError(f"checkpoint is truncated or damaged ({reason}): {path}") from exc
+    if not isinstance(state, dict):
+        raise CheckpointError(f"not a checkpoint of save_checkpoint (holds a {type(state).__name__}): {path}")
+    return state
 
 
 def capture_rng_state(device: torch.device | None = None) -> dict[str, Any]:
