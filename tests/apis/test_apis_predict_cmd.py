@@ -112,8 +112,11 @@ def test_boxes_give_ids_and_coco_results_in_image_coordinates(tmp_path, estimato
     assert [r["image_id"] for r in results] == [101, 102]
     for result, box in zip(results, boxes):
         keypoints = np.asarray(result["keypoints"]).reshape(K, 3)
-        np.testing.assert_allclose(keypoints[0, :2], [box[0] + box[2] / 2, box[1] + box[3] / 2], atol=0.005)
-        np.testing.assert_allclose(keypoints[1, :2], crop_box(np.asarray(box), (64, 48), 1.25)[:2], atol=0.005)
+        # predictions.json rounds to 0.01 px (0.005) after float32 model outputs (~1e-5 px of round-off at 100 px,
+        # which may tip a value at the rounding boundary either way on another CPU).
+        rounding = 0.005 + 1e-4
+        np.testing.assert_allclose(keypoints[0, :2], [box[0] + box[2] / 2, box[1] + box[3] / 2], atol=rounding)
+        np.testing.assert_allclose(keypoints[1, :2], crop_box(np.asarray(box), (64, 48), 1.25)[:2], atol=rounding)
         assert result["category_id"] == 1 and result["bbox"] == box
         assert result["score"] == pytest.approx(0.8) and np.allclose(keypoints[:, 2], 0.8)
     with contextlib.redirect_stdout(io.StringIO()):

@@ -223,7 +223,9 @@ def test_a_3d_estimator_gives_bodies_in_the_full_image_camera(body_estimator, an
         # The body dict rebuilds the keypoints: body model at the translation.
         output = anny_body.forward_vector(torch.tensor([body["pose_vector"]]))
         rebuilt = output.keypoints("coco17")[0][0].double() + torch.tensor(body["translation"], dtype=torch.float64)
-        np.testing.assert_allclose(person.keypoints_3d, rebuilt.numpy(), atol=1e-5)
+        # Float32 keypoints regressed over Anny's 13718 vertices, in batches of other sizes: round-off up to
+        # ~sqrt(13718) * eps * 1 m (see test_body_anny.float32_sum_tolerance), on top of the translation's.
+        np.testing.assert_allclose(person.keypoints_3d, rebuilt.numpy(), atol=1e-4)
         # The root is where the crop camera saw it: both cameras agree on the plane of the root.
         region = crop_box(box, (64, 64), 1.25)
         camera = torch.tensor([body["camera"]], dtype=torch.float64)
