@@ -725,3 +725,15 @@ def test_unavailable_device_is_refused(tmp_path, estimator):
         pytest.skip("this machine has a GPU")
     assert "no CUDA GPU is available" in _refused(tmp_path, "--device", "cuda", "--out", str(tmp_path / "o"))
     assert "not a torch device" in _refused(tmp_path, "--device", "gpu0", "--out", str(tmp_path / "o"))
+
+
+def test_many_bad_boxes_are_listed_up_to_a_limit_and_counted(tmp_path, estimator):
+    Image.fromarray(_scene()).save(tmp_path / "a.png")
+    gt = _ground_truth(tmp_path, ["a.png"], [[30.0, 20.0, 40.0, 80.0]])
+    dataset = json.loads(gt.read_text())
+    dataset["annotations"] += [{**dataset["annotations"][0], "id": 100 + n, "bbox": None} for n in range(25)]
+    gt.write_text(json.dumps(dataset))
+    code, stdout, stderr = _run([str(tmp_path / "a.png"), "--boxes", str(gt), "--out", str(tmp_path / "out")])
+    errors = [line for line in stderr.splitlines() if ": error: " in line]
+    assert code == 1 and len(errors) == 21 and "5 more unusable person annotations" in errors[-1]
+    assert json.loads(stdout)["failed"] == 25 and json.loads(stdout)["people"] == 1

@@ -99,6 +99,7 @@ CHUNK_PIXELS = 2**27
 """Images read into memory together hold at most about this many pixels (134 MP, 400 MB), whatever
 ``--batch-size``."""
 _PROG = "lowres-hps predict"
+_LISTED_PROBLEMS = 20  # unusable --boxes annotations reported one line each; the rest are counted
 
 
 def load_estimator(name_or_path: str, device: str | None = None) -> PoseEstimator:
@@ -656,8 +657,12 @@ def main(args: argparse.Namespace) -> int:
     for error in errors:
         run.fail(error)
     if boxes is not None:
-        for problem in boxes.problems:
+        for problem in boxes.problems[:_LISTED_PROBLEMS]:
             run.fail(InputError(f"{args.boxes}: {problem}: skipped"))
+        unlisted = len(boxes.problems) - _LISTED_PROBLEMS
+        if unlisted > 0:
+            run.failures += unlisted - 1
+            run.fail(InputError(f"{args.boxes}: {unlisted} more unusable person annotations skipped"))
     image_total = sum(s.kind == "image" for s in sources)
     progress = tqdm(total=image_total, unit="image", disable=None if image_total > 1 else True, file=sys.stderr)
     interrupted = False
