@@ -92,7 +92,8 @@ class HOGPeopleDetector:
         if not 0 < upscale < math.inf:
             raise ValueError(f"upscale must be positive and finite, got {upscale}")
         if not max_pixels >= HOG_WINDOW[0] * HOG_WINDOW[1]:
-            raise ValueError(f"max_pixels must be at least one {HOG_WINDOW[0]} x {HOG_WINDOW[1]} window, got {max_pixels}")
+            raise ValueError(f"max_pixels must be at least one {HOG_WINDOW[0]} x {HOG_WINDOW[1]} window, "
+                             f"got {max_pixels}")
         if not 0.0 < min_score < 1.0:
             raise ValueError(f"min_score must be in (0, 1), got {min_score}")
         if not 0.0 < nms_iou <= 1.0:

@@ -537,7 +537,8 @@ def _check_device(device: str) -> None:
     try:
         parsed = torch.device(device)
     except RuntimeError as exc:
-        raise ValueError(f"--device {device!r} is not a torch device ({_reason(exc)}); e.g. cpu, cuda, cuda:1") from None
+        raise ValueError(f"--device {device!r} is not a torch device ({_reason(exc)}); e.g. cpu, cuda, "
+                         f"cuda:1") from None
     if parsed.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"--device {device}: no CUDA GPU is available here (torch.cuda.is_available() is False); "
                          f"leave out --device to run on the CPU")

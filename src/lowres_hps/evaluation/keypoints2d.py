@@ -124,7 +124,8 @@ def coco_keypoint_ap(
         if missing:
             raise ValueError(f"{where}result {i} lacks {sorted(missing)}")
         if len(det["keypoints"]) != 3 * num_keypoints:
-            raise ValueError(f"{where}result {i} has {len(det['keypoints'])} keypoint values, expected {3 * num_keypoints}")
+            raise ValueError(f"{where}result {i} has {len(det['keypoints'])} keypoint values, "
+                             f"expected {3 * num_keypoints}")
     bad_scores = [i for i, det in enumerate(results) if not _is_finite_number(det["score"])]
     if bad_scores:
         # No rank is neutral for a detection of unknown confidence (last is the kindest place for a false
