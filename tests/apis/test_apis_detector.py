@@ -97,3 +97,20 @@ def test_finds_the_small_people_of_vtest(shared_data):
     # The walker in the middle of the frame (around x 512, y 200) is one of them.
     centres = boxes[:, :2] + boxes[:, 2:] / 2
     assert np.min(np.linalg.norm(centres - [512, 200], axis=1)) < 15
+
+
+def test_large_image_is_detected_on_a_bounded_copy_and_boxes_map_back():
+    # 800 x 600 with max_pixels 120000: no 2x upscale, a 0.5x reduced copy (400 x 300) instead.
+    detector = _with_stub(HOGPeopleDetector(upscale=2.0, max_pixels=120_000), [[100, 40, 64, 128]], [1.0])
+    boxes, _ = detector(np.zeros((600, 800, 3), np.uint8))
+    assert detector._hog.seen[0] == (300, 400, 3)
+    # Reduced-copy window edges 99.5 .. 163.5, 39.5 .. 167.5 are 199.5 .. 327.5, 79.5 .. 335.5 in the image.
+    window = np.array([199.5, 79.5, 128.0, 256.0])
+    centre, size = window[:2] + window[2:] / 2, window[2:] * np.array(HOG_PERSON_EXTENT)
+    np.testing.assert_allclose(boxes, [[*(centre - size / 2), *size]])
+    # Small images keep the full upscale.
+    small = _with_stub(HOGPeopleDetector(upscale=2.0, max_pixels=120_000), [], [])
+    small(np.zeros((100, 150, 3), np.uint8))
+    assert small._hog.seen[0] == (200, 300, 3)
+    with pytest.raises(ValueError, match="finite"):
+        HOGPeopleDetector(upscale=float("inf"))

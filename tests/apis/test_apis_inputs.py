@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import cv2
 import numpy as np
@@ -12,6 +13,7 @@ from lowres_hps.apis.inputs import (
     InputError,
     PersonBoxes,
     VideoReader,
+    box_problem_in_image,
     collect_inputs,
     load_image,
     to_rgb8,
@@ -188,3 +190,90 @@ def test_person_boxes_from_coco(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps({"annotations": []}))
     with pytest.raises(ValueError, match="not a COCO annotation file"):
         PersonBoxes.from_coco(tmp_path / "bad.json")
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 9: bounded image size, corrupted video frames, bad --boxes entries
+
+
+def test_image_above_the_pixel_limit_is_refused_from_its_header(tmp_path, monkeypatch):
+    Image.fromarray(_rgb(200, 300)).save(tmp_path / "big.png")
+    monkeypatch.setattr(cv2, "imdecode", lambda *a: pytest.fail("decoded an image above the limit"))
+    with pytest.raises(InputError, match=r"image too large: 300 x 200 px .*big\.png"):
+        load_image(tmp_path / "big.png", max_pixels=300 * 200 - 1)
+
+
+def test_no_raw_decompression_bomb_warning_or_error(tmp_path, monkeypatch):
+    # Pillow warns above its MAX_IMAGE_PIXELS and refuses above twice that; load_image has its own limit.
+    Image.fromarray(_rgb(100, 100)).save(tmp_path / "a.jpg", quality=90)
+    for pillow_limit in (8000, 4000):  # warning, then DecompressionBombError
+        monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", pillow_limit)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            image, notes = load_image(tmp_path / "a.jpg")
+        assert image.shape == (100, 100, 3) and notes == []
+        assert Image.MAX_IMAGE_PIXELS == pillow_limit  # restored
+
+
+def _corrupt_mjpeg_frames(path, frames):
+    """Zero the first bytes of the JPEG data of the given frames of an MJPEG AVI (a damaged frame)."""
+    data = bytearray(path.read_bytes())
+    starts = [i for i in range(len(data) - 2) if data[i:i + 3] == b"\xff\xd8\xff"]
+    for frame in frames:
+        data[starts[frame]:starts[frame] + 2000] = bytes(2000)
+    path.write_bytes(bytes(data))
+
+
+def test_corrupted_frames_are_skipped_and_listed(tmp_path):
+    frames = [_rgb(120, 160, seed=i) for i in range(8)]
+    _write_video(tmp_path / "clip.avi", frames)
+    _corrupt_mjpeg_frames(tmp_path / "clip.avi", [3, 5])
+    reader = VideoReader(tmp_path / "clip.avi")
+    read = list(reader)
+    assert [i for i, _ in read] == [0, 1, 2, 4, 6, 7]  # the index of each frame in the stream
+    assert reader.failed_frames == [3, 5] and reader.problem is None
+    assert reader.frames_read == 8 and reader.frames_decoded == 6
+    # The frames after a damaged one are the right ones (JPEG-compressed noise: the nearest original).
+    originals = [cv2.cvtColor(f, cv2.COLOR_BGR2RGB).astype(int) for f in frames]
+    for index, frame in read:
+        assert np.argmin([np.abs(frame.astype(int) - o).mean() for o in originals]) == index
+
+
+def _coco_with_bad_boxes(tmp_path):
+    def ann(ann_id, bbox, image_id=7, **extra):
+        return {"id": ann_id, "image_id": image_id, "category_id": 1, "bbox": bbox, "num_keypoints": 3, **extra}
+
+    annotations = [ann(1, [1, 2, 30, 60]), ann(2, None), ann(3, [1, 2, 30]), ann(4, [1, 2, 0, 60]),
+                   ann(5, [1, 2, 30, -4]), ann(6, [1, 2, 30, 60], image_id=99), ann(7, ["a", 2, 3, 4]),
+                   ann(8, [1, 2, float("nan"), 60]), {"id": 9, "image_id": 7, "category_id": 1, "num_keypoints": 2},
+                   ann(10, None, num_keypoints=0)]  # unlabelled: left out by default, not a problem
+    path = tmp_path / "ann.json"
+    path.write_text(json.dumps({"images": [{"id": 7, "file_name": "a.jpg"}], "annotations": annotations,
+                                "categories": [{"id": 1, "name": "person"}]}))
+    return path
+
+
+def test_person_boxes_report_unusable_annotations_by_id(tmp_path):
+    boxes = PersonBoxes.from_coco(_coco_with_bad_boxes(tmp_path))
+    assert boxes.boxes[7].tolist() == [[1, 2, 30, 60]] and boxes.annotation_ids[7] == [1]
+    assert boxes.skipped_without_keypoints == 1
+    problems = dict(p.split(": ", 1) for p in boxes.problems)
+    assert list(problems) == [f"annotation {i}" for i in (2, 3, 4, 5, 6, 7, 8, 9)]
+    assert problems["annotation 2"] == "bbox is null"
+    assert problems["annotation 3"].startswith("bbox must be 4 numbers")
+    assert "zero or negative size" in problems["annotation 4"] and "zero or negative size" in problems["annotation 5"]
+    assert problems["annotation 6"] == "image_id 99 is not in the file's images"
+    assert problems["annotation 7"].startswith("bbox must be 4 numbers")
+    assert "non-finite" in problems["annotation 8"] and problems["annotation 9"] == "no bbox"
+
+
+@pytest.mark.parametrize("box, problem", [
+    ([10, 10, 20, 40], None),
+    ([-40, 5, 30, 40], "lies outside"),  # right edge at -10: left of the image (its edge is -0.5)
+    ([159.5, 5, 30, 40], "lies outside"),
+    ([-100, -100, 150, 150], None),  # partly inside
+    ([0, 0, 1e9, 1e9], "more than 4 times the 160 x 120 image"),
+])
+def test_box_problem_in_image(box, problem):
+    found = box_problem_in_image(np.asarray(box, dtype=np.float64), 160, 120)
+    assert found == problem if problem is None else problem in found

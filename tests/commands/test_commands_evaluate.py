@@ -331,3 +331,97 @@ def test_kp3d_on_the_synthlr_test_split(tmp_path, capsys):
     metrics = json.loads(out)
     assert code == 0 and metrics["mpjpe_mm"] == pytest.approx(0.0, abs=1e-3)
     assert metrics["num_samples"] == len(half) and metrics["num_missing"] == len(people) - len(half)
+
+
+# ---------------------------------------------------------------------------------------------
+# Non-finite predictions never improve a score (issue 9)
+
+
+def test_kp2d_nan_keypoints_score_zero_with_a_note(tmp_path, capsys):
+    g, p = _coco_files(tmp_path, offset=0.0)
+    entries = json.loads(Path(p).read_text())
+    entries[0]["keypoints"] = [math.nan, math.nan, 1.0] * 3
+    Path(p).write_text(json.dumps(entries))  # json writes NaN, as predict would
+    code, out, err = _run(capsys, "kp2d", "--gt", g, "--pred", p, "--sigmas", "0.1,0.1,0.1")
+    assert code == 0 and json.loads(out)["AP"] == 0.0
+    assert "pred.json: 1 of 1 results have non-finite keypoints" in err
+
+
+def test_kp2d_nan_score_is_an_error_naming_the_file(tmp_path, capsys):
+    g, p = _coco_files(tmp_path, offset=0.0)
+    entries = json.loads(Path(p).read_text())
+    entries[0]["score"] = math.nan
+    Path(p).write_text(json.dumps(entries))
+    code, out, err = _run(capsys, "kp2d", "--gt", g, "--pred", p, "--sigmas", "0.1,0.1,0.1")
+    assert code == 2 and out == ""
+    assert "pred.json: 1 of 1 results have a non-finite" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_kp3d_npz_non_finite_predictions_are_an_error_naming_the_file(tmp_path, capsys, bad):
+    gt = _poses(n=10)
+    pred = gt + 0.01
+    pred[::2, 3] = bad  # half the samples, one joint each: dropping them would score only the rest
+    g, p = _write_npz(tmp_path / "gt.npz", keypoints3d=gt), _write_npz(tmp_path / "pred.npz", keypoints3d=pred)
+    code, out, err = _run(capsys, "kp3d", "--gt", g, "--pred", p)
+    assert code == 2 and out == ""
+    assert "pred.npz: 5 of 10 samples have non-finite keypoints3d" in err and len(err.strip().splitlines()) == 1
+    # A non-finite value at a joint that does not count (mask 0) is a placeholder, not a failure.
+    mask = np.ones(gt.shape[:2])
+    mask[:, 3] = 0
+    g = _write_npz(tmp_path / "gt_mask.npz", keypoints3d=gt, mask=mask)
+    code, out, _ = _run(capsys, "kp3d", "--gt", g, "--pred", p)
+    assert code == 0 and json.loads(out)["num_samples"] == 10
+
+
+def test_kp3d_npz_all_nan_blames_the_predictions_not_the_ground_truth(tmp_path, capsys):
+    gt = _poses(n=4)
+    g = _write_npz(tmp_path / "gt.npz", keypoints3d=gt)
+    p = _write_npz(tmp_path / "pred.npz", keypoints3d=np.full_like(gt, np.nan))
+    code, _, err = _run(capsys, "kp3d", "--gt", g, "--pred", p)
+    assert code == 2 and "pred.npz: 4 of 4 samples" in err and "mask all zero" not in err
+
+
+def test_kp3d_synthlr_nan_prediction_counts_as_missing(tmp_path, capsys):
+    folder, people = _synthlr(tmp_path / "synth")
+    pred = _predictions(tmp_path / "predictions.json", people)
+    entries = json.loads(Path(pred).read_text())
+    entries[1]["keypoints_3d"][0] = [math.nan, math.nan, math.nan]
+    Path(pred).write_text(json.dumps(entries))
+    code, out, _ = _run(capsys, "kp3d", "--gt", str(folder), "--pred", pred)
+    metrics = json.loads(out)
+    assert code == 0 and metrics["mpjpe_mm"] == pytest.approx(0.0, abs=1e-3)
+    assert (metrics["num_samples"], metrics["num_gt"], metrics["num_missing"]) == (2, 3, 1)
+    assert metrics["num_nonfinite_predictions"] == 1
+
+
+def test_kp3d_synthlr_all_nan_blames_the_predictions(tmp_path, capsys):
+    folder, people = _synthlr(tmp_path / "synth")
+    pred = _predictions(tmp_path / "predictions.json", people, lambda k: np.full_like(k, np.nan))
+    code, out, err = _run(capsys, "kp3d", "--gt", str(folder), "--pred", pred)
+    assert code == 2 and out == ""
+    assert "predictions.json: every prediction that matched" in err and "non-finite" in err
+    assert "mask all zero" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("case, message", [
+    ("empty", "pred.npz is empty (0 bytes)"),
+    ("json", "pred.npz is not an npz file"),
+    ("npy", "pred.npz is not an npz file"),
+    ("truncated", "pred.npz is not an npz file"),
+])
+def test_kp3d_unreadable_npz_is_a_clear_error(tmp_path, capsys, case, message):
+    g = _write_npz(tmp_path / "gt.npz", keypoints3d=_poses(n=2))
+    p = tmp_path / "pred.npz"
+    if case == "empty":
+        p.write_bytes(b"")
+    elif case == "json":
+        p.write_text('{"keypoints3d": []}')
+    elif case == "npy":
+        np.save(tmp_path / "pred.npy", _poses(n=2))
+        (tmp_path / "pred.npy").rename(p)
+    else:
+        p.write_bytes(Path(g).read_bytes()[:300])
+    code, out, err = _run(capsys, "kp3d", "--gt", g, "--pred", str(p))
+    assert code == 2 and out == ""
+    assert message in err and len(err.strip().splitlines()) == 1

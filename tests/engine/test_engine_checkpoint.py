@@ -88,3 +88,39 @@ def test_save_and_load_weights_with_metadata(tmp_path):
         assert torch.equal(a, b)
     with pytest.raises(FileNotFoundError, match="nothing.safetensors"):
         ckpt.load_weights(other, tmp_path / "nothing.safetensors")
+
+
+# ---------------------------------------------------------------------------------------------
+# Damaged checkpoints and leftovers of killed saves (issue 9)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "garbage"])
+def test_damaged_checkpoint_is_a_clear_error_naming_the_file(tmp_path, damage):
+    path = tmp_path / "last.pt"
+    ckpt.save_checkpoint({"step": 1, "w": torch.ones(1000)}, path)
+    data = path.read_bytes()
+    path.write_bytes({"truncated": data[: len(data) // 2], "empty": b"", "garbage": b"not a checkpoint" * 10}[damage])
+    with pytest.raises(ckpt.CheckpointError, match="last.pt") as info:
+        ckpt.load_checkpoint(path)
+    assert isinstance(info.value, ValueError)  # the CLI reports ValueErrors in one line
+
+
+def test_save_checkpoint_keeps_the_previous_one(tmp_path):
+    path, previous = tmp_path / "last.pt", tmp_path / "previous.pt"
+    ckpt.save_checkpoint({"step": 1}, path, previous=previous)
+    assert not previous.exists()  # nothing to keep yet
+    ckpt.save_checkpoint({"step": 2}, path, previous=previous)
+    ckpt.save_checkpoint({"step": 3}, path, previous=previous)
+    assert ckpt.load_checkpoint(path)["step"] == 3 and ckpt.load_checkpoint(previous)["step"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt", "previous.pt"]
+
+
+def test_remove_stale_temporaries_removes_only_leftovers_of_the_named_files(tmp_path):
+    leftover = tmp_path / ".last.pt.k3j2h1.tmp"
+    leftover.write_bytes(b"x" * 1000)
+    others = [tmp_path / "last.pt", tmp_path / ".other.pt.abc.tmp", tmp_path / "notes.tmp"]
+    for path in others:
+        path.write_bytes(b"keep")
+    removed = ckpt.remove_stale_temporaries(tmp_path, ["last.pt", "model.safetensors"])
+    assert removed == [(leftover, 1000)]
+    assert not leftover.exists() and all(p.exists() for p in others)

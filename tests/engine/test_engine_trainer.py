@@ -24,6 +24,7 @@ from engine_toy_task import (  # noqa: E402
     train_in_process,
 )
 
+from lowres_hps.cli import main as cli_main  # noqa: E402
 from lowres_hps.engine import (  # noqa: E402
     LRSchedule,
     MetricLogger,
@@ -330,3 +331,69 @@ def test_on_epoch_start_sees_every_epoch_also_after_resume(tmp_path):
     task.on_epoch_start = seen.append
     Trainer(more, task).fit(resume=True)
     assert seen == [0, 1, 2]
+
+
+# ---------------------------------------------------------------------------------------------
+# Damaged last.pt and leftovers of a killed save (issue 9)
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+
+
+def test_truncated_last_pt_resumes_from_the_previous_checkpoint(tmp_path):
+    settings = dict(epochs=2, ckpt_every_steps=4)
+    reference = train_in_process(_config(tmp_path, "reference", **settings))
+    crashing = _config(tmp_path, "crashed", **settings)
+    seed_everything(crashing.trainer.seed)
+    task = build_task(crashing.task, crashing.task_args)
+    original, calls = task.loss, 0
+
+    def loss(model, batch):
+        nonlocal calls
+        calls += 1
+        if calls == 10:
+            raise RuntimeError("simulated crash")
+        return original(model, batch)
+
+    task.loss = loss
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        Trainer(crashing, task).fit()
+    run = tmp_path / "crashed"
+    assert load_checkpoint(run / "last.pt")["global_step"] == 8
+    assert load_checkpoint(run / "previous.pt")["global_step"] == 6
+    _truncate(run / "last.pt")
+
+    with pytest.warns(UserWarning, match=r"truncated or damaged.*resuming from the checkpoint before it.*step 6"):
+        resumed = train_in_process(crashing, resume=True)
+    for name, value in reference.model.state_dict().items():  # resumed exactly, from step 6
+        assert torch.equal(resumed.model.state_dict()[name], value), name
+    assert (run / "last.damaged.pt").exists() and load_checkpoint(run / "last.pt")["global_step"] == 12
+
+
+def test_truncated_last_pt_without_a_previous_one_is_a_one_line_error(tmp_path, capsys):
+    config_path = tmp_path / "cfg.yaml"
+    config_path.write_text(yaml.safe_dump(toy_config_dict(tmp_path / "run", epochs=1)))
+    assert cli_main(["train", str(config_path)]) == 0
+    assert not (tmp_path / "run" / "previous.pt").exists()  # one save only: nothing to fall back to
+    _truncate(tmp_path / "run" / "last.pt")
+    capsys.readouterr()
+    assert cli_main(["train", str(config_path), "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "last.pt" in err[0] and "no earlier checkpoint" in err[0]
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_leftover_temporary_of_a_killed_save_is_removed_on_start(tmp_path, resume):
+    cfg = _config(tmp_path, epochs=1)
+    run = tmp_path / "run"
+    if resume:
+        train_in_process(cfg)
+    run.mkdir(exist_ok=True)
+    leftovers = [run / ".last.pt.x8y7z6.tmp", run / ".model.safetensors.q1w2.tmp"]
+    for path in leftovers:
+        path.write_bytes(b"\0" * 4096)  # what a SIGKILL during torch.save leaves
+    train_in_process(cfg, resume=resume)  # resuming a finished run: nothing to train, the start cleans up
+    assert not any(path.exists() for path in leftovers)
+    assert not list(run.glob(".*.tmp"))

@@ -1,4 +1,5 @@
 import contextlib
+import copy
 import io
 import math
 
@@ -216,3 +217,60 @@ def test_bbox_size():
     torch.testing.assert_close(bbox_size(torch.tensor([10.0, 10.0, 40.0, 30.0]), "xyxy"), torch.tensor(30.0))
     with pytest.raises(ValueError, match="box_format"):
         bbox_size(torch.zeros(4), "cxcywh")
+
+
+# --------------------------------------------------------------------------- non-finite results (issue 9)
+
+
+def test_coco_ap_nan_keypoints_are_misses_not_matches():
+    # pycocotools takes a NaN OKS as a match at every threshold: all-NaN results scored AP 1.0.
+    rng = np.random.default_rng(4)
+    a, b = _person(rng), _person(rng)
+    dataset = _coco_dataset({1: [a, b]})
+    nan_people = [_result(1, np.full((17, 2), np.nan), 0.9), _result(1, np.full((17, 2), np.inf), 0.8)]
+    metrics = coco_keypoint_ap(dataset, nan_people)
+    assert metrics["AP"] == 0.0 and metrics["AR"] == 0.0
+
+
+def test_coco_ap_nan_detection_still_counts_as_a_false_positive():
+    # A NaN person ranked above the exact one: a false positive first, then a match -> AP 1/2 at every
+    # threshold (precision 1/2 at recall 1), not the NaN person taking the ground truth.
+    rng = np.random.default_rng(5)
+    a = _person(rng)
+    dataset = _coco_dataset({1: [a]})
+    results = [_result(1, np.full((17, 2), np.nan), 0.9), _result(1, a[:, :2], 0.8)]
+    metrics = coco_keypoint_ap(dataset, results)
+    assert metrics["AP"] == pytest.approx(0.5) and metrics["AR"] == pytest.approx(1.0)
+
+
+def test_coco_ap_partly_nan_person_scores_each_nan_keypoint_as_zero_similarity():
+    # 3 keypoints, one NaN, two exact: OKS 2/3 -> a match at thresholds 0.50..0.65 (4 of 10).
+    gt = np.array([[100.0, 100.0, 2], [150.0, 120.0, 2], [130.0, 200.0, 2]])
+    dataset = _coco_dataset({1: [gt]})
+    predicted = gt[:, :2].copy()
+    predicted[2] = np.nan
+    metrics = coco_keypoint_ap(dataset, [_result(1, predicted, 1.0)], sigmas=[0.1, 0.1, 0.1])
+    assert metrics["AP"] == pytest.approx(0.4)
+    # Never better than a real (far off) prediction of that keypoint.
+    predicted[2] = (1000.0, 1000.0)
+    assert coco_keypoint_ap(dataset, [_result(1, predicted, 1.0)], sigmas=[0.1, 0.1, 0.1])["AP"] == pytest.approx(0.4)
+
+
+def test_coco_ap_half_nan_never_beats_the_real_predictions():
+    rng = np.random.default_rng(6)
+    people = [_person(rng) for _ in range(6)]
+    dataset = _coco_dataset({1: people[:3], 2: people[3:]})
+    real = [_result(1 + n // 3, p[:, :2] + rng.normal(0, 25, (17, 2)), 0.5 + 0.05 * n) for n, p in enumerate(people)]
+    half_nan = copy.deepcopy(real)
+    for det in half_nan[::2]:
+        det["keypoints"] = [math.nan] * 51
+    assert coco_keypoint_ap(dataset, half_nan)["AP"] <= coco_keypoint_ap(dataset, real)["AP"]
+
+
+def test_coco_ap_refuses_non_finite_scores():
+    rng = np.random.default_rng(7)
+    person = _person(rng)
+    dataset = _coco_dataset({1: [person]})
+    with pytest.raises(ValueError, match=r"pred\.json: 1 of 2 results have a non-finite or missing score"):
+        coco_keypoint_ap(dataset, [_result(1, person[:, :2], 1.0), _result(1, person[:, :2], math.nan)],
+                         results_name="pred.json")

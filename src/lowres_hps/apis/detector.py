@@ -3,6 +3,8 @@
 Until the project has its own low-resolution detector, :class:`HOGPeopleDetector` (Dalal & Triggs 2005,
 OpenCV's pretrained linear SVM, nothing to download) finds people. Its 64 x 128 window misses people
 shorter than about 100 px, so the image is upscaled first (2x by default) and the boxes are mapped back.
+The image it works on is bounded (:data:`HOG_MAX_PIXELS`): a large image is reduced instead, so that time
+and memory stay bounded (a 12000 x 9000 photo upscaled 2x would be 432 MP).
 OpenCV 5 moved HOG to opencv-contrib: the ``opencv-contrib-python-headless`` wheel provides it.
 """
 from __future__ import annotations
@@ -17,13 +19,16 @@ import torchvision
 
 from lowres_hps.core.checks import check_image
 
-__all__ = ["Detector", "HOGPeopleDetector", "HOG_WINDOW", "HOG_PERSON_EXTENT", "hog_available"]
+__all__ = ["Detector", "HOGPeopleDetector", "HOG_WINDOW", "HOG_PERSON_EXTENT", "HOG_MAX_PIXELS", "hog_available"]
 
 HOG_WINDOW = (64, 128)
 """Width and height in px of the default people detector's window."""
 HOG_PERSON_EXTENT = (0.5, 0.75)
 """Fraction of the window's width and height the person fills: the INRIA training windows keep about 16 px
 of margin on all four sides of the person (Dalal & Triggs 2005, §6.5), i.e. a 32 x 96 px person in 64 x 128."""
+HOG_MAX_PIXELS = 3840 * 2160
+"""Most pixels the detector works on (a 4K UHD frame, ~9 s on 2 cores): a 1080p frame still gets the 2x
+upscale; larger images get less, or are reduced."""
 
 
 @runtime_checkable
@@ -68,16 +73,23 @@ class HOGPeopleDetector:
             0 disables it and leaves NMS alone.
         scale_step: scale ratio between the pyramid levels.
         win_stride: window step in px of the upscaled image.
+        max_pixels: the resized image has at most this many pixels: images for which ``upscale`` would give
+            more are resized by the largest factor that fits instead (reduced, with area averaging, when
+            below 1), so people smaller than about ``100 / factor`` px are missed there.
     """
 
     def __init__(self, upscale: float = 2.0, min_score: float = 0.5, nms_iou: float = 0.5,
-                 group_threshold: int = 2, scale_step: float = 1.05, win_stride: int = 8) -> None:
+                 group_threshold: int = 2, scale_step: float = 1.05, win_stride: int = 8,
+                 max_pixels: int = HOG_MAX_PIXELS) -> None:
         if not hog_available():
             raise RuntimeError(
                 f"OpenCV {cv2.__version__} has no HOG people detector (OpenCV 5 moved it to opencv-contrib): "
                 "install opencv-contrib-python-headless, or give person boxes (--boxes)")
-        if not upscale > 0:
-            raise ValueError(f"upscale must be positive, got {upscale}")
+        if not 0 < upscale < math.inf:
+            raise ValueError(f"upscale must be positive and finite, got {upscale}")
+        if not max_pixels >= HOG_WINDOW[0] * HOG_WINDOW[1]:
+            raise ValueError(f"max_pixels must be at least one {HOG_WINDOW[0]} x {HOG_WINDOW[1]} window, "
+                             f"got {max_pixels}")
         if not 0.0 < min_score < 1.0:
             raise ValueError(f"min_score must be in (0, 1), got {min_score}")
         if not 0.0 < nms_iou <= 1.0:
@@ -92,23 +104,25 @@ class HOGPeopleDetector:
         self.group_threshold = int(group_threshold)
         self.scale_step = float(scale_step)
         self.win_stride = int(win_stride)
+        self.max_pixels = int(max_pixels)
         self._hog = cv2.HOGDescriptor()
         self._hog.setSVMDetector(cv2.HOGDescriptor.getDefaultPeopleDetector())
 
     def __repr__(self) -> str:
         return (f"HOGPeopleDetector(upscale={self.upscale}, min_score={self.min_score}, nms_iou={self.nms_iou}, "
-                f"group_threshold={self.group_threshold})")
+                f"group_threshold={self.group_threshold}, max_pixels={self.max_pixels})")
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """See :class:`Detector`."""
         check_image(image)
         height, width = image.shape[:2]
-        up_w, up_h = round(width * self.upscale), round(height * self.upscale)
+        scale = min(self.upscale, math.sqrt(self.max_pixels / (width * height)))
+        up_w, up_h = round(width * scale), round(height * scale)
         empty = np.zeros((0, 4)), np.zeros(0)
         if up_w < HOG_WINDOW[0] or up_h < HOG_WINDOW[1]:
             return empty  # smaller than one window
         work = image if (up_w, up_h) == (width, height) else cv2.resize(
-            image, (up_w, up_h), interpolation=cv2.INTER_LINEAR)
+            image, (up_w, up_h), interpolation=cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA)
         margin = math.log(self.min_score / (1.0 - self.min_score))
         # HOG takes the strongest gradient over the channels, so RGB and BGR give the same result.
         rects, weights = self._hog.detectMultiScale(
@@ -123,7 +137,7 @@ class HOGPeopleDetector:
 
         # Window pixel indices x .. x + w - 1 have edges x - 0.5 and x + w - 0.5 in the upscaled image;
         # cv2.resize maps an upscaled point u to (u + 0.5) / s - 0.5, so the edges become x / s - 0.5 ...
-        boxes = np.concatenate([rects[:, :2] / self.upscale - 0.5, rects[:, 2:] / self.upscale], axis=1)
+        boxes = np.concatenate([rects[:, :2] / scale - 0.5, rects[:, 2:] / scale], axis=1)
         corners = torch.from_numpy(np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1))
         order = torchvision.ops.nms(corners, torch.from_numpy(scores), self.nms_iou).numpy()
         boxes, scores = boxes[order], scores[order]

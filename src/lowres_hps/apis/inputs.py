@@ -2,11 +2,14 @@
 
 Every problem is a :class:`InputError` whose message names the file, so the caller can report it and go on
 with the rest. Images that are usable after a conversion (grayscale, alpha, 16-bit, float) are converted to
-8-bit RGB with a note saying what was done.
+8-bit RGB with a note saying what was done. Images above :data:`MAX_IMAGE_PIXELS` are refused before they
+are decoded; Pillow's own decompression-bomb limit (and its warning) is replaced by that one.
 """
 from __future__ import annotations
 
+import contextlib
 import io
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,13 +19,15 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from lowres_hps.data.coco import CocoPeople
 from lowres_hps.data.errors import load_json
 
 __all__ = [
     "IMAGE_EXTENSIONS",
     "VIDEO_EXTENSIONS",
     "MIN_IMAGE_SIDE",
+    "MAX_IMAGE_PIXELS",
+    "MAX_BOX_TO_IMAGE",
+    "MAX_CONSECUTIVE_BAD_FRAMES",
     "InputError",
     "InputSource",
     "collect_inputs",
@@ -30,6 +35,7 @@ __all__ = [
     "to_rgb8",
     "VideoReader",
     "PersonBoxes",
+    "box_problem_in_image",
 ]
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".tif", ".tiff", ".webp",
@@ -37,6 +43,14 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", "
 VIDEO_EXTENSIONS = frozenset({".avi", ".mp4", ".mov", ".mkv"})
 MIN_IMAGE_SIDE = 2
 """Images narrower or lower than this (px) are rejected: nobody can be seen in them."""
+MAX_IMAGE_PIXELS = 2**28
+"""Images with more pixels (268 MP, 805 MB decoded) are refused, read from their header before decoding.
+Below it, memory stays bounded downstream: the detector works on a reduced copy and huge person crops are
+reduced before the protocol (:mod:`lowres_hps.apis.detector`, :mod:`lowres_hps.apis.predictor`)."""
+MAX_BOX_TO_IMAGE = 4.0
+"""A person box wider or taller than this many times the image's larger side is refused as absurd."""
+MAX_CONSECUTIVE_BAD_FRAMES = 25
+"""A video stops being read after this many frames in a row that fail to decode (its end, or a broken tail)."""
 
 _JPEG_MAGIC = b"\xff\xd8\xff"
 
@@ -131,6 +145,33 @@ def to_rgb8(image: np.ndarray) -> tuple[np.ndarray, list[str]]:
     raise ValueError(f"unsupported channel count {channels}")
 
 
+@contextlib.contextmanager
+def _pillow_without_bomb_check() -> Iterator[None]:
+    """Pillow warns (and above twice its limit refuses) on images over ``Image.MAX_IMAGE_PIXELS``, with a
+    raw DecompressionBombWarning; :func:`load_image` applies its own limit instead, with a clear message."""
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
+def _header_size(data: bytes) -> tuple[int, int] | None:
+    """``(width, height)`` from the file header (Pillow opens lazily: nothing is decoded); None when Pillow
+    cannot read the format (OpenCV may still decode it)."""
+    try:
+        with _pillow_without_bomb_check(), Image.open(io.BytesIO(data)) as image:
+            return image.size
+    except (OSError, SyntaxError, ValueError):
+        return None
+
+
+def _too_large(width: int, height: int, max_pixels: int) -> str:
+    return (f"image too large: {width} x {height} px ({width * height / 1e6:.0f} MP) is above the limit of "
+            f"{max_pixels / 1e6:.0f} MP")
+
+
 def _jpeg_truncation(data: bytes) -> str | None:
     """Why a JPEG is truncated or corrupt, else None.
 
@@ -139,7 +180,7 @@ def _jpeg_truncation(data: bytes) -> str | None:
     reading every entropy-coded byte.
     """
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with _pillow_without_bomb_check(), Image.open(io.BytesIO(data)) as image:
             image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
             image.load()
     except (OSError, SyntaxError, ValueError) as exc:
@@ -150,13 +191,13 @@ def _jpeg_truncation(data: bytes) -> str | None:
 def _alpha_note(data: bytes) -> str | None:
     """Pillow reads only the header here: OpenCV's colour decode below drops alpha without saying so."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with _pillow_without_bomb_check(), Image.open(io.BytesIO(data)) as image:
             return "RGBA image: alpha channel ignored" if image.mode in ("RGBA", "LA", "PA", "La", "RGBa") else None
     except (OSError, SyntaxError, ValueError):
         return None
 
 
-def load_image(path: str | Path) -> tuple[np.ndarray, list[str]]:
+def load_image(path: str | Path, max_pixels: int | None = None) -> tuple[np.ndarray, list[str]]:
     """Read an image file as (H, W, 3) uint8 RGB, converting what can be converted.
 
     The file is decoded with ``cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR``: bit depth and grayscale are
@@ -167,17 +208,29 @@ def load_image(path: str | Path) -> tuple[np.ndarray, list[str]]:
         ``(image, notes)``: notes say which conversions were made.
 
     Raises:
-        InputError: missing, empty, undecodable, truncated (JPEG), or smaller than :data:`MIN_IMAGE_SIDE`.
+        InputError: missing, empty, undecodable, truncated (JPEG), smaller than :data:`MIN_IMAGE_SIDE`, or
+            with more than ``max_pixels`` pixels (default :data:`MAX_IMAGE_PIXELS`; checked from the header,
+            before decoding, where Pillow can read it).
     """
+    max_pixels = MAX_IMAGE_PIXELS if max_pixels is None else int(max_pixels)
     path = Path(path)
     if not path.is_file():
         raise InputError(f"image not found: {path}")
     data = path.read_bytes()
     if not data:
         raise InputError(f"empty file: {path}")
-    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
+    size = _header_size(data)
+    if size is not None and size[0] * size[1] > max_pixels:
+        raise InputError(f"{_too_large(*size, max_pixels)}: {path}")
+    try:
+        decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
+    except (cv2.error, MemoryError) as exc:  # e.g. above OpenCV's own pixel limit, or out of memory
+        raise InputError(f"cannot decode image ({type(exc).__name__}: {str(exc).strip().splitlines()[-1]}): "
+                         f"{path}") from None
     if decoded is None:
         raise InputError(f"cannot decode image (corrupt, truncated or unsupported format): {path}")
+    if decoded.shape[0] * decoded.shape[1] > max_pixels:
+        raise InputError(f"{_too_large(decoded.shape[1], decoded.shape[0], max_pixels)}: {path}")
     if data.startswith(_JPEG_MAGIC):
         problem = _jpeg_truncation(data)
         if problem is not None:
@@ -197,10 +250,12 @@ def load_image(path: str | Path) -> tuple[np.ndarray, list[str]]:
 class VideoReader:
     """The frames of a video file as (H, W, 3) uint8 RGB, with a report of frames that could not be decoded.
 
-    Iterating yields ``(frame_index, frame)`` from 0. Decoding stops at the first frame OpenCV cannot read;
-    when that happens before the frame count the container announces, :attr:`problem` says so (a truncated
-    file or broken frames). Containers that only estimate their frame count (e.g. some MKV) may be reported
-    a frame short.
+    Iterating yields ``(frame_index, frame)``; the index counts every frame of the stream, decoded or not.
+    A frame OpenCV cannot decode is skipped and the reading goes on (OpenCV's ffmpeg backend moves past it):
+    those followed by a good frame are listed in :attr:`failed_frames`. Reading stops at the announced frame
+    count, or after :data:`MAX_CONSECUTIVE_BAD_FRAMES` failures in a row (the end of the stream, or a
+    truncated file); when that happens before the announced count, :attr:`problem` says so. Containers that
+    only estimate their frame count (e.g. some MKV) may be reported a frame short.
 
     Raises:
         InputError: the file cannot be opened as a video.
@@ -217,29 +272,42 @@ class VideoReader:
         count = self._capture.get(cv2.CAP_PROP_FRAME_COUNT)
         self.frame_count: int | None = int(count) if count and count > 0 else None
         self.frames_read = 0
+        """Frame indices consumed: the index of the last decoded frame + 1."""
+        self.frames_decoded = 0
+        self.failed_frames: list[int] = []
+        """Indices of the frames that could not be decoded, between decoded ones."""
         self._done = False
 
     def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
         if self._done:
             raise RuntimeError(f"video already read: {self.path}")
+        failures: list[int] = []  # failed indices since the last decoded frame
+        index = 0
         try:
-            while True:
+            while self.frame_count is None or index < self.frame_count:
                 ok, frame = self._capture.read()
                 if not ok or frame is None or frame.size == 0:
-                    break
-                rgb, _ = to_rgb8(frame)
-                yield self.frames_read, rgb
-                self.frames_read += 1
+                    failures.append(index)
+                    if len(failures) >= MAX_CONSECUTIVE_BAD_FRAMES:
+                        break
+                else:
+                    self.failed_frames.extend(failures)
+                    failures = []
+                    rgb, _ = to_rgb8(frame)
+                    self.frames_read, self.frames_decoded = index + 1, self.frames_decoded + 1
+                    yield index, rgb
+                index += 1
         finally:
             self._done = True
             self._capture.release()
 
     @property
     def problem(self) -> str | None:
-        """After iteration: why fewer frames were decoded than announced, else None."""
+        """After iteration: why fewer frames were decoded than announced, else None (see also
+        :attr:`failed_frames`)."""
         if not self._done:
             return None
-        if self.frames_read == 0:
+        if self.frames_decoded == 0:
             return f"no frame could be decoded: {self.path}"
         if self.frame_count is not None and self.frames_read < self.frame_count:
             return (f"video ended after {self.frames_read} of {self.frame_count} frames "
@@ -257,6 +325,37 @@ class VideoReader:
         self.close()
 
 
+def _bbox_problem(bbox) -> str | None:
+    """Why a COCO ``bbox`` value is no usable person box ``x, y, w, h``, else None."""
+    if bbox is None:
+        return "bbox is null"
+    if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
+        return f"bbox must be 4 numbers x, y, w, h, got {bbox!r}"
+    try:
+        values = [float(v) for v in bbox]
+    except (TypeError, ValueError):
+        return f"bbox must be 4 numbers x, y, w, h, got {bbox!r}"
+    if not all(math.isfinite(v) for v in values):
+        return f"bbox has non-finite values {values}"
+    if not (values[2] > 0 and values[3] > 0):
+        return f"bbox has zero or negative size (w={values[2]:g}, h={values[3]:g})"
+    return None
+
+
+def box_problem_in_image(box: np.ndarray, width: int, height: int) -> str | None:
+    """Why a person box ``x, y, w, h`` cannot be used on a ``width x height`` image, else None: it lies
+    wholly outside the image (only black padding would be seen), or it is absurdly large (a side above
+    :data:`MAX_BOX_TO_IMAGE` times the image's larger side)."""
+    x, y, w, h = (float(v) for v in box)
+    limit = MAX_BOX_TO_IMAGE * max(width, height)
+    if w > limit or h > limit:
+        return (f"box {w:g} x {h:g} px is more than {MAX_BOX_TO_IMAGE:g} times the {width} x {height} image")
+    # The image spans [-0.5, W - 0.5] x [-0.5, H - 0.5] (pixel centres at integers).
+    if x + w <= -0.5 or y + h <= -0.5 or x >= width - 0.5 or y >= height - 0.5:
+        return f"box [{x:g}, {y:g}, {w:g}, {h:g}] lies outside the {width} x {height} image"
+    return None
+
+
 @dataclass
 class PersonBoxes:
     """Person boxes of a COCO annotation file, looked up by image path (``--boxes``).
@@ -265,23 +364,26 @@ class PersonBoxes:
         image_ids: ``file_name`` as written in the file -> image id.
         boxes: image id -> (N, 4) float64 ``x, y, w, h``.
         skipped_without_keypoints: person boxes left out because they have no labelled keypoint.
-        skipped: ``(annotation id, reason)`` of the annotations that cannot be used (no image, no or a bad box).
+        annotation_ids: image id -> (N,) the annotation id of each box (for messages).
+        problems: one message per person annotation left out as unusable (its id and why).
     """
 
     image_ids: dict[str, int]
     boxes: dict[int, np.ndarray]
     skipped_without_keypoints: int = 0
     _by_basename: dict[str, list[int]] = field(default_factory=dict, repr=False)
-    skipped: list[tuple] = field(default_factory=list)
+    annotation_ids: dict[int, list] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
 
     @classmethod
     def from_coco(cls, path: str | Path, all_boxes: bool = False) -> PersonBoxes:
         """Read the boxes of the person annotations.
 
-        By default only people with labelled keypoints (any ``v > 0`` in ``keypoints``, else
-        ``num_keypoints > 0``) are kept: those COCO's keypoint evaluation scores. ``all_boxes`` keeps every person
-        box. Crowd regions (``iscrowd``) are left out, and annotations without a usable box or image are recorded
-        in :attr:`skipped` (the filters of :class:`~lowres_hps.data.coco.CocoPeople`).
+        By default only people with labelled keypoints (``num_keypoints > 0``, or any ``v > 0`` in
+        ``keypoints``) are kept: those COCO's keypoint evaluation scores. ``all_boxes`` keeps every person box.
+        Crowd regions (``iscrowd``) are always left out. Person annotations that cannot be used (no or a
+        malformed ``bbox``, zero or negative size, an ``image_id`` not in ``images``) are left out and listed
+        in :attr:`problems` with their annotation id.
         """
         dataset = load_json(path)
         if not isinstance(dataset, dict) or not isinstance(dataset.get("images"), list):
@@ -291,16 +393,38 @@ class PersonBoxes:
             if "file_name" not in entry or "id" not in entry:
                 raise ValueError(f"image entry without 'file_name' and 'id' in {path}: {entry}")
             image_ids[str(entry["file_name"])] = int(entry["id"])
-        people = CocoPeople({"annotations": [], **dataset}, path, min_keypoints=0 if all_boxes else 1)
-        per_image: dict[int, list[np.ndarray]] = {i: [] for i in image_ids.values()}
-        for person in people.people:
-            per_image[int(person.image["id"])].append(person.bbox)
-        skipped = sum(people.filtered.values()) - people.filtered.get("crowd", 0)
+        person_ids = {c["id"] for c in dataset.get("categories", []) if c.get("name") == "person"} or {1}
+        per_image: dict[int, list[list[float]]] = {i: [] for i in image_ids.values()}
+        ann_ids: dict[int, list] = {i: [] for i in image_ids.values()}
+        skipped, problems = 0, []
+        for n, ann in enumerate(dataset.get("annotations", [])):
+            if not isinstance(ann, dict):
+                problems.append(f"annotation #{n} (no id): not an object")
+                continue
+            if ann.get("category_id", 1) not in person_ids or ann.get("iscrowd", 0):
+                continue
+            ann_id = ann.get("id", f"#{n} (no id)")
+            if "num_keypoints" in ann:
+                labelled = bool(ann["num_keypoints"])
+            else:
+                labelled = any(v > 0 for v in (ann.get("keypoints") or [])[2::3])
+            if not (labelled or all_boxes):
+                skipped += 1
+                continue
+            problem = "no bbox" if "bbox" not in ann else _bbox_problem(ann["bbox"])
+            image_id = ann.get("image_id")
+            if problem is None and (not isinstance(image_id, int) or image_id not in per_image):
+                problem = f"image_id {image_id!r} is not in the file's images"
+            if problem is not None:
+                problems.append(f"annotation {ann_id}: {problem}")
+                continue
+            per_image[image_id].append([float(v) for v in ann["bbox"]])
+            ann_ids[image_id].append(ann_id)
         boxes = {i: np.asarray(b, dtype=np.float64).reshape(-1, 4) for i, b in per_image.items()}
         by_basename: dict[str, list[int]] = {}
         for name, image_id in image_ids.items():
             by_basename.setdefault(Path(name).name, []).append(image_id)
-        return cls(image_ids, boxes, skipped, by_basename, people.skipped)
+        return cls(image_ids, boxes, skipped, by_basename, ann_ids, problems)
 
     def lookup(self, path: str | Path) -> int:
         """Image id of ``path``: the longest trailing part of the path equal to a ``file_name``, else the

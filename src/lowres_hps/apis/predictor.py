@@ -19,6 +19,10 @@ size and margin, the same ``person_height``) and predicts in its crop camera; th
 camera of the whole image with :func:`~lowres_hps.geometry.camera.crop_to_full_translation`. That camera
 is ASSUMED, since images do not say theirs: focal ``sqrt(W^2 + H^2)`` px (CLIFF's estimate, a ~53 degree
 diagonal field of view) and principal point at the image centre ``((W - 1) / 2, (H - 1) / 2)``.
+
+Memory stays bounded for huge people: the protocol warps a crop region at its own pixel size, so a region
+with a side above :data:`MAX_CROP_SIDE` px is first cut from the image and reduced (area averaging) by a
+whole factor, then cropped as usual; its affine and box are given in the original image's pixels.
 """
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 
@@ -34,10 +39,14 @@ from lowres_hps.apis.detector import Detector
 from lowres_hps.core.checks import check_image
 from lowres_hps.geometry.camera import crop_to_full_translation
 from lowres_hps.geometry.transforms import apply_affine, invert_affine
-from lowres_hps.imaging.protocol import LowResCrop, LowResProtocol
+from lowres_hps.imaging.crop import crop_box
+from lowres_hps.imaging.protocol import LowResCrop, LowResProtocol, input_range_index
 from lowres_hps.models.estimator import BodyEstimator, ImagePeople, MultiPersonEstimator, PoseEstimator
 
-__all__ = ["PersonPrediction", "Predictor", "full_image_camera"]
+__all__ = ["MAX_CROP_SIDE", "PersonPrediction", "Predictor", "full_image_camera", "bounded_crop"]
+
+MAX_CROP_SIDE = 4096
+"""Crop regions with a longer side (px; people above ~3300 px tall) are reduced before the protocol."""
 
 
 def full_image_camera(image_size: tuple[int, int]) -> tuple[float, tuple[float, float]]:
@@ -98,6 +107,45 @@ def _check_boxes(boxes, scores) -> tuple[np.ndarray, np.ndarray]:
     return boxes, scores
 
 
+def bounded_crop(protocol: LowResProtocol, image: np.ndarray, bbox: np.ndarray, person_height: float | None,
+                 max_side: int = MAX_CROP_SIDE) -> LowResCrop:
+    """``protocol(image, bbox, person_height)``, with the crop region reduced first when a side of it is
+    above ``max_side`` px (the protocol would warp it at full size: GBs for a huge person).
+
+    The region (clipped to the image) is cut out, reduced by the smallest whole factor that brings it within
+    ``max_side`` (``cv2.INTER_AREA``), and cropped by the protocol there; the affine and the region box are
+    mapped back to ``image`` pixels. The reduced person is still over ``max_side / 2 / scale_factor`` px
+    tall, far above any network input, so the input differs from the direct crop by resampling only.
+    """
+    bbox = np.asarray(bbox, dtype=np.float64)
+    region = crop_box(bbox, protocol.input_size, protocol.scale_factor)
+    factor = math.ceil(max(region[2], region[3]) / max_side)
+    if factor <= 1:
+        return protocol(image, bbox, person_height)
+    height, width = image.shape[:2]
+    x0, y0 = max(0, math.floor(region[0])), max(0, math.floor(region[1]))
+    x1 = min(width, math.ceil(region[0] + region[2]) + 1)
+    y1 = min(height, math.ceil(region[1] + region[3]) + 1)
+    if x1 <= x0 or y1 <= y0:
+        raise ValueError(f"person box {bbox.tolist()} lies outside the {width} x {height} image")
+    if min(x1 - x0, y1 - y0) < factor:  # a sliver of the region in the image: too thin to reduce
+        raise ValueError(f"person box {bbox.tolist()} barely overlaps the {width} x {height} image")
+    # With fx = fy = 1 / factor OpenCV's area reduction uses exactly that scale on both axes (the size is
+    # rounded, the scale is not): an image coordinate u maps to (u - x0 + 0.5) / factor - 0.5 in the cut.
+    small = cv2.resize(image[y0:y1, x0:x1], None, fx=1.0 / factor, fy=1.0 / factor, interpolation=cv2.INTER_AREA)
+    scale = 1.0 / factor
+    to_small = np.array([[scale, 0.0, (0.5 - x0) * scale - 0.5], [0.0, scale, (0.5 - y0) * scale - 0.5]])
+    small_box = np.concatenate([bbox[:2] * scale + to_small[:, 2], bbox[2:] * scale])
+    crop = protocol(small, small_box, person_height)
+    affine = crop.affine.numpy() @ np.vstack([to_small, [0.0, 0.0, 1.0]])
+    box = np.concatenate([(crop.box[:2] - to_small[:, 2]) / scale, crop.box[2:] / scale])
+    source_height = float(box[3]) / protocol.scale_factor
+    effective = source_height if person_height is None else min(float(person_height), source_height)
+    return LowResCrop(image=crop.image, affine=torch.from_numpy(affine).to(crop.affine.dtype),
+                      person_height=effective, box=box,
+                      range_index=int(input_range_index(effective, protocol.scale_factor)))
+
+
 class Predictor:
     """Keypoints (and, with a 3D model, bodies) of every person in images, from given boxes or a detector.
 
@@ -132,8 +180,8 @@ class Predictor:
         if body_estimator is not None and not isinstance(body_estimator, BodyEstimator):
             raise TypeError(f"body_estimator must be a BodyEstimator (a PoseEstimator with body and predict_bodies), "
                             f"got {type(body_estimator).__name__}")
-        if person_height is not None and not person_height > 0:
-            raise ValueError(f"person_height must be positive, got {person_height}")
+        if person_height is not None and not 0 < person_height < math.inf:
+            raise ValueError(f"person_height must be positive and finite, got {person_height}")
         if person_height is not None and self.multi_person:
             raise ValueError("person_height degrades person crops: a multi-person estimator sees whole images")
         if batch_size < 1:
@@ -162,13 +210,13 @@ class Predictor:
         """The estimator's input for one person box (what :meth:`predict_images` feeds it)."""
         if self.protocol is None:
             raise ValueError("a multi-person estimator takes whole images, not person crops")
-        return self.protocol(image, bbox, self.person_height)
+        return bounded_crop(self.protocol, image, bbox, self.person_height)
 
     def body_crop(self, image: np.ndarray, bbox: np.ndarray) -> LowResCrop:
         """The 3D model's input for one person box (its own input size and margin, same ``person_height``)."""
         if self.body_protocol is None:
             raise ValueError("the predictor has no 3D body model")
-        return self.body_protocol(image, bbox, self.person_height)
+        return bounded_crop(self.body_protocol, image, bbox, self.person_height)
 
     def predict_image(self, image: np.ndarray, boxes: np.ndarray | None = None,
                       box_scores: np.ndarray | None = None) -> list[PersonPrediction]:

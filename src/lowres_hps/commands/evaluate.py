@@ -6,6 +6,11 @@
 ``image_id`` whose ``bbox`` overlaps it best (one to one, greedily by IoU, at least ``--min-iou``); ground
 truth people without a match are counted as ``num_missing``, and the metrics are over the matched ones.
 
+Non-finite predictions never improve a score: ``kp2d`` counts NaN/inf keypoints as misses (zero similarity,
+the detection still counts; a note says how many); ``kp3d`` refuses npz predictions with NaN/inf at counted
+joints (an error naming the file and the count), and counts a SynthLR person whose matched prediction has
+them as missing (``num_missing``, ``num_nonfinite_predictions``).
+
 Root alignment of ``kp3d`` (used by MPJPE, 3DPCK and AUC; PA-MPJPE aligns by itself):
 
 - ``--root-index I``: joint ``I``.
@@ -23,13 +28,16 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from lowres_hps.body.keypoints import KeypointConvention, get_convention
-from lowres_hps.evaluation.keypoints2d import coco_keypoint_ap
+from lowres_hps.data.errors import load_npz
+from lowres_hps.evaluation.keypoints2d import _load_json, coco_keypoint_ap, count_nonfinite_results
 from lowres_hps.evaluation.keypoints3d import Root, auc3d, mpjpe, pa_mpjpe, pck3d
 
 __all__ = ["main", "evaluate_kp2d", "evaluate_kp3d", "evaluate_kp3d_synthlr", "match_predictions", "resolve_root"]
@@ -49,8 +57,19 @@ def _parse_sigmas(text: str | None) -> list[float] | None:
 
 
 def evaluate_kp2d(gt: str | Path, pred: str | Path, sigmas: list[float] | None = None) -> dict[str, float]:
-    """COCO OKS AP/AR of a results file against keypoint annotations (see ``coco_keypoint_ap``)."""
-    return coco_keypoint_ap(gt, pred, sigmas)
+    """COCO OKS AP/AR of a results file against keypoint annotations (see ``coco_keypoint_ap``).
+
+    Keypoints with non-finite coordinates count as misses, with a note on stderr naming the file and the
+    count; results with a non-finite score are an error naming the file.
+    """
+    results = _load_json(pred, "results")
+    if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+        raise ValueError(f"results file {pred} must hold a JSON list of detections")
+    broken = count_nonfinite_results(results)
+    if broken:
+        print(f"lowres-hps evaluate: note: {pred}: {broken} of {len(results)} results have non-finite keypoints "
+              f"(NaN, inf or null); those keypoints count as misses", file=sys.stderr)
+    return coco_keypoint_ap(gt, results, sigmas, results_name=str(pred))
 
 
 def resolve_root(root: str | None, root_index: int | None, convention: KeypointConvention | None,
@@ -83,11 +102,12 @@ def _load_npz(path: str | Path) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"file not found: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path} is not a readable npz file: {exc}") from None
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} is empty (0 bytes), not an npz file")
+    if not zipfile.is_zipfile(path):  # np.load would try a .npy or a pickle, with misleading errors
+        raise ValueError(f"{path} is not an npz file (the zip archive of arrays numpy.savez writes): truncated, "
+                         f"or another format under an .npz name")
+    arrays = load_npz(path)  # a damaged archive: DatasetFileError (a ValueError) naming the file
     if "keypoints3d" not in arrays:
         raise ValueError(f"{path} has no 'keypoints3d' array (found: {', '.join(arrays) or 'nothing'})")
     keypoints = arrays["keypoints3d"]
@@ -98,9 +118,18 @@ def _load_npz(path: str | Path) -> dict[str, np.ndarray]:
     return arrays
 
 
+def _nonfinite_samples(keypoints: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """(N,) bool: samples of (N, K, 3) ``keypoints`` with a non-finite value at a counted joint."""
+    bad = ~np.isfinite(keypoints).all(-1)
+    if mask is not None:
+        bad &= mask != 0
+    return bad.any(-1)
+
+
 def _kp3d_metrics(gt: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor | None, root_joints, root_name: str,
                   pck_threshold: float, source: str) -> dict:
-    """Metrics of (N, K, 3) arrays in metres, averaged over the samples with at least one counted joint."""
+    """Metrics of (N, K, 3) arrays in metres, averaged over the samples with at least one counted joint.
+    Both arrays must be finite at the counted joints (callers check, naming the file)."""
     per_sample = {
         "mpjpe_mm": 1000 * mpjpe(pred, gt, mask, root=root_joints),
         "pa_mpjpe_mm": 1000 * pa_mpjpe(pred, gt, mask),
@@ -144,6 +173,14 @@ def evaluate_kp3d(gt: str | Path, pred: str | Path, root: str | None = None, roo
     gt_kp, pred_kp = gt_arrays["keypoints3d"], pred_arrays["keypoints3d"]
     if gt_kp.shape != pred_kp.shape:
         raise ValueError(f"keypoints3d of {pred} is {pred_kp.shape} but that of {gt} is {gt_kp.shape}")
+    mask = gt_arrays.get("mask", pred_arrays.get("mask"))
+    # Sample n of one file is sample n of the other: a non-finite prediction has no score to give, and
+    # leaving it out would raise the mean, so it is refused.
+    for path, keypoints in ((pred, pred_kp), (gt, gt_kp)):
+        bad = np.flatnonzero(_nonfinite_samples(keypoints, mask))
+        if len(bad):
+            raise ValueError(f"{path}: {len(bad)} of {len(keypoints)} samples have non-finite keypoints3d (NaN or "
+                             f"inf) at counted joints (first: sample {bad[0]}); fix them, or set their mask to 0")
     num_joints = gt_kp.shape[1]
     conv = None
     if convention is not None:
@@ -151,7 +188,6 @@ def evaluate_kp3d(gt: str | Path, pred: str | Path, root: str | None = None, roo
         if len(conv) != num_joints:
             raise ValueError(f"convention {conv.name} has {len(conv)} joints but {gt} has {num_joints}")
     root_joints, root_name = resolve_root(root, root_index, conv, num_joints)
-    mask = gt_arrays.get("mask", pred_arrays.get("mask"))
     return _kp3d_metrics(torch.as_tensor(gt_kp, dtype=torch.float64), torch.as_tensor(pred_kp, dtype=torch.float64),
                          None if mask is None else torch.as_tensor(mask != 0), root_joints, root_name, pck_threshold,
                          str(gt))
@@ -219,7 +255,9 @@ def evaluate_kp3d_synthlr(gt: str | Path, pred: str | Path, root: str | None = N
 
     Returns:
         the metrics of :func:`evaluate_kp3d` over the matched people, plus ``num_gt`` (ground-truth people),
-        ``num_missing`` (of them, without a matching prediction), ``num_unmatched_predictions`` and ``min_iou``.
+        ``num_missing`` (of them, without a matching prediction, or matched to one with non-finite
+        ``keypoints_3d`` at a counted joint: a failed prediction is a missing one, never a dropped sample),
+        ``num_nonfinite_predictions`` (those failed ones), ``num_unmatched_predictions`` and ``min_iou``.
     """
     from lowres_hps.data.synthlr import SynthLRReader
 
@@ -241,7 +279,7 @@ def evaluate_kp3d_synthlr(gt: str | Path, pred: str | Path, root: str | None = N
     for sample in reader:
         people_by_image.setdefault(int(sample.image_id), []).append(sample)
     gt_kp, pred_kp, masks = [], [], []
-    num_gt = missing = matched_predictions = 0
+    num_gt = missing = matched_predictions = nonfinite = 0
     for image_id, people in people_by_image.items():
         candidates = predictions.get(image_id, [])
         matches = match_predictions(np.stack([p.bbox for p in people]),
@@ -255,10 +293,18 @@ def evaluate_kp3d_synthlr(gt: str | Path, pred: str | Path, root: str | None = N
             if keypoints.shape != (num_joints, 3):
                 raise ValueError(f"{pred}: keypoints_3d of image {image_id} is {keypoints.shape}, expected "
                                  f"({num_joints}, 3) ({conv.name})")
+            counted = person.keypoints3d[:, 3] > 0
+            if _nonfinite_samples(keypoints[None], counted[None])[0]:  # a failed prediction: a missing person
+                missing += 1
+                nonfinite += 1
+                continue
             gt_kp.append(person.keypoints3d[:, :3])
-            masks.append(person.keypoints3d[:, 3] > 0)
+            masks.append(counted)
             pred_kp.append(keypoints)
         matched_predictions += int((matches >= 0).sum())
+    if not gt_kp and nonfinite:
+        raise ValueError(f"{pred}: every prediction that matched one of the {num_gt} people of {gt} has non-finite "
+                         f"keypoints_3d (NaN or inf; {nonfinite} of them): nothing to score")
     if not gt_kp:
         raise ValueError(f"none of the {num_gt} people of {gt} matched a prediction of {pred} (same image ids, "
                          f"box IoU >= {min_iou}); predict with --boxes {annotations}")
@@ -266,7 +312,7 @@ def evaluate_kp3d_synthlr(gt: str | Path, pred: str | Path, root: str | None = N
                             torch.as_tensor(np.stack(pred_kp), dtype=torch.float64),
                             torch.as_tensor(np.stack(masks)), root_joints, root_name, pck_threshold, str(gt))
     total_predictions = sum(len(v) for v in predictions.values())
-    metrics.update(num_gt=num_gt, num_missing=missing,
+    metrics.update(num_gt=num_gt, num_missing=missing, num_nonfinite_predictions=nonfinite,
                    num_unmatched_predictions=total_predictions - matched_predictions,
                    min_iou=min_iou)
     return metrics

@@ -24,9 +24,18 @@ Writes, in ``--out``:
 The 3D model is ``--model3d``; by default :data:`DEFAULT_MODEL_3D` when it is installed (else 2D only, with
 a note). A 3D model given as ``--model`` serves as both (its 2D keypoints are its bodies' projections).
 
+Results are written as they are made: ``predictions.jsonl`` and ``images.jsonl`` (one JSON entry per line,
+flushed after every chunk of images or frames) become ``predictions.json`` and ``images.json`` at the end,
+and are then removed. A run that is killed keeps them; Ctrl-C stops cleanly, writes the JSON files of what
+was done, says so in one line and exits with 130.
+
 People come from ``--boxes`` (a COCO annotation file) or from the HOG people detector
 (:class:`~lowres_hps.apis.detector.HOGPeopleDetector`). Unusable inputs are reported on stderr, one line
-per file, and skipped; the rest is processed and the exit status is 1.
+each, and skipped; the rest is processed and the exit status is 1. That includes files (missing,
+undecodable, above :data:`~lowres_hps.apis.inputs.MAX_IMAGE_PIXELS`), video frames that cannot be decoded
+(their indices are in the summary's ``failed_frames`` and in ``images.json``), ``--boxes`` annotations
+(named by id: no or a malformed ``bbox``, zero size, unknown image, a box outside its image or absurdly
+large), and an image or a box whose prediction fails.
 
 The models are resolved by :func:`load_estimator` and :func:`load_body_estimator`, module-level hooks:
 tests (or other tools) may replace them with any function ``(name_or_path, device) -> estimator``.
@@ -35,7 +44,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -49,10 +60,12 @@ from lowres_hps.apis.inputs import (
     InputSource,
     PersonBoxes,
     VideoReader,
+    box_problem_in_image,
     collect_inputs,
     load_image,
 )
 from lowres_hps.apis.predictor import PersonPrediction, Predictor
+from lowres_hps.imaging.protocol import HIGH_RESOLUTION
 from lowres_hps.models.estimator import BodyEstimator
 
 __all__ = [
@@ -60,6 +73,7 @@ __all__ = [
     "DEFAULT_MODEL_3D",
     "DEFAULT_VIDEO_FPS",
     "MESH_FORMATS",
+    "PERSON_HEIGHT_RANGE",
     "load_estimator",
     "load_body_estimator",
     "default_model3d",
@@ -77,7 +91,14 @@ MESH_FORMATS = ("obj", "ply", "glb")
 """``--mesh-format`` choices (trimesh exporters; glb is binary glTF)."""
 DEFAULT_VIDEO_FPS = 25.0
 """Frame rate of an overlay video when the source does not say its own."""
+PERSON_HEIGHT_RANGE = (16.0, float(HIGH_RESOLUTION))
+"""Valid ``--person-height`` values (px): the people the project is for, 16 to 224 px tall; 224 is the
+protocol's original high resolution (range 0), so larger values would degrade nothing."""
+CHUNK_PIXELS = 2**27
+"""Images read into memory together hold at most about this many pixels (134 MP, 400 MB), whatever
+``--batch-size``."""
 _PROG = "lowres-hps predict"
+_LISTED_PROBLEMS = 20  # unusable --boxes annotations reported one line each; the rest are counted
 
 
 def load_estimator(name_or_path: str, device: str | None = None) -> PoseEstimator:
@@ -189,6 +210,54 @@ def _report(kind: str, message: str) -> None:
     tqdm.write(f"{_PROG}: {kind}: {message}", file=sys.stderr)
 
 
+def _reason(error: BaseException) -> str:
+    """``Type: first line`` of an unexpected error, for a one-line report."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[-1] if lines else ''}".rstrip(": ")
+
+
+def _index_list(indices: list[int], limit: int = 20) -> str:
+    shown = ", ".join(str(i) for i in indices[:limit])
+    return shown + (f" and {len(indices) - limit} more" if len(indices) > limit else "")
+
+
+class _Journal:
+    """predictions.jsonl and images.jsonl in ``--out``: every entry is appended as it is made and flushed
+    after each chunk, so that a run that dies (out of memory, killed) keeps what was done; :meth:`assemble`
+    writes predictions.json and images.json from them at the end and removes them."""
+
+    def __init__(self, out: Path) -> None:
+        self.paths = {"predictions": out / "predictions.jsonl", "images": out / "images.jsonl"}
+        self._files = {name: open(path, "w", encoding="utf-8") for name, path in self.paths.items()}
+
+    def add(self, name: str, entry: dict) -> None:
+        self._files[name].write(json.dumps(entry) + "\n")
+
+    def flush(self) -> None:
+        for f in self._files.values():
+            f.flush()
+
+    def close(self) -> None:
+        for f in self._files.values():
+            f.close()
+
+    def assemble(self, predictions: Path, images: Path | None) -> None:
+        """Write the JSON files (atomically) from the journal, then remove it."""
+        from lowres_hps.engine.checkpoint import atomic_write
+
+        self.close()
+        entries = [json.loads(line) for line in self.paths["predictions"].read_text(encoding="utf-8").splitlines()]
+        with atomic_write(predictions) as tmp:
+            tmp.write_text(json.dumps(entries))
+        if images is not None:
+            lines = self.paths["images"].read_text(encoding="utf-8").splitlines()
+            image_entries = sorted((json.loads(line) for line in lines), key=lambda entry: entry["id"])
+            with atomic_write(images) as tmp:
+                tmp.write_text(json.dumps(image_entries, indent=1))
+        for path in self.paths.values():
+            path.unlink(missing_ok=True)
+
+
 class _Run:
     """State of one ``predict`` run: ids, results, overlays and failures."""
 
@@ -197,11 +266,12 @@ class _Run:
         self.predictor = predictor
         self.boxes = boxes
         self.out = Path(args.out)
-        self.results: list[dict] = []
-        self.images: list[dict] = []
+        self.journal = _Journal(self.out)
+        self.people = 0
         self.failures = 0
         self.images_done = 0
         self.frames = 0
+        self.failed_frames: dict[str, list[int]] = {}
         self.next_id = 1
         self.overlay_images = 0
         self.overlay_videos: list[str] = []
@@ -213,6 +283,10 @@ class _Run:
     def fail(self, error: Exception) -> None:
         self.failures += 1
         _report("error", str(error))
+
+    def add_image_entry(self, entry: dict) -> None:
+        if self.boxes is None:  # with --boxes the ids are those of the annotation file: no images.json
+            self.journal.add("images", entry)
 
     def _overlay_path(self, stem: str, suffix: str) -> Path:
         name, n = stem + suffix, 1
@@ -244,13 +318,49 @@ class _Run:
                 mesh = f"meshes/{mesh_stem}_{index}.{fmt}"
                 write_mesh(self.out / mesh, person.vertices, self.faces)
                 self.meshes += 1
-            self.results.append(coco_result(image_id, person, mesh))
+            self.journal.add("predictions", coco_result(image_id, person, mesh))
+            self.people += 1
+
+    def _predict(self, images: list[np.ndarray], boxes: list[np.ndarray] | None,
+                 names: list[str]) -> list[list[PersonPrediction] | None]:
+        """People of each image; an image whose prediction fails is reported (``names`` say which) and gets
+        None, without losing the others. With boxes, a failing image is retried box by box."""
+        try:
+            return self.predictor.predict_images(images, boxes)
+        except Exception as exc:  # noqa: BLE001 - isolate the failure, report it, keep the rest
+            if len(images) == 1 and (boxes is None or len(boxes[0]) <= 1):
+                self.fail(InputError(f"prediction failed ({_reason(exc)}): {names[0]}"))
+                return [None]
+        if len(images) > 1:
+            return [self._predict([image], None if boxes is None else [boxes[i]], [names[i]])[0]
+                    for i, image in enumerate(images)]
+        people = []
+        for box in boxes[0]:
+            try:
+                people.extend(self.predictor.predict_images(images, [box[None]])[0])
+            except Exception as exc:  # noqa: BLE001
+                self.fail(InputError(f"prediction failed for the box {np.round(box, 2).tolist()} "
+                                     f"({_reason(exc)}): {names[0]}"))
+        return [people]
+
+    def _usable_boxes(self, source: InputSource, image_id: int, image: np.ndarray) -> np.ndarray:
+        """The --boxes of one image that can be used on it; the others are reported and skipped."""
+        boxes = self.boxes.boxes[image_id]
+        ann_ids = self.boxes.annotation_ids.get(image_id, [None] * len(boxes))
+        keep = []
+        for box, ann_id in zip(boxes, ann_ids):
+            problem = box_problem_in_image(box, image.shape[1], image.shape[0])
+            if problem is None:
+                keep.append(box)
+            else:
+                self.fail(InputError(f"{self.args.boxes}: annotation {ann_id} of {source.path}: {problem}: skipped"))
+        return np.asarray(keep, dtype=np.float64).reshape(-1, 4)
 
     def images_chunk(self, chunk: list[InputSource], progress: tqdm) -> None:
-        """Read, predict on and record a chunk of image files (their people batched together)."""
-        from lowres_hps.imaging.io import write_image_rgb
-
+        """Read, predict on and record a chunk of image files (their people batched together), at most
+        :data:`CHUNK_PIXELS` of images in memory at a time."""
         loaded: list[tuple[InputSource, int, np.ndarray]] = []
+        pixels = 0
         for source in chunk:
             image_id = None
             try:
@@ -261,28 +371,44 @@ class _Run:
                 image, notes = load_image(source.path)
             except InputError as exc:
                 self.fail(exc)
-                if self.boxes is None:
-                    self.images.append({"id": image_id, "file_name": str(source.path), "error": str(exc)})
+                self.add_image_entry({"id": image_id, "file_name": str(source.path), "error": str(exc)})
                 progress.update(1)
                 continue
             for note in notes:
                 _report("note", f"{note}: {source.path}")
             loaded.append((source, image_id, image))
-        if not loaded:
-            return
-        boxes = None if self.boxes is None else [self.boxes.boxes[image_id] for _, image_id, _ in loaded]
-        predictions = self.predictor.predict_images([image for _, _, image in loaded], boxes)
+            pixels += image.shape[0] * image.shape[1]
+            if pixels >= CHUNK_PIXELS:
+                self._images(loaded, progress)
+                loaded, pixels = [], 0
+        if loaded:
+            self._images(loaded, progress)
+
+    def _images(self, loaded: list[tuple[InputSource, int, np.ndarray]], progress: tqdm) -> None:
+        from lowres_hps.imaging.io import write_image_rgb
+
+        boxes = None
+        if self.boxes is not None:
+            boxes = [self._usable_boxes(source, image_id, image) for source, image_id, image in loaded]
+        predictions = self._predict([image for _, _, image in loaded], boxes,
+                                    [str(source.path) for source, _, _ in loaded])
         for (source, image_id, image), people in zip(loaded, predictions):
-            self.record(image_id, people, self._mesh_stem(source.path.stem))
-            self.images_done += 1
-            if self.boxes is None:
-                self.images.append({"id": image_id, "file_name": str(source.path),
-                                    "width": image.shape[1], "height": image.shape[0]})
-            if not self.args.no_overlay:
-                path = self._overlay_path(source.path.stem, ".jpg")
-                write_image_rgb(path, self._draw(image, people))
-                self.overlay_images += 1
             progress.update(1)
+            entry = {"id": image_id, "file_name": str(source.path), "width": image.shape[1],
+                     "height": image.shape[0]}
+            if people is None:
+                self.add_image_entry({**entry, "error": "prediction failed"})
+                continue
+            try:
+                self.record(image_id, people, self._mesh_stem(source.path.stem))
+                if not self.args.no_overlay:
+                    write_image_rgb(self._overlay_path(source.path.stem, ".jpg"), self._draw(image, people))
+                    self.overlay_images += 1
+            except Exception as exc:  # noqa: BLE001 - e.g. a full disk: report, keep the rest
+                self.fail(InputError(f"cannot write the outputs ({_reason(exc)}): {source.path}"))
+            self.images_done += 1
+            self.add_image_entry(entry)
+        self.journal.flush()
 
     def video(self, source: InputSource) -> None:
         """Predict on every frame of a video, writing the overlay video as it goes."""
@@ -304,10 +430,12 @@ class _Run:
         max_frames = getattr(self.args, "max_frames", None)
         total = reader.frame_count if max_frames is None else min(reader.frame_count or max_frames, max_frames)
         progress = tqdm(total=total, desc=source.path.name, unit="frame", disable=None, file=sys.stderr)
+        stopped_early = False
         try:
             pending: list[tuple[int, np.ndarray]] = []
             for index, frame in reader:
                 if max_frames is not None and index >= max_frames:
+                    stopped_early = True
                     break
                 pending.append((index, frame))
                 if len(pending) == self.args.batch_size:
@@ -315,46 +443,134 @@ class _Run:
                     pending = []
             if pending:
                 self._frames(source, base_id, pending, writer, progress, mesh_stem)
-        finally:
+        finally:  # also on Ctrl-C: what was done is counted
             progress.close()
             if writer is not None:
                 writer.close()
-        frames_used = reader.frames_read if max_frames is None else min(reader.frames_read, max_frames)
-        self.next_id = base_id + frames_used + 1
-        self.frames += frames_used
-        if writer is not None and writer.frames_written:
-            self.overlay_videos.append(str(writer.path))
-        stopped_early = max_frames is not None and frames_used >= max_frames
+            frames_used = reader.frames_read if max_frames is None else min(reader.frames_read, max_frames)
+            self.next_id = base_id + frames_used + 1
+            if writer is not None and writer.frames_written:
+                self.overlay_videos.append(str(writer.path))
+        failed = [i for i in reader.failed_frames if max_frames is None or i < max_frames]
+        if failed:
+            self.failed_frames[str(source.path)] = failed
+            for index in failed:
+                self.add_image_entry({"id": base_id + index + 1, "file_name": str(source.path),
+                                      "frame_index": index, "error": "frame could not be decoded"})
+            self.journal.flush()
+            self.fail(InputError(f"{len(failed)} frame(s) could not be decoded and were skipped (frame indices "
+                                 f"{_index_list(failed)}): {source.path}"))
+        stopped_early = stopped_early or (max_frames is not None and reader.frames_read >= max_frames)
         if reader.problem is not None and not stopped_early:
             self.fail(InputError(reader.problem))
 
     def _frames(self, source: InputSource, base_id: int, frames: list[tuple[int, np.ndarray]],
                 writer, progress: tqdm, mesh_stem: str) -> None:
-        predictions = self.predictor.predict_images([frame for _, frame in frames])
+        names = [f"frame {index} of {source.path}" for index, _ in frames]
+        predictions = self._predict([frame for _, frame in frames], None, names)
         for (index, frame), people in zip(frames, predictions):
             image_id = base_id + index + 1
-            self.record(image_id, people, f"{mesh_stem}_{index:06d}")
-            self.images.append({"id": image_id, "file_name": str(source.path), "frame_index": index,
-                                "width": frame.shape[1], "height": frame.shape[0]})
+            entry = {"id": image_id, "file_name": str(source.path), "frame_index": index,
+                     "width": frame.shape[1], "height": frame.shape[0]}
+            progress.update(1)
+            if people is None:
+                self.add_image_entry({**entry, "error": "prediction failed"})
+                people = []  # the overlay video keeps every frame
+            else:
+                try:
+                    self.record(image_id, people, f"{mesh_stem}_{index:06d}")
+                except Exception as exc:  # noqa: BLE001 - e.g. a full disk: report, keep the rest
+                    self.fail(InputError(f"cannot write the outputs of frame {index} ({_reason(exc)}): {source.path}"))
+                self.frames += 1
+                self.add_image_entry(entry)
             if writer is not None:
                 writer.write(self._draw(frame, people))
-            progress.update(1)
+        self.journal.flush()
+
+    def finish(self, model: str, model3d: str | None, detector, interrupted: bool) -> dict:
+        """Write predictions.json (and images.json) from the journal; returns the summary."""
+        predictions_path = self.out / "predictions.json"
+        images_path = self.out / "images.json" if self.boxes is None else None
+        try:
+            self.journal.assemble(predictions_path, images_path)
+        except Exception as exc:  # noqa: BLE001 - the journal keeps the results
+            self.fail(InputError(f"cannot write {predictions_path} ({_reason(exc)}); the results are in "
+                                 f"{self.journal.paths['predictions']} (one JSON entry per line)"))
+            predictions_path = self.journal.paths["predictions"]
+            images_path = self.journal.paths["images"] if images_path is not None else None
+        summary = {
+            "predictions": str(predictions_path),
+            "model": model,
+            "model3d": model3d,
+            "people_from": f"boxes: {self.args.boxes}" if self.boxes is not None else repr(detector),
+            "person_height": self.args.person_height,
+            "images": self.images_done,
+            "frames": self.frames,
+            "people": self.people,
+            "failed": self.failures,
+            "failed_frames": self.failed_frames,
+            "overlay_images": str(self.out / "overlays") if self.overlay_images else None,
+            "overlay_videos": self.overlay_videos,
+            "meshes": str(self.out / "meshes") if self.meshes else None,
+        }
+        if images_path is not None:
+            summary["images_json"] = str(images_path)
+        if interrupted:
+            summary["interrupted"] = True
+        return summary
+
+
+def _check_device(device: str) -> None:
+    """Refuse a ``--device`` that this machine cannot use, before any model is loaded."""
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"--device {device!r} is not a torch device ({_reason(exc)}); e.g. cpu, cuda, "
+                         f"cuda:1") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: no CUDA GPU is available here (torch.cuda.is_available() is False); "
+                         f"leave out --device to run on the CPU")
+    try:
+        torch.empty(0, device=parsed)
+    except (RuntimeError, AssertionError) as exc:  # e.g. cuda:3 on a one-GPU machine, or no MPS
+        raise ValueError(f"--device {device} cannot be used here ({_reason(exc)})") from None
+
+
+def _check_out(out: Path) -> None:
+    """``--out`` must be a folder this process can write to: checked (and created) before the work starts."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise ValueError(f"--out {out}: cannot write there ({exc.strerror or _reason(exc)})") from None
 
 
 def _check_args(args: argparse.Namespace) -> None:
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.person_height is not None and not args.person_height > 0:
-        raise ValueError(f"--person-height must be positive, got {args.person_height}")
-    if not args.detector_upscale > 0:
-        raise ValueError(f"--detector-upscale must be positive, got {args.detector_upscale}")
+    low, high = PERSON_HEIGHT_RANGE
+    if args.person_height is not None and not low <= args.person_height <= high:
+        raise ValueError(f"--person-height must be between {low:g} and {high:g} px (the low-resolution protocol's "
+                         f"person heights; {high:g} is the original high resolution), got {args.person_height:g}")
+    if not 0 < args.detector_upscale < math.inf:
+        raise ValueError(f"--detector-upscale must be positive and finite, got {args.detector_upscale}")
     if not 0.0 < args.detector_min_score < 1.0:
         raise ValueError(f"--detector-min-score must be in (0, 1), got {args.detector_min_score}")
+    max_frames = getattr(args, "max_frames", None)
+    if max_frames is not None and max_frames < 1:
+        raise ValueError(f"--max-frames must be at least 1, got {max_frames}")
     if args.all_boxes and args.boxes is None:
         raise ValueError("--all-boxes needs --boxes")
     mesh_format = getattr(args, "mesh_format", None)
     if mesh_format is not None and mesh_format not in MESH_FORMATS:
         raise ValueError(f"--mesh-format must be one of {', '.join(MESH_FORMATS)}, got {mesh_format!r}")
+    if args.device is not None:
+        _check_device(args.device)
 
 
 def _has_images(folder: Path) -> bool:
@@ -394,7 +610,8 @@ def _body_estimator(args: argparse.Namespace, estimator) -> tuple[BodyEstimator 
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run ``predict``; returns 0, or 1 when any input could not be used (reported on stderr)."""
+    """Run ``predict``; returns 0, 1 when any input could not be used (reported on stderr), 130 when
+    interrupted (Ctrl-C: what was done is written, with a one-line note)."""
     from lowres_hps.apis.detector import HOGPeopleDetector
 
     _check_args(args)
@@ -405,6 +622,8 @@ def main(args: argparse.Namespace) -> int:
     sources, errors = collect_inputs(_dataset_folders(args.inputs))
     if boxes is not None and any(s.kind == "video" for s in sources):
         raise ValueError("--boxes gives boxes of images, not of video frames: run videos without --boxes")
+    out = Path(args.out)
+    _check_out(out)
 
     try:
         detector = None if boxes is not None else HOGPeopleDetector(upscale=args.detector_upscale,
@@ -425,13 +644,19 @@ def main(args: argparse.Namespace) -> int:
     predictor = Predictor(estimator, detector, person_height=args.person_height, batch_size=args.batch_size,
                           device=args.device, body_estimator=body_estimator, with_vertices=with_vertices)
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     run = _Run(args, predictor, boxes)
     for error in errors:
         run.fail(error)
+    if boxes is not None:
+        for problem in boxes.problems[:_LISTED_PROBLEMS]:
+            run.fail(InputError(f"{args.boxes}: {problem}: skipped"))
+        unlisted = len(boxes.problems) - _LISTED_PROBLEMS
+        if unlisted > 0:
+            run.failures += unlisted - 1
+            run.fail(InputError(f"{args.boxes}: {unlisted} more unusable person annotations skipped"))
     image_total = sum(s.kind == "image" for s in sources)
     progress = tqdm(total=image_total, unit="image", disable=None if image_total > 1 else True, file=sys.stderr)
+    interrupted = False
     try:
         chunk: list[InputSource] = []  # consecutive images, their people batched together
         for source in sources:
@@ -447,28 +672,22 @@ def main(args: argparse.Namespace) -> int:
             run.video(source)
         if chunk:
             run.images_chunk(chunk, progress)
+    except KeyboardInterrupt:
+        interrupted = True
+    except BaseException:  # an unexpected error: keep what was done, then let it through
+        progress.close()
+        run.finish(model, model3d, detector, interrupted=False)
+        raise
     finally:
         progress.close()
 
-    predictions_path = out / "predictions.json"
-    predictions_path.write_text(json.dumps(run.results))
-    summary = {
-        "predictions": str(predictions_path),
-        "model": model,
-        "model3d": model3d,
-        "people_from": f"boxes: {args.boxes}" if boxes is not None else repr(detector),
-        "person_height": args.person_height,
-        "images": run.images_done,
-        "frames": run.frames,
-        "people": len(run.results),
-        "failed": run.failures,
-        "overlay_images": str(out / "overlays") if run.overlay_images else None,
-        "overlay_videos": run.overlay_videos,
-        "meshes": str(out / "meshes") if run.meshes else None,
-    }
-    if boxes is None:
-        images_path = out / "images.json"
-        images_path.write_text(json.dumps(sorted(run.images, key=lambda entry: entry["id"]), indent=1))
-        summary["images_json"] = str(images_path)
+    summary = run.finish(model, model3d, detector, interrupted)
+    if interrupted:
+        done = [f"{count} {what}" for count, what in ((run.images_done, "images"), (run.frames, "video frames"))
+                if count] or ["nothing"]
+        _report("note", f"interrupted: kept what was done, {run.people} people from {' and '.join(done)}, in "
+                        f"{summary['predictions']}")
     print(json.dumps(summary, indent=2))
+    if interrupted:
+        return 130
     return 1 if run.failures else 0

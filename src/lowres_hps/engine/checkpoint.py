@@ -3,8 +3,11 @@ as safetensors."""
 from __future__ import annotations
 
 import os
+import pickle
 import random
-from collections.abc import Mapping
+import shutil
+import zipfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +18,9 @@ import torch
 from lowres_hps.core.io import atomic_write
 
 __all__ = [
+    "CheckpointError",
     "atomic_write",
+    "remove_stale_temporaries",
     "save_checkpoint",
     "load_checkpoint",
     "capture_rng_state",
@@ -25,22 +30,74 @@ __all__ = [
 ]
 
 
-def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike) -> None:
+class CheckpointError(ValueError):
+    """A checkpoint file exists but cannot be read (truncated, damaged, not a checkpoint); names the file."""
+
+
+def _temporary_pattern(name: str) -> str:
+    return f".{name}.*.tmp"  # what atomic_write's mkstemp makes for ``name``
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, names: Sequence[str]) -> list[tuple[Path, int]]:
+    """Delete the temporary files :func:`atomic_write` left in ``folder`` for the files ``names`` when its
+    process was killed mid-write (a SIGKILL skips the cleanup). Only call it when no other process writes
+    there. Returns ``(path, size in bytes)`` of each file removed."""
+    removed = []
+    for name in names:
+        for tmp in Path(folder).glob(_temporary_pattern(name)):
+            try:
+                size = tmp.stat().st_size
+                tmp.unlink()
+            except FileNotFoundError:
+                continue
+            removed.append((tmp, size))
+    return removed
+
+
+def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike,
+                    previous: str | os.PathLike | None = None) -> None:
     """``torch.save(state)`` to ``path`` atomically (see :func:`atomic_write`).
 
     ``state`` should hold only tensors and plain Python data so that it loads with
     ``weights_only=True``; :func:`capture_rng_state` gives RNG states in that form.
+
+    With ``previous``, the checkpoint ``path`` held so far is kept there (hard-linked, else copied; also
+    atomically), so that a damaged ``path`` still leaves one to fall back to.
     """
+    path = Path(path)
+    if previous is not None and path.is_file():
+        with atomic_write(previous) as tmp:
+            tmp.unlink()
+            try:
+                os.link(path, tmp)
+            except OSError:  # file systems without hard links
+                shutil.copyfile(path, tmp)
     with atomic_write(path) as tmp, open(tmp, "wb") as f:
         torch.save(dict(state), f)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device | None = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``)."""
+    """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``).
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        CheckpointError: the file is truncated, damaged or not a checkpoint of this format.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    return torch.load(path, map_location=map_location, weights_only=True)
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint is empty (0 bytes): {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    # torch.load reports a truncated zip as RuntimeError, bad pickles as UnpicklingError, short reads as EOFError.
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
+        text = str(exc).strip()
+        reason = text.splitlines()[0].split(". ")[0][:120] if text else type(exc).__name__  # torch's are long
+        raise CheckpointError(f"checkpoint is truncated or damaged ({reason}): {path}") from exc
+    if not isinstance(state, dict):
+        raise CheckpointError(f"not a checkpoint of save_checkpoint (holds a {type(state).__name__}): {path}")
+    return state
 
 
 def capture_rng_state(device: torch.device | None = None) -> dict[str, Any]:

@@ -28,8 +28,10 @@ from torch.utils.data import DataLoader, Dataset, get_worker_info
 from tqdm import tqdm
 
 from lowres_hps.engine.checkpoint import (
+    CheckpointError,
     capture_rng_state,
     load_checkpoint,
+    remove_stale_temporaries,
     restore_rng_state,
     save_checkpoint,
     save_weights,
@@ -63,6 +65,8 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "last.pt"
+PREVIOUS_CHECKPOINT_NAME = "previous.pt"  # the checkpoint before last.pt: a fallback when last.pt is damaged
+DAMAGED_CHECKPOINT_NAME = "last.damaged.pt"  # a damaged last.pt, set aside on resume
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.yaml"
 
@@ -313,11 +317,14 @@ def build_scheduler(
 
 class Trainer:
     """Trains ``task`` with ``cfg``; run folder ``cfg.out_dir`` gets ``config.yaml``,
-    ``metrics.csv``, ``last.pt`` and, at the end, ``model.safetensors``.
+    ``metrics.csv``, ``last.pt`` (with the one before it as ``previous.pt``) and, at the end,
+    ``model.safetensors``.
 
     Under ``torchrun`` each process trains on its share of every global batch
     (``cfg.batch_size / WORLD_SIZE``) with DistributedDataParallel; only rank 0 writes files.
-    ``fit(resume=True)`` continues from ``last.pt``, mid-epoch included, as if never stopped.
+    ``fit(resume=True)`` continues from ``last.pt``, mid-epoch included, as if never stopped; when
+    ``last.pt`` is damaged (e.g. truncated), from ``previous.pt``, with a warning. Temporary files that a
+    killed save left behind are removed when ``fit`` starts.
 
     Args:
         cfg: a :class:`TrainConfig` (saved whole in the run folder) or just its ``trainer`` part.
@@ -387,8 +394,10 @@ class Trainer:
         logger = None
         last_val: dict[str, float] = {}
         try:
+            if self.dist.is_main:
+                self._remove_stale_temporaries()
             if resume:
-                self._restore(self.checkpoint_path)
+                self._restore()
             else:
                 self._start_fresh()
             logger = MetricLogger(self.out_dir, enabled=self.dist.is_main,
@@ -516,11 +525,46 @@ class Trainer:
                 "global_step": self.global_step,
                 "world_size": self.dist.world_size,
                 "config": dump_config(self.run_config),
-            }, self.checkpoint_path)
+            }, self.checkpoint_path, previous=self.out_dir / PREVIOUS_CHECKPOINT_NAME)
         barrier()
 
-    def _restore(self, path: Path) -> None:
-        state = load_checkpoint(path, map_location=self.device)
+    def _remove_stale_temporaries(self) -> None:
+        names = (CHECKPOINT_NAME, PREVIOUS_CHECKPOINT_NAME, WEIGHTS_NAME, "metrics.csv")
+        for path, size in remove_stale_temporaries(self.out_dir, names):
+            _log.info("removed %s (%.1f MB), left behind by a save that was killed", path, size / 1e6)
+
+    def _load_resume_state(self) -> tuple[dict[str, Any], Path]:
+        """The state to resume from and its file: ``last.pt``, else (damaged) ``previous.pt``.
+
+        Raises:
+            FileNotFoundError: no ``last.pt`` (nor ``previous.pt``).
+            CheckpointError: neither checkpoint can be read; the message says why, for both.
+        """
+        last, previous = self.checkpoint_path, self.out_dir / PREVIOUS_CHECKPOINT_NAME
+        try:
+            return _checked_state(load_checkpoint(last, map_location=self.device), last), last
+        except (FileNotFoundError, CheckpointError) as exc:
+            if not previous.is_file():
+                if isinstance(exc, FileNotFoundError):
+                    raise
+                raise CheckpointError(f"cannot resume: {exc}; there is no earlier checkpoint ({previous.name}) to "
+                                      f"fall back to: train into a new run folder, or without --resume") from None
+            problem = exc
+        try:
+            state = _checked_state(load_checkpoint(previous, map_location=self.device), previous)
+        except CheckpointError as exc:
+            raise CheckpointError(f"cannot resume: {problem}; the earlier checkpoint is no better: {exc}") from None
+        if self.dist.is_main:
+            note = ""
+            if last.is_file():  # set aside, so that the next save does not keep it as previous.pt
+                os.replace(last, self.out_dir / DAMAGED_CHECKPOINT_NAME)
+                note = f" ({last.name} kept as {DAMAGED_CHECKPOINT_NAME})"
+            warnings.warn(f"{problem}; resuming from the checkpoint before it, {previous} "
+                          f"(step {state['global_step']}){note}", stacklevel=4)
+        return state, previous
+
+    def _restore(self) -> None:
+        state, path = self._load_resume_state()
         if state["step_in_epoch"] > self.steps_per_epoch:
             raise ValueError(f"{path} stopped at step {state['step_in_epoch']} of its epoch, but an epoch now has "
                              f"{self.steps_per_epoch} steps (batch size or data changed)")
@@ -550,6 +594,17 @@ class Trainer:
                 warnings.warn(f"{path} was written by {len(per_rank)} processes, resuming with "
                               f"{self.dist.world_size}: model randomness (dropout) will differ", stacklevel=3)
             seed_everything(_mix_seed(self.cfg.seed, self.global_step, self.dist.rank) % 2**63)
+
+
+_STATE_KEYS = ("model", "optimizer", "scheduler", "scaler", "per_rank", "epoch", "step_in_epoch", "global_step",
+               "config")
+
+
+def _checked_state(state: dict[str, Any], path: Path) -> dict[str, Any]:
+    missing = [k for k in _STATE_KEYS if k not in state]
+    if missing:
+        raise CheckpointError(f"not a checkpoint of lowres-hps train (no {', '.join(missing)}): {path}")
+    return state
 
 
 def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:

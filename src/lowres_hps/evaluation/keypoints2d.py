@@ -21,6 +21,7 @@ __all__ = [
     "COCO17_SIGMAS",
     "COCO_KEYPOINT_STATS",
     "coco_keypoint_ap",
+    "count_nonfinite_results",
     "oks",
     "pck",
     "pckh",
@@ -74,6 +75,8 @@ def coco_keypoint_ap(
     gt: str | Path | dict | COCO,
     results: str | Path | list[dict],
     sigmas: Sequence[float] | np.ndarray | None = None,
+    *,
+    results_name: str | None = None,
 ) -> dict[str, float]:
     """COCO keypoint AP/AR at OKS thresholds 0.50:0.05:0.95, computed by pycocotools' COCOeval.
 
@@ -82,11 +85,17 @@ def coco_keypoint_ap(
         results: COCO keypoint results (json path or list of
             ``{"image_id", "category_id", "keypoints": [x, y, v] * K, "score"}``).
         sigmas: (K,) per-keypoint OKS sigmas; ``None`` means COCO-17 (then K must be 17).
+        results_name: how errors about the results name them (default: the path, when one is given).
 
     Returns:
         ``{name: value}`` for :data:`COCO_KEYPOINT_STATS` in [0, 1]. A value that COCOeval cannot
         define (``-1`` in its stats, e.g. ``APm`` when no ground truth is medium-sized) is NaN.
         Empty results are scored, not rejected: every AP/AR where ground truth exists is 0.
+        A keypoint with a non-finite (NaN, inf, null) coordinate is a miss: zero similarity, while its
+        detection still counts (pycocotools alone would take a NaN OKS as a perfect match).
+
+    Raises:
+        ValueError: malformed results, unknown image ids, or results with a non-finite score.
     """
     if isinstance(gt, COCO):
         coco_gt = gt
@@ -100,6 +109,9 @@ def coco_keypoint_ap(
     if sigmas.shape != (num_keypoints,):
         raise ValueError(f"ground truth has {num_keypoints} keypoints but {sigmas.shape[0]} sigmas were given")
 
+    if results_name is None and not isinstance(results, list):
+        results_name = str(results)
+    where = f"{results_name}: " if results_name else ""
     if not isinstance(results, list):
         loaded = _load_json(results, "results")
         if not isinstance(loaded, list):
@@ -110,16 +122,27 @@ def coco_keypoint_ap(
     for i, det in enumerate(results):
         missing = {"image_id", "category_id", "keypoints", "score"} - set(det)
         if missing:
-            raise ValueError(f"result {i} lacks {sorted(missing)}")
+            raise ValueError(f"{where}result {i} lacks {sorted(missing)}")
         if len(det["keypoints"]) != 3 * num_keypoints:
-            raise ValueError(f"result {i} has {len(det['keypoints'])} keypoint values, expected {3 * num_keypoints}")
+            raise ValueError(f"{where}result {i} has {len(det['keypoints'])} keypoint values, "
+                             f"expected {3 * num_keypoints}")
+    bad_scores = [i for i, det in enumerate(results) if not _is_finite_number(det["score"])]
+    if bad_scores:
+        # No rank is neutral for a detection of unknown confidence (last is the kindest place for a false
+        # positive), so such results are refused rather than scored.
+        raise ValueError(f"{where}{len(bad_scores)} of {len(results)} results have a non-finite or missing score "
+                         f"(first: result {bad_scores[0]})")
+    broken = [i for i, det in enumerate(results) if _nonfinite_keypoints_as_misses(det)]
 
-    with contextlib.redirect_stdout(io.StringIO()):
+    # np.errstate: loadRes multiplies the infinite extents of misses (inf * 0), fixed just after.
+    with contextlib.redirect_stdout(io.StringIO()), np.errstate(invalid="ignore"):
         if results:
             try:
                 coco_dt = coco_gt.loadRes(results)
             except AssertionError:
-                raise ValueError("results refer to image ids that are not in the ground truth") from None
+                raise ValueError(f"{where}results refer to image ids that are not in the ground truth") from None
+            for i in broken:  # loadRes ids are 1 + the index in ``results``
+                _box_from_finite_keypoints(coco_dt.anns[i + 1])
         else:
             # loadRes cannot take an empty list; an empty result set scores 0 through the same path.
             coco_dt = _coco_from_dict({"images": coco_gt.dataset.get("images", []),
@@ -132,6 +155,53 @@ def coco_keypoint_ap(
         evaluator.summarize()
     return {name: (math.nan if value < 0 else float(value))
             for name, value in zip(COCO_KEYPOINT_STATS, evaluator.stats)}
+
+
+def count_nonfinite_results(results: Sequence[dict]) -> int:
+    """How many COCO keypoint results have a non-finite (NaN, inf or null) keypoint coordinate; those
+    keypoints count as misses in :func:`coco_keypoint_ap`."""
+    count = 0
+    for det in results:
+        try:
+            values = np.asarray(det.get("keypoints", []), dtype=np.float64).reshape(-1, 3)
+        except (TypeError, ValueError):  # malformed: coco_keypoint_ap says how
+            continue
+        count += int(not np.isfinite(values[:, :2]).all())
+    return count
+
+
+def _is_finite_number(value: Any) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _nonfinite_keypoints_as_misses(det: dict) -> bool:
+    """Move the keypoints of ``det`` whose x or y is not finite to infinity, so that COCOeval's OKS gives
+    them zero similarity (a miss) instead of NaN, which its matching takes as a perfect match. True when
+    any was moved."""
+    values = np.asarray(det["keypoints"], dtype=np.float64).reshape(-1, 3)
+    bad = ~np.isfinite(values[:, :2]).all(1)
+    if not bad.any():
+        return False
+    values[bad] = (np.inf, np.inf, 0.0)
+    det["keypoints"] = values.reshape(-1).tolist()
+    return True
+
+
+def _box_from_finite_keypoints(ann: dict) -> None:
+    """loadRes derives a result's box and area from all its keypoints; with infinite ones the area would be
+    infinite and an unmatched detection would fall outside every area range, i.e. be ignored instead of
+    counted as a false positive. Recompute them from the finite keypoints (area 0 without any)."""
+    values = np.asarray(ann["keypoints"], dtype=np.float64).reshape(-1, 3)
+    finite = values[np.isfinite(values[:, :2]).all(1), :2]
+    if len(finite):
+        (x0, y0), (x1, y1) = finite.min(0), finite.max(0)
+    else:
+        x0 = y0 = x1 = y1 = 0.0
+    ann["area"] = float((x1 - x0) * (y1 - y0))
+    ann["bbox"] = [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]
 
 
 # --------------------------------------------------------------------------- OKS and PCK
