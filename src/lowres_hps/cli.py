@@ -21,6 +21,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("list the installed named 2D and 3D models (model cards)", "lowres_hps.apis.registry:main"),
     "export": ("export a 2D or 3D model to ONNX with its preprocessing documented", "lowres_hps.apis.export:main"),
     "predict": ("2D keypoints and 3D bodies of the people in images, folders and videos", "lowres_hps.apis.predict_cmd:main"),
+    "label": ("COCO keypoint pseudo-labels of real people from high-resolution teachers (MoveNet)", "lowres_hps.apis.label_cmd:main"),
 }
 
 
@@ -174,9 +175,16 @@ def _add_predict(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-frames", type=int, default=None, metavar="N", help="videos: stop after the first N frames")
 
 
+def _add_label(p: argparse.ArgumentParser) -> None:
+    from lowres_hps.apis.label_cmd import add_arguments
+
+    add_arguments(p)
+
+
 _ADDERS = {"demo": _add_demo, "degrade": _add_degrade, "evaluate": _add_evaluate,
            "data": _add_data, "synth": _add_synth, "body": _add_body, "train": _add_train,
-           "models": _add_models, "export": _add_export, "predict": _add_predict}
+           "models": _add_models, "export": _add_export, "predict": _add_predict,
+           "label": _add_label}
 
 
 def build_parser() -> argparse.ArgumentParser:

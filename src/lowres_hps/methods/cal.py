@@ -142,17 +142,34 @@ def cal_task(
     val_max: int = 300,
     train_subset: int | None = None,
     extra_datasets: list[dict] = (),
+    protocol_setting: str = "native",
+    crop_cache_height: float | None = None,
+    val_datasets: list[dict] = (),
+    val_person_height: float | None = None,
 ) -> Task:
-    """Build the task (a factory named in the YAML config as ``lowres_hps.methods.cal:cal_task``)."""
+    """Build the task (a factory named in the YAML config as ``lowres_hps.methods.cal:cal_task``).
+
+    ``protocol_setting``: ``"native"`` (CAL: the small input is the resolution) or ``"upsample"`` (each
+    person degraded to a random height ``augment.person_heights`` first, then resized to the input, as
+    ``predict --person-height`` does); the backbone starts from ``model.backbone_params.pretrained``.
+    ``crop_cache_height``: keep every training person in memory, cut and shrunk so its box is at most this
+    tall (:class:`~lowres_hps.data.crop_cache.CroppedReader`); None reads the images every time.
+    ``val_datasets``: validation sources in the form of ``extra_datasets`` (instead of ``val_synthlr``),
+    evaluated with every person degraded to ``val_person_height`` (None: source resolution).
+    """
     cfg = load_config(model, Pose2DConfig)
-    network = build_pose_model(cfg, pretrained=False)
+    network = build_pose_model(cfg, pretrained=True)
     codec = build_codec(cfg)
-    protocol = LowResProtocol(input_size=cfg.input_size, scale_factor=cfg.scale_factor, setting="native")
+    protocol = LowResProtocol(input_size=cfg.input_size, scale_factor=cfg.scale_factor, setting=protocol_setting)
     augment_cfg = load_config(augment or {}, AugmentConfig)
     readers = build_readers(list(synthlr), lspet, tuple(lspet_indices) if lspet_indices else None, coco,
                             list(extra_datasets))
     if not readers:
         raise ValueError("no training data: set synthlr, lspet and/or coco in task_args")
+    if crop_cache_height is not None:
+        from lowres_hps.data.crop_cache import CroppedReader
+
+        readers = [CroppedReader(reader, max_height=crop_cache_height) for reader in readers]
     train = TopDownKeypointDataset(readers, protocol, cfg.convention, augment=augment_cfg)
     if train_subset is not None and train_subset < len(train):
         from torch.utils.data import Subset
@@ -162,7 +179,14 @@ def cal_task(
         train = Subset(train, np.sort(keep).tolist())
     loss = CALLoss(codec, heatmap_loss, offset_loss, offset_weighting, alpha, gmm_components, stage2_epoch)
     val, evaluate = None, None
-    if val_synthlr:
+    if val_datasets:
+        from torch.utils.data import Subset
+
+        val_readers = build_readers([], None, None, None, list(val_datasets))
+        full = TopDownKeypointDataset(val_readers, protocol, cfg.convention, person_height=val_person_height)
+        val = Subset(full, range(min(val_max, len(full))))
+        evaluate = _evaluate_factory(codec, full)
+    elif val_synthlr:
         from torch.utils.data import Subset
 
         from lowres_hps.data import SynthLRReader

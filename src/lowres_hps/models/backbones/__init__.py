@@ -10,9 +10,10 @@ from typing import Any
 
 from lowres_hps.models.backbones.common import Backbone
 from lowres_hps.models.backbones.mobilenet import MobileNetBackbone
+from lowres_hps.models.backbones.movenet import MoveNetBackbone
 from lowres_hps.models.backbones.resnet import ResNetBackbone
 
-__all__ = ["Backbone", "ResNetBackbone", "MobileNetBackbone", "BACKBONES", "build_backbone"]
+__all__ = ["Backbone", "ResNetBackbone", "MobileNetBackbone", "MoveNetBackbone", "BACKBONES", "build_backbone"]
 
 # name -> (class, fixed keyword arguments); user params are added on top.
 BACKBONES: dict[str, tuple[type[Backbone], dict[str, Any]]] = {
@@ -22,6 +23,8 @@ BACKBONES: dict[str, tuple[type[Backbone], dict[str, Any]]] = {
     "mobilenet_v2": (MobileNetBackbone, {"arch": "mobilenet_v2"}),
     "mobilenet_v3_small": (MobileNetBackbone, {"arch": "mobilenet_v3_small"}),
     "mobilenet_v3_large": (MobileNetBackbone, {"arch": "mobilenet_v3_large"}),
+    "movenet_lightning": (MoveNetBackbone, {"variant": "lightning"}),
+    "movenet_thunder": (MoveNetBackbone, {"variant": "thunder"}),
 }
 
 
