@@ -129,7 +129,8 @@ def _label_inputs(args, labeler: TeacherLabeler, output: _Output) -> tuple[int, 
     sources, errors = collect_inputs(args.inputs)
     for error in errors:
         print(f"lowres-hps label: skipped: {error}", file=sys.stderr)
-    boxes = PersonBoxes.from_coco(args.boxes) if args.boxes else None
+    # Every person box: the people without labelled keypoints are the ones that most need the teacher.
+    boxes = PersonBoxes.from_coco(args.boxes, all_boxes=True) if args.boxes else None
     detector = None
     if boxes is None:
         from lowres_hps.apis.detector import HOGPeopleDetector

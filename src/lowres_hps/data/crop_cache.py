@@ -87,7 +87,8 @@ def _cut(sample: PersonSample, image: np.ndarray, max_height: float, margin: flo
     keypoints = sample.keypoints2d.copy()
     keypoints[:, :2] = keypoints[:, :2] @ full[:, :2].T + full[:, 2]
     keypoints[sample.keypoints2d[:, 2] <= 0, :2] = 0.0
-    corner = np.array([x, y]) @ full[:, :2].T + full[:, 2] + 0.5 * (1 - scale)
+    # Boxes span [x, x + w] in the same pixel-centre coordinates as the keypoints: the same map moves both.
+    corner = np.array([x, y]) @ full[:, :2].T + full[:, 2]
     bbox = np.array([corner[0], corner[1], w * scale, h * scale], dtype=np.float32)
     fields = {f: getattr(sample, f) for f in sample.__dataclass_fields__}
     fields.update(bbox=bbox, keypoints2d=keypoints, mask=None, pixels=np.ascontiguousarray(pixels))

@@ -179,8 +179,9 @@ def degrade(
         person_height: target height ``R`` of the person box, px.
         box_height: height of the person box in ``images``, px.
         output_size: ``(h, w)`` of the result (the network input).
-        capture_transform: applied to the smallest image of the chain (the one at ``R`` when there is one,
-            else the output), e.g. sensor noise, blur and JPEG as a camera would add at its resolution.
+        capture_transform: applied once, to the smallest image of the chain (the one at ``R`` when there is
+            one, else the smaller of ``images`` and the output), e.g. sensor noise, blur and JPEG as a camera
+            would add at its resolution.
 
     Returns:
         (..., C, h, w), same dtype. When ``R`` is not below the smaller of the person's heights in
@@ -191,8 +192,18 @@ def degrade(
     transform = capture_transform if capture_transform is not None else (lambda x: x)
     output_person_height = box_height * output_size[0] / images.shape[-2]
     if person_height >= min(box_height, output_person_height):
-        return transform(resize_images(images, output_size))
+        return _resize_with_capture(images, output_size, capture_transform)
     return resize_images(transform(resize_to_person_height(images, person_height, box_height)), output_size)
+
+
+def _resize_with_capture(images: torch.Tensor, output_size: tuple[int, int],
+                         capture_transform: Callable[[torch.Tensor], torch.Tensor] | None) -> torch.Tensor:
+    """Resize to ``output_size``, applying ``capture_transform`` on the side of lower resolution."""
+    if capture_transform is None:
+        return resize_images(images, output_size)
+    if images.shape[-2] < output_size[0]:  # a source smaller than the output: the camera worked at its size
+        return resize_images(capture_transform(images), output_size)
+    return capture_transform(resize_images(images, output_size))
 
 
 def degrade_image(
@@ -293,9 +304,7 @@ class LowResProtocol:
         native = torch.from_numpy(native).permute(2, 0, 1)
 
         if person_height is None or self.setting == "native":
-            crop = resize_images(native, self.input_size)
-            if capture_transform is not None:
-                crop = capture_transform(crop)
+            crop = _resize_with_capture(native, self.input_size, capture_transform)
         else:
             crop = degrade(native, person_height, native_size[0] / self.scale_factor, self.input_size,
                            capture_transform)

@@ -56,7 +56,7 @@ def read_tfjs_model(path: str | os.PathLike) -> TFJSGraphModel:
         raise ValueError(f"{path} is not a TFJS graph model (no 'modelTopology' / 'weightsManifest')")
     weights: dict[str, np.ndarray] = {}
     for group in spec["weightsManifest"]:
-        blob = b"".join(_read_shard(path.parent / shard) for shard in group["paths"])
+        blob = b"".join(_read_shard(path.parent / shard, path) for shard in group["paths"])
         offset = 0
         for entry in group["weights"]:
             array, offset = _decode_entry(entry, blob, offset, path)
@@ -68,9 +68,9 @@ def read_tfjs_model(path: str | os.PathLike) -> TFJSGraphModel:
     return TFJSGraphModel(path=path, nodes=nodes, weights=weights, meta=meta)
 
 
-def _read_shard(path: Path) -> bytes:
+def _read_shard(path: Path, model_path: Path) -> bytes:
     if not path.is_file():
-        raise FileNotFoundError(f"TFJS weight shard not found: {path} (named in {path.parent / 'model.json'}'s manifest)")
+        raise FileNotFoundError(f"TFJS weight shard not found: {path} (named in {model_path}'s manifest)")
     return path.read_bytes()
 
 
