@@ -26,6 +26,7 @@ def main() -> None:
     from lowres_hps.data import LspReader
     from lowres_hps.evaluation.pose2d import coco_ap_with_gt_boxes, pck_with_gt_boxes
     from lowres_hps.methods.cal import load_run_estimator
+    from lowres_hps.models.backbones import backbone_start
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("run")
@@ -49,12 +50,20 @@ def main() -> None:
     }
     config = yaml.safe_load((run / "config.yaml").read_text())
     epochs = config["trainer"]["epochs"]
+    licence = "Apache-2.0 (weights trained by lowres-hps on SynthLR (Anny, CC0 data) and small LSP-extended/COCO samples)"
+    start = backbone_start(estimator.config.backbone, estimator.config.backbone_params)
+    origin = "from scratch"
+    if start is not None:  # the published weights the backbone started from, and their licence
+        licence += f"; backbone started from {start.what}, {start.package} ({start.licence})"
+        origin = f"from {start.what}"
+    elif estimator.config.backbone_params.get("pretrained") not in (None, "none"):
+        origin = f"from the checkpoint {estimator.config.backbone_params['pretrained']}"
     card = ModelCard.from_config(
         args.name, estimator.config,
         training_data=["SynthLR-train (12k crops, seed 1000)", "lspet_400[0:300]", "coco_mini_train (86 people)"],
-        licence="Apache-2.0 (weights trained by lowres-hps on SynthLR (Anny, CC0 data) and small LSP-extended/COCO samples)",
+        licence=licence,
         metrics=metrics,
-        notes=(f"CAL, trained from scratch on 2 CPU cores for {epochs} epochs ({config['task']}); metrics with "
+        notes=(f"CAL, trained {origin} on 2 CPU cores for {epochs} epochs ({config['task']}); metrics with "
                f"ground-truth boxes and flip test: SynthLR-test {source['num_people']} crops, lspet_400[300:400]. "
                "Weights stored in float16."),
     )
