@@ -161,7 +161,7 @@ def build_pose_model(cfg: Pose2DConfig, pretrained: bool = True) -> TopDownPoseM
     codec = build_codec(cfg)  # fails early on a codec/size/stride mismatch
     params = dict(cfg.backbone_params)
     if not pretrained:
-        params.pop("pretrained", None)
+        params["pretrained"] = None  # not dropped: a backbone's default may be a start (MoveNet's is "movenet")
     backbone = build_backbone(cfg.backbone, cfg.input_size, cfg.stride, **params)
     head = HeatmapOffsetHead(backbone.out_channels, cfg.num_keypoints, with_offsets=codec.has_offsets)
     model = TopDownPoseModel(backbone, head, cfg.mean, cfg.std)
