@@ -11,6 +11,9 @@ config (see ``configs/kp2d/``):
   stage 1), ``binary`` (the disc B whatever the codec), and in stage 2 ``mgm`` (Mixed Gaussian
   Masks, Eq. 15 / Algorithm 1) with ``gmm_components`` components.
 * ``stage2_epoch``: epoch at which stage 2 starts; ``None`` trains one stage, 0 uses MGM throughout.
+* ``heatmap_reduction``: ``sum`` over each map's pixels, as the paper's equations (default), or ``mean``
+  (mmpose's ``KeypointMSELoss``; the models shipped before 2026-11-30 were trained so, and their limbs
+  collapsed onto the body axis: the offset term outweighed the heatmaps by about ``h * w``).
 """
 from __future__ import annotations
 
@@ -64,9 +67,12 @@ class CALLoss:
     """The training loss of all CAL-family rows; ``stage`` switches the offset weighting to MGM."""
 
     def __init__(self, codec, heatmap_loss: str, offset_loss_kind: str, offset_weighting: str,
-                 alpha: float, gmm_components: int, stage2_epoch: int | None):
+                 alpha: float, gmm_components: int, stage2_epoch: int | None, heatmap_reduction: str = "sum"):
         if heatmap_loss not in ("l2", "ce"):
             raise ValueError(f"heatmap_loss must be 'l2' or 'ce', got {heatmap_loss!r}")
+        if heatmap_reduction not in ("sum", "mean"):
+            raise ValueError(f"heatmap_reduction must be 'sum' or 'mean', got {heatmap_reduction!r}")
+        self.heatmap_reduction = heatmap_reduction
         if offset_weighting not in ("codec", "binary"):
             raise ValueError(f"offset_weighting must be 'codec' or 'binary', got {offset_weighting!r}")
         self.codec = codec
@@ -89,6 +95,10 @@ class CALLoss:
             loss_heatmap = heatmap_l2_loss(heatmaps, targets.heatmaps, targets.keypoint_weights)
         else:
             loss_heatmap = heatmap_ce_loss(heatmaps, targets.heatmaps, targets.keypoint_weights)
+        if self.heatmap_reduction == "sum":
+            # Eqs. 3, 8, 14, 15 sum the heatmap term over the pixels of each map; the pixel mean above is
+            # h * w times weaker and lets the offset term dominate the shared features (limbs collapse).
+            loss_heatmap = loss_heatmap * heatmaps.shape[-1] * heatmaps.shape[-2]
         logs = {"loss_heatmap": loss_heatmap.detach()}
         if targets.offsets is None or outputs.get("offsets") is None:
             return loss_heatmap, logs
@@ -146,6 +156,7 @@ def cal_task(
     crop_cache_height: float | None = None,
     val_datasets: list[dict] = (),
     val_person_height: float | None = None,
+    heatmap_reduction: str = "sum",
 ) -> Task:
     """Build the task (a factory named in the YAML config as ``lowres_hps.methods.cal:cal_task``).
 
@@ -177,7 +188,8 @@ def cal_task(
         # A fixed random subset (same for every run), so budget-limited ablations see the same data.
         keep = np.random.default_rng(0).permutation(len(train))[:train_subset]
         train = Subset(train, np.sort(keep).tolist())
-    loss = CALLoss(codec, heatmap_loss, offset_loss, offset_weighting, alpha, gmm_components, stage2_epoch)
+    loss = CALLoss(codec, heatmap_loss, offset_loss, offset_weighting, alpha, gmm_components, stage2_epoch,
+                   heatmap_reduction)
     val, evaluate = None, None
     if val_datasets:
         from torch.utils.data import Subset
