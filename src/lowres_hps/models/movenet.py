@@ -317,9 +317,11 @@ class MoveNetEstimator:
 
     convention = "coco17"
 
-    def __init__(self, model: MoveNet, input_size: int, scale_factor: float = 1.25, name: str = "movenet") -> None:
+    def __init__(self, model: MoveNet, input_size: int | tuple[int, int], scale_factor: float = 1.25,
+                 name: str = "movenet") -> None:
         self.model = model.eval()
-        self.input_size: tuple[int, int] = (int(input_size), int(input_size))
+        size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+        self.input_size: tuple[int, int] = (int(size[0]), int(size[1]))
         self.scale_factor = float(scale_factor)
         self.name = name
 
