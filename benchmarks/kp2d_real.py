@@ -2,6 +2,10 @@
 
     python benchmarks/kp2d_real.py --models cal_r18_64x48 runs/kp2d/lrmove_mnv2_64x48 movenet_lightning movenet_thunder \
         [--heights 128 96 64 48 32 24 16] [--tag NAME]
+    python benchmarks/kp2d_real.py --models blazepose_full [blazepose_lite blazepose_heavy] --threads 1 --tag peers_blazepose
+
+BlazePose (mediapipe, 256 x 256 crops) runs in its own environment (``make mediapipe-env``); its rows also
+give the fraction of people its own person detector found in the crops (``detected``) and its ms per crop.
 
 Ground-truth boxes; every person is cropped by the low-resolution protocol, degraded so its box is R px
 tall (people already smaller stay as they are), then resized to each model's own input (MoveNet: 192 or
@@ -29,6 +33,10 @@ SETS = {"coco_holdout": ROOT / "data/real/coco_holdout.json", "lspet_test": ROOT
 
 
 def load(name: str):
+    if name.startswith("blazepose_"):
+        from lowres_hps.models.blazepose import BlazePoseEstimator
+
+        return BlazePoseEstimator(name.removeprefix("blazepose_"), threads=torch.get_num_threads())
     if name.startswith("movenet_"):
         from lowres_hps.models.movenet import MoveNetEstimator
 
@@ -48,15 +56,21 @@ def evaluate(estimator, heights: list[int | None]) -> dict:
     from lowres_hps.evaluation.pose2d import coco_ap_with_gt_boxes, pck_with_gt_boxes
 
     rows = {}
+    stats = getattr(estimator, "stats", None)  # BlazePose: people its detector found, worker time
     for set_name, ann in SETS.items():
         reader = CocoKeypointsReader(ann, image_root="/")
         for height in heights:
             start = time.time()
+            before = dict(stats) if stats is not None else None
             ap = coco_ap_with_gt_boxes(estimator, ann, image_root="/", person_height=height)
             pck = pck_with_gt_boxes(estimator, reader, person_height=height)
             key = f"{set_name}@{height or 'full'}"
             rows[key] = {"AP": round(ap["AP"], 4), "AP50": round(ap["AP50"], 4), "pck@0.2": round(pck["pck@0.2"], 4),
                          "num_people": ap["num_people"], "seconds": round(time.time() - start, 1)}
+            if stats is not None:
+                crops = max(stats["crops"] - before["crops"], 1)
+                rows[key].update(detected=round((stats["detected"] - before["detected"]) / crops, 3),
+                                 ms_per_crop=round((stats["worker_ms"] - before["worker_ms"]) / crops, 1))
             print(key, rows[key], flush=True)
     return rows
 
