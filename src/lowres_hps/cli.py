@@ -160,6 +160,12 @@ def _add_predict(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-frames", type=int, default=None, metavar="N", help="videos: stop after the first N frames")
 
 
+def _add_label(p: argparse.ArgumentParser) -> None:
+    from lowres_hps.commands.label import add_arguments
+
+    add_arguments(p)
+
+
 # name -> (help, function adding its arguments); the handler is lowres_hps.commands.<name>:main.
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "demo": ("render low-resolution samples of the body model through the protocol", _add_demo),
@@ -172,6 +178,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "models": ("list the installed named 2D and 3D models (model cards)", _add_models),
     "export": ("export a 2D or 3D model to ONNX with its preprocessing documented", _add_export),
     "predict": ("2D keypoints and 3D bodies of the people in images, folders and videos", _add_predict),
+    "label": ("COCO keypoint pseudo-labels of real people from high-resolution teachers (MoveNet)", _add_label),
 }
 
 

@@ -203,3 +203,56 @@ def test_protocol_edges_blur_as_r_drops():
                  for r in (None, 200, 176, 96, 52, 32)]
     assert sharpness[0] == sharpness[1]  # 200 px is below the source (400) but not below the input's 179.2
     assert sharpness[1] > sharpness[2] > sharpness[3] > sharpness[4] > sharpness[5]
+
+
+class _Recorder:
+    """A capture transform that records the shapes it sees and marks the image (+ 7, once per call)."""
+
+    def __init__(self):
+        self.shapes = []
+
+    def __call__(self, image):
+        self.shapes.append(tuple(image.shape))
+        return (image.int() + 7).clamp(0, 255).to(image.dtype)
+
+
+@pytest.mark.parametrize(("box_height", "person_height", "seen"), [
+    (400.0, 32, (3, 40, 40)),       # R below both: the R-sized image (500 px region x 32 / 400)
+    (400.0, 96, (3, 120, 120)),
+    (400.0, 176, (3, 220, 220)),    # just below the input's person height, 179.2 px
+    (400.0, 200, (3, 224, 224)),    # not below the input's person height: the output
+    (400.0, None, (3, 224, 224)),   # no R, a larger source: the output
+    (40.0, 20, (3, 25, 25)),        # R below a small source: the R-sized image (50 px region x 20 / 40)
+    (40.0, 96, (3, 50, 50)),        # R above a source smaller than the input: the source crop
+    (40.0, None, (3, 50, 50)),
+])
+def test_capture_transform_runs_once_at_the_smallest_image(box_height, person_height, seen):
+    image = np.full((600, 400, 3), 100, np.uint8)
+    box = np.array([149.5, 99.5, box_height / 4, box_height])
+    recorder = _Recorder()
+    marked = LowResProtocol()(image, box, person_height, capture_transform=recorder)
+    plain = LowResProtocol()(image, box, person_height)
+    assert recorder.shapes == [seen]
+    # Its output is what the network gets: inside the image the crop is 107 instead of 100.
+    assert marked.image.shape == (3, 224, 224)
+    assert (marked.image[:, 100:124, 100:124] == 107).all() and (plain.image[:, 100:124, 100:124] == 100).all()
+    torch.testing.assert_close(marked.affine, plain.affine)
+
+
+def test_capture_transform_in_the_native_setting():
+    image, box = _scene()
+    recorder = _Recorder()
+    result = LowResProtocol(input_size=(64, 48), setting="native")(image, box, capture_transform=recorder)
+    assert recorder.shapes == [(3, 64, 48)] and result.image.shape == (3, 64, 48)
+
+
+def test_degrade_capture_transform():
+    crop = _person_crop(torch.uint8)
+    recorder = _Recorder()
+    out = degrade(crop, 52, 200.0, (224, 224), capture_transform=recorder)
+    assert recorder.shapes == [(3, 65, 65)]  # 250 x 52 / 200
+    assert out.shape == (3, 224, 224) and out.dtype == torch.uint8
+    expected = resize_images((resize_to_person_height(crop, 52, 200.0).int() + 7).clamp(0, 255).to(torch.uint8),
+                             (224, 224))
+    assert torch.equal(out, expected)
+    assert torch.equal(degrade(crop, 52, 200.0, (224, 224), capture_transform=None), degrade(crop, 52, 200.0, (224, 224)))

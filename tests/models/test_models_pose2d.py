@@ -116,6 +116,15 @@ def test_pretrained_path_is_used_only_when_asked(tmp_path):
     build_pose_model(cfg, pretrained=False)  # e.g. before loading trained weights
 
 
+@pytest.mark.parametrize("backbone", ["movenet_lightning", "efficientnet_lite0"])
+def test_pretrained_false_needs_no_pretrained_files(backbone, tmp_path, monkeypatch):
+    """Loading trained weights must not need the start's files, even where the backbone starts from them by default."""
+    monkeypatch.setenv("LOWRES_HPS_PRETRAINED_DIR", str(tmp_path))  # empty
+    cfg = tiny_config(backbone=backbone, backbone_params={"pretrained": "imagenet"} if backbone != "movenet_lightning"
+                      else {})
+    build_pose_model(cfg, pretrained=False)
+
+
 def test_estimator_is_a_pose_estimator(device):
     model = sharpen(build_pose_model(tiny_config(flip_test=False))).to(device)
     estimator = TopDownEstimator(model)

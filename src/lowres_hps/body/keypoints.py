@@ -33,6 +33,7 @@ __all__ = [
     "ANNY104",
     "ANNY104_PARENTS",
     "CROWDPOSE14",
+    "BLAZEPOSE33",
     "CONVENTIONS",
     "get_convention",
     "get_mapping",
@@ -267,6 +268,22 @@ ANNY104 = KeypointConvention(
 )
 
 # SPIN's 24 "ground-truth" joints (constants.JOINT_NAMES[25:]): LSP-14 in LSP order, then
+# mediapipe's BlazePose GHUM landmarks, in its order (its ``mouth_left``/``mouth_right`` are named
+# ``left_mouth``/``right_mouth`` here so that the flip pairs find them). Skeleton: mediapipe's POSE_CONNECTIONS.
+_BLAZEPOSE33_NAMES = (
+    "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye", "right_eye_outer",
+    "left_ear", "right_ear", "left_mouth", "right_mouth", "left_shoulder", "right_shoulder", "left_elbow",
+    "right_elbow", "left_wrist", "right_wrist", "left_pinky", "right_pinky", "left_index", "right_index",
+    "left_thumb", "right_thumb", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+    "left_heel", "right_heel", "left_foot_index", "right_foot_index",
+)
+BLAZEPOSE33 = KeypointConvention("blazepose33", _BLAZEPOSE33_NAMES, (
+    (0, 1), (1, 2), (2, 3), (3, 7), (0, 4), (4, 5), (5, 6), (6, 8), (9, 10), (11, 12), (11, 13), (13, 15),
+    (15, 17), (15, 19), (15, 21), (17, 19), (12, 14), (14, 16), (16, 18), (16, 20), (16, 22), (18, 20),
+    (11, 23), (12, 24), (23, 24), (23, 25), (24, 26), (25, 27), (26, 28), (27, 29), (28, 30), (29, 31),
+    (30, 32), (27, 31), (28, 32),
+))
+
 # Pelvis (MPII), Thorax (MPII), Spine (H36M), Jaw (H36M), Head (H36M), Nose, eyes, ears.
 # SPIN fills "Neck (LSP)" of H36M data with H36M's thorax joint; "Jaw (H36M)" is H36M joint 9,
 # which the project's h36m17 calls ``neck_base``, so it gets that name here to map by name.
@@ -284,7 +301,8 @@ SPIN24 = KeypointConvention(
 
 CONVENTIONS: dict[str, KeypointConvention] = {
     c.name: c
-    for c in (COCO17, COCO_FOOT6, COCO23, LSP14, MPII16, CROWDPOSE14, H36M17, MPI_INF_3DHP17, SMPL24, SMPLX55, ANNY104, SPIN24)
+    for c in (COCO17, COCO_FOOT6, COCO23, LSP14, MPII16, CROWDPOSE14, H36M17, MPI_INF_3DHP17, SMPL24, SMPLX55, ANNY104,
+              SPIN24, BLAZEPOSE33)
 }
 
 

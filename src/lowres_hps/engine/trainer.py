@@ -342,6 +342,8 @@ class Trainer:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # needed by deterministic cuBLAS
 
         self.model = task.model.to(self.device)
+        if self.cfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         if self.dist.is_distributed:
             self.train_model: nn.Module = DistributedDataParallel(
                 self.model,

