@@ -51,3 +51,15 @@ def test_pose_model_with_the_movenet_head_builds_and_runs():
     assert out["heatmaps"].shape == (1, 17, 16, 16) and out["offsets"].shape == (1, 17, 2, 16, 16)
     with pytest.raises(ValueError, match="unknown head"):
         Pose2DConfig(head="transformer")
+
+
+def test_logits_for_cross_entropy():
+    source = _movenet()
+    head = MoveNetKeypointHead(24, 17, heatmap_activation="none").eval()
+    head.load_movenet_heads(source)
+    features = torch.randn(1, 24, 8, 6)
+    with torch.no_grad():
+        logits, _ = head(features)
+        torch.testing.assert_close(logits, source.heads["kpt_heatmap"](features))
+    with pytest.raises(ValueError, match="heatmap_activation"):
+        MoveNetKeypointHead(24, 17, heatmap_activation="softmax")

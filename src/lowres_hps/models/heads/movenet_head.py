@@ -17,7 +17,8 @@ __all__ = ["MoveNetKeypointHead"]
 class MoveNetKeypointHead(nn.Module):
     """MoveNet's ``kpt_heatmap`` (sigmoid) and ``kpt_offset`` heads on 24-channel FPN features.
 
-    ``forward(features (B, 24, h, w)) -> (heatmaps (B, K, h, w) in [0, 1], offsets (B, K, 2, h, w) or None)``.
+    ``forward(features (B, 24, h, w)) -> (heatmaps (B, K, h, w), offsets (B, K, 2, h, w) or None)``; heatmaps are
+    probabilities in [0, 1] (sigmoid), or logits with ``heatmap_activation="none"``.
     Offsets are ``(x, y)`` in units of ``offset_scale`` heatmap pixels (the codec's), converted from MoveNet's
     ``(y, x)`` in heatmap cells when the weights are loaded.
 
@@ -28,10 +29,13 @@ class MoveNetKeypointHead(nn.Module):
         offset_scale: heatmap pixels per offset unit of the codec.
         pretrained: ``"movenet"`` copies the heads of MoveNet ``variant``; ``None``/``"none"`` starts fresh.
         variant: ``"lightning"`` or ``"thunder"``.
+        heatmap_activation: ``"sigmoid"`` (probabilities, for L2 losses on Gaussian targets) or ``"none"``
+            (logits, for cross-entropy losses such as UDP's).
     """
 
     def __init__(self, in_channels: int = 24, num_keypoints: int = 17, with_offsets: bool = True,
-                 offset_scale: float = 1.0, pretrained: str | None = None, variant: str = "lightning") -> None:
+                 offset_scale: float = 1.0, pretrained: str | None = None, variant: str = "lightning",
+                 heatmap_activation: str = "sigmoid") -> None:
         super().__init__()
         if in_channels != 24:
             raise ValueError(f"MoveNet heads read 24-channel FPN features, got {in_channels} channels")
@@ -41,6 +45,9 @@ class MoveNetKeypointHead(nn.Module):
             raise ValueError(f"MoveNet's heads predict 17 COCO keypoints, not {num_keypoints}")
         if variant not in MOVENET_VARIANTS:
             raise ValueError(f"unknown MoveNet variant {variant!r}; known: {', '.join(MOVENET_VARIANTS)}")
+        if heatmap_activation not in ("sigmoid", "none"):
+            raise ValueError(f"heatmap_activation must be 'sigmoid' or 'none', got {heatmap_activation!r}")
+        self.heatmap_activation = heatmap_activation
         self.num_keypoints = num_keypoints
         self.with_offsets = with_offsets
         self.heatmap = MoveNetHead(num_keypoints)
@@ -65,7 +72,9 @@ class MoveNetKeypointHead(nn.Module):
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         if not torch.jit.is_tracing() and (features.ndim != 4 or features.shape[1] != 24):
             raise ValueError(f"features must be (B, 24, h, w), got {tuple(features.shape)}")
-        heatmaps = torch.sigmoid(self.heatmap(features))
+        heatmaps = self.heatmap(features)
+        if self.heatmap_activation == "sigmoid":
+            heatmaps = torch.sigmoid(heatmaps)
         if self.offset is None:
             return heatmaps, None
         return heatmaps, self.offset(features).unflatten(1, (self.num_keypoints, 2))
