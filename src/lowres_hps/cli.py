@@ -126,7 +126,18 @@ def _add_export(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", default="dynamic", help="'dynamic' or a fixed batch size")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset version")
     p.add_argument("--no-verify", dest="verify", action="store_false",
-                   help="skip the onnxruntime run that compares the outputs with PyTorch")
+                   help="skip the onnxruntime run that compares the outputs with PyTorch (int8: with float32)")
+    p.add_argument("--int8", action="store_true",
+                   help="2D models: static int8 quantization (ONNX Runtime, QDQ, per-channel weights), calibrated "
+                        "on --calibration; OnnxEstimator runs it like the float32 export")
+    p.add_argument("--calibration", default=None, metavar="ANN.json",
+                   help="--int8: COCO keypoints json of real people (not a test split); crops of them at the "
+                        "model's input size, half degraded to 16-96 px, set the int8 ranges")
+    p.add_argument("--calibration-images", default=None, metavar="DIR",
+                   help="image folder of --calibration (default: found like the dataset readers do)")
+    p.add_argument("--calibration-method", choices=["percentile", "minmax"], default="percentile",
+                   help="activation ranges: 99.999th percentile of each histogram, or min/max")
+    p.add_argument("--calibration-crops", type=int, default=256, help="number of calibration crops")
 
 
 def _add_predict(p: argparse.ArgumentParser) -> None:

@@ -1,6 +1,7 @@
 """ONNX export: checker, onnxruntime outputs equal to PyTorch, documented metadata, OnnxEstimator, CLI."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -238,3 +239,211 @@ def test_export_command_for_a_3d_checkpoint(tmp_path, capsys, anny_body):
     assert "wrote" in printed and "range_index" in printed and "anny body model runs after" in printed
     assert "max abs difference" in printed
     assert read_onnx_card(out) == card
+
+
+# ---------------------------------------------------------------------------------------------
+# int8 (static quantization calibrated on people of a COCO json)
+
+
+def smooth_image(seed: int, h: int = 120, w: int = 160) -> np.ndarray:
+    """(h, w, 3) uint8: smooth colour waves and soft blobs (a photo-like range of values, no noise)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    image = np.zeros((h, w, 3))
+    for c in range(3):
+        a, b, phase = rng.uniform(-1, 1, 3)
+        image[..., c] = 128 + 60 * np.sin(6 * (a * xx + b * yy) / max(h, w) + phase)
+    for _ in range(4):
+        cy, cx, sigma = rng.uniform(0.2, 0.8) * h, rng.uniform(0.2, 0.8) * w, rng.uniform(4, 12)
+        image += rng.uniform(-80, 80, 3) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma**2))[..., None]
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def people_json(tmp_path_factory):
+    """A COCO keypoints json of 6 people in 3 images under images/ next to it."""
+    import cv2
+
+    root = tmp_path_factory.mktemp("coco")
+    (root / "images").mkdir()
+    images, annotations = [], []
+    for i in range(3):
+        cv2.imwrite(str(root / "images" / f"{i}.png"), smooth_image(i)[..., ::-1])
+        images.append({"id": i + 1, "file_name": f"{i}.png", "height": 120, "width": 160})
+        for j in range(2):
+            x, y = 20 + 60 * j, 10 + 5 * i
+            keypoints = [v for k in range(17) for v in (x + 10 + k % 3 * 5, y + 10 + k * 5, 2)]
+            annotations.append({"id": len(annotations) + 1, "image_id": i + 1, "category_id": 1, "iscrowd": 0,
+                                "bbox": [x, y, 40, 95], "keypoints": keypoints, "num_keypoints": 17})
+    path = root / "people.json"
+    path.write_text(json.dumps({"images": images, "annotations": annotations,
+                                "categories": [{"id": 1, "name": "person", "keypoints": [str(k) for k in range(17)]}]}))
+    return path
+
+
+def tiny_movenet() -> TopDownEstimator:
+    cfg = Pose2DConfig(backbone="movenet_lightning", backbone_params={"pretrained": "none"}, head="movenet",
+                       head_params={"pretrained": "none"}, input_size=(64, 48), mean=(0.5,) * 3, std=(0.5,) * 3)
+    torch.manual_seed(0)
+    return TopDownEstimator(build_pose_model(cfg, pretrained=False).eval(),
+                            card=ModelCard.from_config("tiny_movenet", cfg, metrics={"ap": 0.5}))
+
+
+@pytest.fixture(scope="module")
+def int8_exports(tmp_path_factory, people_json):
+    """(estimator, float32 path, int8 path, calibration set) of the small MobileNetV3 and MoveNet models."""
+    from lowres_hps.apis.export import calibration_crops, export_onnx_int8
+
+    folder = tmp_path_factory.mktemp("int8")
+    exports = {}
+    for name, estimator in (("mobilenet", tiny_estimator()), ("movenet", tiny_movenet())):
+        calibration = calibration_crops(people_json, estimator.input_size, estimator.scale_factor, num_crops=24)
+        fp32 = export_onnx(estimator, folder / f"{name}.onnx")
+        method = "percentile" if name == "movenet" else "minmax"
+        int8 = export_onnx_int8(estimator, folder / f"{name}_int8.onnx", calibration, method=method)
+        exports[name] = (estimator, fp32, int8, calibration)
+    return exports
+
+
+def smooth_crops(n: int = 4) -> torch.Tensor:
+    import cv2
+
+    return torch.from_numpy(np.stack([cv2.resize(smooth_image(10 + k), (48, 64)).transpose(2, 0, 1)
+                                      for k in range(n)]))
+
+
+def test_calibration_crops_degrade_half_of_the_people(people_json, recwarn):
+    from lowres_hps.apis.export import calibration_crops
+
+    calibration = calibration_crops(people_json, (64, 48), 1.25, num_crops=16, seed=3)
+    assert calibration.crops.shape == (16, 3, 64, 48) and calibration.crops.dtype == np.uint8
+    source = calibration.source
+    assert source["file"].endswith("people.json") and len(source["sha256"]) == 16
+    assert (source["people"], source["crops"], source["degraded"], source["person_heights_px"]) == (6, 16, 8, [16, 96])
+    assert calibration.crops.std(axis=(1, 2, 3)).min() > 5  # people, not padding
+    again = calibration_crops(people_json, (64, 48), 1.25, num_crops=16, seed=3)
+    np.testing.assert_array_equal(again.crops, calibration.crops)
+    # Sharp crops of the same person repeat mirrored in the next round.
+    sharp = calibration_crops(people_json, (64, 48), 1.25, num_crops=12, low_res_fraction=0.0).crops
+    np.testing.assert_array_equal(sharp[6:], sharp[:6, :, :, ::-1])
+    # Degraded crops are smoother than sharp ones of the same people.
+    low = calibration_crops(people_json, (64, 48), 1.25, num_crops=6, low_res_fraction=1.0,
+                            person_heights=(16, 16)).crops
+    assert np.abs(np.diff(low.astype(float), axis=-1)).mean() < np.abs(np.diff(sharp[:6].astype(float), axis=-1)).mean()
+
+
+def test_calibration_crops_bad_input(tmp_path, people_json):
+    from lowres_hps.apis.export import calibration_crops
+
+    with pytest.raises(FileNotFoundError, match="missing.json"):
+        calibration_crops(tmp_path / "missing.json", (64, 48))
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({"images": [], "annotations": []}))
+    with pytest.raises(ValueError, match="empty.json: no person with labelled keypoints"):
+        calibration_crops(empty, (64, 48))
+    with pytest.raises(ValueError, match="none of its images could be read under"), pytest.warns(UserWarning):
+        calibration_crops(people_json, (64, 48), image_root=tmp_path)
+    with pytest.raises(ValueError, match="person_heights"):
+        calibration_crops(people_json, (64, 48), person_heights=(96, 16))
+
+
+def test_int8_export_is_quantized_and_keeps_the_interface(int8_exports):
+    for name, (_, fp32, int8, _) in int8_exports.items():
+        onnx.checker.check_model(str(int8))
+        model = onnx.load(str(int8))
+        ops = {node.op_type for node in model.graph.node}
+        assert {"QuantizeLinear", "DequantizeLinear"} <= ops, name
+        kernels = [t.data_type for t in model.graph.initializer if len(t.dims) == 4 and list(t.dims) != [1, 3, 1, 1]]
+        assert kernels.count(onnx.TensorProto.INT8) > 10, name
+        assert kernels.count(onnx.TensorProto.FLOAT) == 3, name  # the stem and the first block
+        sessions = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (fp32, int8)]
+        for inputs_or_outputs in ("get_inputs", "get_outputs"):
+            assert [(v.name, v.type, v.shape) for v in getattr(sessions[0], inputs_or_outputs)()] == \
+                [(v.name, v.type, v.shape) for v in getattr(sessions[1], inputs_or_outputs)()], name
+        # The input normalisation stays float: the pixels reach it as they are.
+        consumers = [node.op_type for node in model.graph.node if "images" in node.input]
+        assert "QuantizeLinear" not in consumers and consumers, name
+
+
+def test_int8_outputs_are_close_to_float32(int8_exports):
+    from lowres_hps.apis.export import compare_onnx
+
+    crops = smooth_crops()
+    for name, (_, fp32, int8, calibration) in int8_exports.items():
+        runner = OnnxEstimator(int8, num_threads=1)
+        assert runner.precision == "int8" and OnnxEstimator(fp32).precision == "float32"
+        keypoints, scores = runner(crops)
+        assert keypoints.shape == (4, 17, 2) and bool(((scores >= 0) & (scores <= 1)).all())
+        for images in (crops, calibration.crops):
+            diff = compare_onnx(fp32, int8, images, min_score=0.0, num_threads=1)
+            assert diff["heatmap_correlation"] > 0.95 and diff["score_diff"] < 0.05, (name, diff)
+    # The MobileNet model's maxima are sharp (see tiny_estimator): most keypoints stay where they were.
+    _, fp32, int8, _ = int8_exports["mobilenet"]
+    diff = compare_onnx(fp32, int8, crops, min_score=0.0)
+    assert diff["median_px"] <= 2.0 and diff["over_4px"] < 0.35, diff
+
+
+def test_int8_metadata_says_how_it_was_calibrated(int8_exports):
+    from lowres_hps.apis.export import read_onnx_metadata
+
+    estimator, fp32, int8, calibration = int8_exports["movenet"]
+    float_props, props = read_onnx_metadata(fp32), read_onnx_metadata(int8)
+    assert list(props) == [*float_props, "precision", "quantization"]
+    assert all(props[key] == value for key, value in float_props.items() if key != CARD_METADATA_KEY)
+    assert props["precision"] == "int8" and "precision" not in float_props
+    quantization = json.loads(props["quantization"])
+    assert quantization["calibration"] == {"method": "percentile", "percentile": 99.999, **calibration.source}
+    assert quantization["weights"].startswith("int8") and "per output channel" in quantization["weights"]
+    # The stem and first block stay float; the CAL heads (with offsets) are int8.
+    assert quantization["float32_nodes"][1:] == ["/model/backbone/features/stem/Conv",
+                                                 "/model/backbone/features/blocks.0/depthwise/Conv",
+                                                 "/model/backbone/features/blocks.0/project/Conv"]
+    card = read_onnx_card(int8)
+    assert card.extra["quantization"] == quantization
+    assert card == dataclasses.replace(estimator.card, extra={"quantization": quantization})
+    assert "int8" in onnx.load(str(int8)).doc_string
+
+
+def test_int8_options_and_errors(tmp_path, people_json, int8_exports):
+    from lowres_hps.apis.export import NEEDS_CALIBRATION, calibration_crops, export_onnx_int8, quantize_onnx
+
+    estimator = tiny_estimator(codec="msra", flip_test=False)
+    with pytest.raises(ValueError, match="needs calibration images"):
+        export_onnx_int8(estimator, tmp_path / "x.onnx", None)
+    assert "--calibration ANN.json" in NEEDS_CALIBRATION
+    calibration = calibration_crops(people_json, (64, 48), num_crops=5)
+    # A heatmap-only codec keeps its heads float; a fixed batch calibrates in whole batches. An activation of
+    # this untrained model is constant to float32 precision: no histogram for the percentile method.
+    with pytest.warns(UserWarning, match="calibrating by min/max"):
+        path = export_onnx_int8(estimator, tmp_path / "msra_b2.onnx", calibration, batch=2, method="percentile")
+    quantization = read_onnx_card(path).extra["quantization"]
+    assert quantization["float32_nodes"][-1] == "/model/head/conv/Conv"
+    assert quantization["calibration"]["method"] == "minmax"
+    assert quantization["calibration"]["requested"].startswith("percentile (Too many bins")
+    runner = OnnxEstimator(path)
+    assert runner.fixed_batch == 2 and runner.outputs(smooth_crops(3))[0].shape == (3, 17, 16, 12)
+    _, fp32, int8, _ = int8_exports["mobilenet"]
+    with pytest.raises(ValueError, match="already quantized"):
+        quantize_onnx(int8, tmp_path / "twice.onnx", calibration)
+    with pytest.raises(ValueError, match="unknown calibration method"):
+        quantize_onnx(fp32, tmp_path / "y.onnx", calibration, method="entropy")
+    with pytest.raises(ValueError, match=r"\(N, 3, 64, 48\) uint8"):
+        quantize_onnx(fp32, tmp_path / "y.onnx", dataclasses.replace(calibration, crops=calibration.crops[..., :40]))
+    model, card = tiny_body3d()
+    with pytest.raises(ValueError, match="for 2D keypoint models"):
+        export_onnx_int8(model, tmp_path / "z.onnx", calibration, card=card)
+
+
+def test_export_command_int8(tmp_path, capsys, people_json):
+    estimator = tiny_estimator()
+    checkpoint = save_checkpoint(estimator, estimator.card, tmp_path / "tiny.safetensors")
+    out = tmp_path / "tiny_int8.onnx"
+    assert cli_main(["export", "--model", str(checkpoint), "--out", str(out), "--int8"]) == 2
+    assert "needs calibration images" in capsys.readouterr().err and not out.exists()
+    assert cli_main(["export", "--model", str(checkpoint), "--out", str(out), "--calibration", str(people_json)]) == 2
+    assert "--calibration is for --int8" in capsys.readouterr().err
+    assert cli_main(["export", "--model", str(checkpoint), "--out", str(out), "--int8", "--calibration",
+                     str(people_json), "--calibration-crops", "12", "--calibration-method", "minmax"]) == 0
+    printed = capsys.readouterr().out
+    assert "calibration: 12 crops of 6 people" in printed and "int8 vs float32" in printed
+    assert OnnxEstimator(out).precision == "int8"

@@ -14,9 +14,13 @@ is not a dependency.
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,12 +36,26 @@ __all__ = [
     "read_onnx_card",
     "OnnxEstimator",
     "OnnxBody3DNet",
+    "CALIBRATION_METHODS",
+    "CalibrationSet",
+    "calibration_crops",
+    "quantize_onnx",
+    "export_onnx_int8",
+    "read_onnx_metadata",
+    "compare_onnx",
 ]
 
 DEFAULT_OPSET = 17
 INPUT_NAME = "images"
 RANGE_INPUT_NAME = "range_index"
 BODY3D_OUTPUT_NAMES = ("pose_vector", "camera", "features")
+CALIBRATION_METHODS = ("minmax", "percentile")
+"""Activation range estimators of :func:`quantize_onnx`: ONNX Runtime's MinMax and Percentile calibrators."""
+PRECISION_KEY = "precision"
+QUANTIZATION_KEY = "quantization"
+NEEDS_CALIBRATION = ("int8 quantization needs calibration images: pass a COCO keypoints json of real people "
+                     "(`--calibration ANN.json`; its images are found like the dataset readers find them), whose "
+                     "crops set the int8 activation ranges")
 
 
 def _default_card(network, path: Path) -> ModelCard:
@@ -134,15 +152,20 @@ def verify_onnx(model, path: str | os.PathLike, batch: int | str = "dynamic", se
     return max(float(np.abs(g - e.cpu().numpy()).max()) for g, e in zip(got, expected))
 
 
-def read_onnx_card(path: str | os.PathLike) -> ModelCard:
-    """The model card stored in an exported model's ``metadata_props``."""
+def read_onnx_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The ``metadata_props`` of an ONNX file (an int8 export has ``precision`` and ``quantization``)."""
     import onnx
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"ONNX model not found: {path}")
     proto = onnx.load(str(path), load_external_data=False)
-    props = {p.key: p.value for p in proto.metadata_props}
+    return {p.key: p.value for p in proto.metadata_props}
+
+
+def read_onnx_card(path: str | os.PathLike) -> ModelCard:
+    """The model card stored in an exported model's ``metadata_props``."""
+    props = read_onnx_metadata(path)
     if CARD_METADATA_KEY not in props:
         raise ValueError(f"{path} has no lowres-hps model card in its metadata_props; export it with "
                          f"`lowres-hps export`")
@@ -188,6 +211,7 @@ class OnnxEstimator:
         from lowres_hps.models.pose2d import build_codec
 
         self.card = read_onnx_card(path)
+        self.precision: str = read_onnx_metadata(path).get(PRECISION_KEY, "float32")
         self.config = self.card.model_config("kp2d")
         self.codec = build_codec(self.config)
         self.flip_test = self.config.flip_test if flip_test is None else bool(flip_test)
@@ -235,7 +259,8 @@ class OnnxEstimator:
         return keypoints.to(crops.device), scores.clamp(0.0, 1.0).to(crops.device)
 
     def __repr__(self) -> str:
-        return f"OnnxEstimator({self.card.name!r}, input_size={self.input_size}, flip_test={self.flip_test})"
+        return (f"OnnxEstimator({self.card.name!r}, {self.precision}, input_size={self.input_size}, "
+                f"flip_test={self.flip_test})")
 
 
 class OnnxBody3DNet:
@@ -294,3 +319,335 @@ class OnnxBody3DNet:
 
     def __repr__(self) -> str:
         return f"OnnxBody3DNet({self.card.name!r}, canvas={self.config.canvas}, fixed_batch={self.fixed_batch})"
+
+
+# ---------------------------------------------------------------------------------------------
+# int8: static quantization by ONNX Runtime (QDQ), calibrated on real people through the protocol
+
+@dataclass(frozen=True)
+class CalibrationSet:
+    """Network inputs that set the int8 activation ranges, and where they came from.
+
+    Attributes:
+        crops: (N, 3, h, w) uint8 RGB crops, made like the predictor makes them.
+        source: JSON-safe description for the int8 file's metadata (file, its sha256, people, degradation, seed).
+    """
+
+    crops: np.ndarray
+    source: dict[str, Any]
+
+
+def calibration_crops(
+    ann_file: str | os.PathLike,
+    input_size: tuple[int, int],
+    scale_factor: float = 1.25,
+    num_crops: int = 256,
+    low_res_fraction: float = 0.5,
+    person_heights: tuple[float, float] = (16.0, 96.0),
+    image_root: str | os.PathLike | None = None,
+    seed: int = 0,
+) -> CalibrationSet:
+    """Calibration crops of the people of a COCO keypoints json (those with labelled keypoints), made by
+    :class:`~lowres_hps.imaging.protocol.LowResProtocol` (upsample setting, as :class:`~lowres_hps.apis.predictor.
+    Predictor` crops) at ``input_size``; ``low_res_fraction`` of them degraded to person heights drawn uniformly
+    in ``person_heights`` px, so that the ranges cover low-resolution inputs as well as sharp ones.
+
+    People are drawn without replacement; when there are fewer than ``num_crops``, they come round again,
+    mirrored every other round (the flip test feeds mirrored crops too) and degraded to new heights.
+    Unreadable images are skipped with a warning.
+
+    Args:
+        ann_file: COCO keypoints json; images under ``image_root`` (default: found like
+            :class:`~lowres_hps.data.coco.CocoKeypointsReader` finds them).
+        input_size: network input ``(h, w)``.
+        scale_factor: the model's crop margin.
+        num_crops: crops to make.
+        low_res_fraction: fraction of them degraded.
+        person_heights: ``(low, high)`` person heights of the degraded crops, px.
+        seed: seed of the draws.
+    """
+    import hashlib
+    import re
+
+    from lowres_hps.apis.inputs import load_image
+    from lowres_hps.apis.predictor import bounded_crop
+    from lowres_hps.data.coco import CocoPeople
+    from lowres_hps.data.errors import load_json
+    from lowres_hps.data.reader import default_image_root
+    from lowres_hps.imaging.protocol import LowResProtocol
+
+    ann_file = Path(ann_file)
+    if num_crops < 1 or not 0.0 <= low_res_fraction <= 1.0:
+        raise ValueError(f"num_crops must be >= 1 and low_res_fraction in [0, 1], got {num_crops}, {low_res_fraction}")
+    low, high = (float(v) for v in person_heights)
+    if not 0 < low <= high:
+        raise ValueError(f"person_heights must be 0 < low <= high, got {person_heights}")
+    people = CocoPeople(load_json(ann_file), ann_file, min_keypoints=1).people
+    if not people:
+        raise ValueError(f"{ann_file}: no person with labelled keypoints to calibrate with")
+    if image_root is None:
+        image_root = default_image_root(ann_file, re.sub(r"^person_keypoints_", "", ann_file.stem))
+    image_root = Path(image_root)
+
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(people))
+    num_low = round(num_crops * low_res_fraction)
+    degraded = rng.permutation(num_crops) < num_low
+    heights = rng.uniform(low, high, num_crops)
+    protocol = LowResProtocol(tuple(input_size), float(scale_factor), "upsample")
+    crops: dict[int, np.ndarray] = {}
+    unreadable: dict[str, str] = {}
+    image, image_path = None, None
+    # Each image is read once: the draws are made in image order, then put back in their drawn order.
+    draws = sorted(range(num_crops), key=lambda i: (people[order[i % len(people)]].image["file_name"], i))
+    for i in draws:
+        person = people[order[i % len(people)]]
+        path = image_root / person.image["file_name"]
+        if path != image_path:
+            image_path = path
+            try:
+                image = load_image(path)[0]
+            except ValueError as exc:  # InputError: missing, unreadable, too small
+                image = None
+                unreadable[str(path)] = str(exc)
+                warnings.warn(f"calibration: skipping {path}: {exc}", stacklevel=2)
+        if image is None:
+            continue
+        crop = bounded_crop(protocol, image, person.bbox, float(heights[i]) if degraded[i] else None).image.numpy()
+        crops[i] = crop[..., ::-1] if (i // len(people)) % 2 else crop
+    if not crops:
+        raise ValueError(f"{ann_file}: none of its images could be read under {image_root} "
+                         f"(e.g. {next(iter(unreadable.values()))}); pass the image folder")
+    kept = sorted(crops)
+    source = {
+        "file": "/".join(ann_file.resolve().parts[-2:]),
+        "sha256": hashlib.sha256(ann_file.read_bytes()).hexdigest()[:16],
+        "people": len({order[i % len(people)] for i in kept}),
+        "crops": len(kept),
+        "degraded": int(degraded[kept].sum()),
+        "person_heights_px": [low, high],
+        "protocol": f"LowResProtocol({tuple(input_size)}, scale_factor={float(scale_factor):g}, setting='upsample')",
+        "seed": seed,
+    }
+    if unreadable:
+        source["unreadable_images"] = len(unreadable)
+    return CalibrationSet(np.ascontiguousarray(np.stack([crops[i] for i in kept])), source)
+
+
+def _output_heads(graph) -> list[str]:
+    """Names of the nodes from each graph output back to (and including) the convolution that computes it
+    (e.g. heatmap Conv -> Sigmoid; offset Conv -> Reshape), following each node's first input."""
+    producer = {out: node for node in graph.node for out in node.output}
+    names: list[str] = []
+    for output in graph.output:
+        node = producer.get(output.name)
+        while node is not None and node.name not in names:
+            names.append(node.name)
+            if node.op_type in ("Conv", "ConvTranspose", "Gemm", "MatMul"):
+                break
+            node = producer.get(node.input[0]) if node.input else None
+    return names
+
+
+class _CropFeed:
+    """ONNX Runtime calibration data reader: the crops as float32 0..255 batches of ``batch`` crops.
+
+    The last batch is filled with the first crops again: a fixed-batch graph takes whole batches only, and the
+    percentile calibrator stacks the outputs of all batches into one array."""
+
+    def __init__(self, crops: np.ndarray, batch: int) -> None:
+        if len(crops) % batch:
+            crops = np.concatenate([crops, np.resize(crops, (batch - len(crops) % batch, *crops.shape[1:]))])
+        self.batches = iter([crops[i:i + batch].astype(np.float32) for i in range(0, len(crops), batch)])
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        images = next(self.batches, None)
+        return None if images is None else {INPUT_NAME: images}
+
+
+def quantize_onnx(
+    fp32_path: str | os.PathLike,
+    path: str | os.PathLike,
+    calibration: CalibrationSet,
+    method: str = "percentile",
+    percentile: float = 99.999,
+    float_first_convs: int = 3,
+    float_heads: bool | None = None,
+) -> Path:
+    """Static int8 quantization of a 2D export (:func:`export_onnx`) by ONNX Runtime: QDQ format, weights int8
+    per output channel (symmetric), activations uint8 per tensor with ranges calibrated on ``calibration``.
+
+    The graph keeps its interface (``images`` float32 0..255, the same outputs), so :class:`OnnxEstimator`
+    runs it unchanged. Its ``metadata_props`` are those of the float32 file plus ``precision`` and
+    ``quantization`` (method, calibration crops and their source, nodes kept in float); the model card
+    says the same in ``extra["quantization"]``.
+
+    What stays float32 (measured on ``lrmove_l_128x96``, a MobileNetV2-FPN MoveNet student, against its
+    float32 export on LSP-extended validation crops, sharp and at R = 24-64 px): the input normalisation
+    (ONNX Runtime has no int8 Sub/Div; the first QuantizeLinear then sees the normalised pixels, 256 levels
+    like the pixels themselves), and the first ``float_first_convs`` convolutions: in int8, the stem and
+    first block moved the most keypoints (of those scored >= 0.3, 1.6% moved over 4 input px; 0.4% with
+    them float), and keeping them float cost 0-10% of the speed (within the noise of a loaded machine). The output heads (the last convolutions
+    and the sigmoid) are int8 unless ``float_heads``: int8 heatmaps have plateaus (about 60 values; 13% of
+    confident maxima tied) that the offsets of an offset codec correct (keypoints moved no more), and float
+    heads cost about 8% of the speed; None keeps them float for codecs without offsets, whose decoding
+    refines on the heatmap's shape.
+
+    Args:
+        fp32_path: a 2D (``kp2d``) export of :func:`export_onnx`.
+        path: the int8 ``.onnx`` to write.
+        calibration: crops (:func:`calibration_crops`).
+        method: ``"minmax"`` or ``"percentile"`` (:data:`CALIBRATION_METHODS`).
+        percentile: the percentile method's coverage of each activation's histogram, %.
+        float_first_convs: leading convolutions kept float32.
+        float_heads: keep the output heads float32 (None: when the codec has no offsets).
+
+    Returns:
+        The path written.
+    """
+    import tempfile
+
+    import onnx
+    import onnxruntime
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from lowres_hps.core.io import atomic_write
+
+    fp32_path, path = Path(fp32_path), Path(path)
+    if method not in CALIBRATION_METHODS:
+        raise ValueError(f"unknown calibration method {method!r}; choose from {', '.join(CALIBRATION_METHODS)}")
+    if not 0 < percentile <= 100:
+        raise ValueError(f"percentile must be in (0, 100], got {percentile}")
+    card = read_onnx_card(fp32_path)
+    if card.task != "kp2d":
+        raise ValueError(f"{fp32_path}: int8 export is for 2D keypoint models (kp2d), not {card.task}")
+    if QUANTIZATION_KEY in read_onnx_metadata(fp32_path):
+        raise ValueError(f"{fp32_path} is already quantized; quantize the float32 export")
+    h, w = card.input_size
+    if calibration.crops.ndim != 4 or calibration.crops.shape[1:] != (3, h, w) or calibration.crops.dtype != np.uint8:
+        raise ValueError(f"calibration crops must be (N, 3, {h}, {w}) uint8 (the model's input), got "
+                         f"{calibration.crops.shape} {calibration.crops.dtype}")
+    if float_heads is None:
+        from lowres_hps.models.pose2d import build_codec
+
+        float_heads = not build_codec(card.model_config("kp2d")).has_offsets
+    source = onnx.load(str(fp32_path))
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        # Constant folding and shape inference first (ONNX Runtime's advice); its symbolic shape inference
+        # cannot follow the TorchScript exporter's shape arithmetic, and is not needed for CNNs.
+        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+        graph = onnx.load(str(prepared)).graph
+        convs = [node.name for node in graph.node if node.op_type == "Conv"]
+        keep_float = convs[:max(0, float_first_convs)] + (_output_heads(graph) if float_heads else [])
+        batch_dim = graph.input[0].type.tensor_type.shape.dim[0]
+        batch = batch_dim.dim_value if batch_dim.HasField("dim_value") else min(16, len(calibration.crops))
+        quantized = Path(tmp) / "int8.onnx"
+
+        def quantize(how: str) -> None:
+            quantize_static(
+                str(prepared), str(quantized), _CropFeed(calibration.crops, batch),
+                quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=False,  # VNNI / ARM: no 7-bit weights
+                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=keep_float,
+                calibrate_method=CalibrationMethod.MinMax if how == "minmax" else CalibrationMethod.Percentile,
+                extra_options={"CalibPercentile": float(percentile)} if how == "percentile" else {},
+            )
+
+        calibrated = {"method": method, **({"percentile": percentile} if method == "percentile" else {})}
+        try:
+            quantize(method)
+        except ValueError as exc:
+            # The percentile calibrator's histograms (numpy, 2048 bins) fail on an activation that is constant
+            # to float32 precision; min/max ranges are exact there.
+            if method != "percentile" or "bins" not in str(exc):
+                raise
+            warnings.warn(f"{fp32_path}: percentile calibration failed ({exc}); calibrating by min/max", stacklevel=2)
+            calibrated = {"method": "minmax", "requested": f"percentile ({exc})"}
+            quantize("minmax")
+        proto = onnx.load(str(quantized))
+    quantization = {
+        "format": "QDQ (QuantizeLinear/DequantizeLinear around int8 operators)",
+        "weights": "int8, symmetric, per output channel",
+        "activations": "uint8, asymmetric, per tensor",
+        "calibration": {**calibrated, **calibration.source},
+        "float32_nodes": ["input normalisation (Sub, Div)", *keep_float],
+        "onnxruntime": onnxruntime.__version__,
+        "metrics": "the model card's metrics are those of the float32 model",
+    }
+    card = dataclasses.replace(card, extra={**card.extra, "quantization": quantization})
+    metadata = {p.key: p.value for p in source.metadata_props}
+    metadata.update({CARD_METADATA_KEY: card.to_json(), PRECISION_KEY: "int8",
+                     QUANTIZATION_KEY: json.dumps(quantization)})
+    proto.producer_name = "lowres-hps"
+    proto.doc_string = (f"{source.doc_string}; int8 (ONNX Runtime static quantization, QDQ, calibrated by "
+                        f"{calibrated['method']} on {len(calibration.crops)} crops)")
+    del proto.metadata_props[:]
+    for key, value in metadata.items():
+        proto.metadata_props.add(key=key, value=value)
+    with atomic_write(path) as tmp_path:
+        onnx.checker.check_model(proto)
+        onnx.save(proto, str(tmp_path))
+    return path
+
+
+def export_onnx_int8(
+    model,
+    path: str | os.PathLike,
+    calibration: str | os.PathLike | CalibrationSet | None,
+    card: ModelCard | None = None,
+    batch: int | str = "dynamic",
+    opset: int = DEFAULT_OPSET,
+    method: str = "percentile",
+    num_crops: int = 256,
+    image_root: str | os.PathLike | None = None,
+    seed: int = 0,
+    **quantize_options,
+) -> Path:
+    """:func:`export_onnx`, then :func:`quantize_onnx` with crops of ``calibration``: a COCO keypoints json
+    (:func:`calibration_crops` at the model's input size, ``num_crops`` of them, half degraded to 16-96 px),
+    or a :class:`CalibrationSet`. Only the int8 file is written. ``quantize_options``: those of
+    :func:`quantize_onnx` (``percentile``, ``float_first_convs``, ``float_heads``).
+    """
+    import tempfile
+
+    if calibration is None:
+        raise ValueError(NEEDS_CALIBRATION)
+    if card is None:
+        card = getattr(model, "card", None) or _default_card(getattr(model, "model", model), Path(path))
+    if card.task != "kp2d":
+        raise ValueError(f"model {card.name!r}: int8 export is for 2D keypoint models (kp2d), not {card.task}")
+    if method not in CALIBRATION_METHODS:  # fail before the export and the crops
+        raise ValueError(f"unknown calibration method {method!r}; choose from {', '.join(CALIBRATION_METHODS)}")
+    if not isinstance(calibration, CalibrationSet):
+        calibration = calibration_crops(calibration, tuple(card.input_size), card.scale_factor, num_crops=num_crops,
+                                        image_root=image_root, seed=seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = export_onnx(model, Path(tmp) / "float32.onnx", card=card, batch=batch, opset=opset)
+        return quantize_onnx(fp32, path, calibration, method=method, **quantize_options)
+
+
+def compare_onnx(reference: str | os.PathLike, candidate: str | os.PathLike, crops: np.ndarray | torch.Tensor,
+                 min_score: float = 0.3, num_threads: int | None = None) -> dict[str, float]:
+    """How far the keypoints of one 2D export (e.g. int8) are from another's (its float32 export) on ``crops``
+    (N, 3, h, w) uint8, each with its flip test setting.
+
+    Returns:
+        ``median_px``, ``p90_px``, ``max_px`` (input pixels) and ``over_4px`` (fraction) over the keypoints the
+        reference scores at least ``min_score`` (``keypoints`` of them), ``score_diff`` (mean absolute score
+        difference, all keypoints) and ``heatmap_correlation`` (Pearson, all heatmap values).
+    """
+    crops = torch.as_tensor(crops)
+    runners = [OnnxEstimator(p, num_threads=num_threads) for p in (reference, candidate)]
+    (ref_heatmaps, ref_offsets), (heatmaps, offsets) = (r.outputs(crops) for r in runners)
+    ref_keypoints, ref_scores = runners[0].codec.decode(ref_heatmaps, ref_offsets)
+    keypoints, scores = runners[1].codec.decode(heatmaps, offsets)
+    distance = (keypoints - ref_keypoints).norm(dim=-1)[ref_scores >= min_score].double()
+    if distance.numel() == 0:
+        distance = torch.full((1,), float("nan"), dtype=torch.float64)
+    correlation = np.corrcoef(ref_heatmaps.numpy().ravel(), heatmaps.numpy().ravel())[0, 1]
+    return {"keypoints": int((ref_scores >= min_score).sum()), "median_px": float(distance.median()),
+            "p90_px": float(distance.quantile(0.9)), "max_px": float(distance.max()),
+            "over_4px": float((distance > 4).double().mean()),
+            "score_diff": float((scores.clamp(0, 1) - ref_scores.clamp(0, 1)).abs().mean()),
+            "heatmap_correlation": float(correlation)}

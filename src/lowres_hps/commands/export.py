@@ -1,15 +1,27 @@
 """``lowres-hps export``: a registered model or checkpoint of any kind -> ONNX (checked, then compared with
-PyTorch)."""
+PyTorch); 2D models also as int8 (static quantization calibrated on real people, compared with float32)."""
 from __future__ import annotations
 
 import argparse
+import tempfile
+from pathlib import Path
 from typing import Any
 
-from lowres_hps.apis.export import export_onnx, verify_onnx
+from lowres_hps.apis.export import (
+    NEEDS_CALIBRATION,
+    calibration_crops,
+    compare_onnx,
+    export_onnx,
+    quantize_onnx,
+    verify_onnx,
+)
 from lowres_hps.apis.registry import load_model
 from lowres_hps.models.kinds import get_kind
 
 __all__ = ["main"]
+
+# int8 exports whose heatmaps correlate less with the float32 ones than this are reported as failed.
+MIN_INT8_HEATMAP_CORRELATION = 0.95
 
 
 def main(args: argparse.Namespace) -> int:
@@ -21,10 +33,16 @@ def main(args: argparse.Namespace) -> int:
             batch = int(batch)
         except ValueError:
             raise ValueError(f"--batch must be 'dynamic' or an integer, got {args.batch!r}") from None
+    if args.int8 and args.calibration is None:
+        raise ValueError(NEEDS_CALIBRATION)
+    if args.calibration is not None and not args.int8:
+        raise ValueError("--calibration is for --int8 exports")
     estimator = load_model(args.model)
+    what = get_kind(estimator.card.task).export(estimator.model).summary
+    if args.int8:
+        return _export_int8(estimator, args, batch, what)
     out = export_onnx(estimator, args.out, batch=batch, opset=args.opset)
     size_mb = out.stat().st_size / 2**20
-    what = get_kind(estimator.card.task).export(estimator.model).summary
     print(f"wrote {out} ({size_mb:.1f} MiB, opset {args.opset}, batch {batch}, {what})")
     if args.verify:
         diff = verify_onnx(estimator, out, batch)
@@ -32,4 +50,31 @@ def main(args: argparse.Namespace) -> int:
         if not diff <= 1e-3:
             print("warning: outputs differ by more than 1e-3")
             return 1
+    return 0
+
+
+def _export_int8(estimator, args: argparse.Namespace, batch: Any, what: str) -> int:
+    if estimator.card.task != "kp2d":
+        raise ValueError(f"model {estimator.card.name!r}: --int8 is for 2D keypoint models (kp2d), "
+                         f"not {estimator.card.task}")
+    calibration = calibration_crops(args.calibration, tuple(estimator.input_size), estimator.scale_factor,
+                                    num_crops=args.calibration_crops, image_root=args.calibration_images)
+    src = calibration.source
+    print(f"calibration: {src['crops']} crops of {src['people']} people of {args.calibration} "
+          f"({src['degraded']} degraded to {src['person_heights_px'][0]:g}-{src['person_heights_px'][1]:g} px), "
+          f"{args.calibration_method}")
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = export_onnx(estimator, Path(tmp) / "float32.onnx", batch=batch, opset=args.opset)
+        out = quantize_onnx(fp32, args.out, calibration, method=args.calibration_method)
+        size_mb = out.stat().st_size / 2**20
+        print(f"wrote {out} ({size_mb:.1f} MiB, int8, opset {args.opset}, batch {batch}, {what})")
+        if not args.verify:
+            return 0
+        diff = compare_onnx(fp32, out, calibration.crops)
+    print(f"int8 vs float32 on the calibration crops: keypoints scored >= 0.3 moved median {diff['median_px']:.2f} "
+          f"px, 90th percentile {diff['p90_px']:.2f} px, over 4 px {100 * diff['over_4px']:.1f}%; "
+          f"heatmap correlation {diff['heatmap_correlation']:.4f}")
+    if not diff["heatmap_correlation"] >= MIN_INT8_HEATMAP_CORRELATION:
+        print(f"warning: int8 heatmaps correlate below {MIN_INT8_HEATMAP_CORRELATION} with the float32 ones")
+        return 1
     return 0
