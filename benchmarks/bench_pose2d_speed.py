@@ -4,10 +4,14 @@ Times the whole estimator call (uint8 crops -> keypoints and scores: normalisati
 without the flip test unless ``--flip-test``, at each batch size; median (and best) over repeats after warm-up.
 Prints one markdown row per model, runtime and batch size.
 
-A model is a checkpoint (``.safetensors``), a ``Pose2DConfig`` YAML file, or ``BACKBONE@HxW`` with optional
-``,key=value`` backbone parameters (untrained, e.g. ``mobilenet_v3_small@64x48,neck_channels=64``).
+A model is a checkpoint (``.safetensors``), a training run folder, a ``Pose2DConfig`` YAML file, or
+``BACKBONE@HxW`` with optional ``,key=value`` backbone parameters (untrained, e.g.
+``mobilenet_v3_small@64x48,neck_channels=64``). ``--onnx-int8 ANN.json`` adds rows of the int8 export
+(``lowres-hps export --int8``), calibrated on the people of that COCO keypoints json (not a test split).
 
     python benchmarks/bench_pose2d_speed.py [--models SPEC ...] [--threads 2] [--batch-sizes 1 32]
+    python benchmarks/bench_pose2d_speed.py --models runs/kp2d/lrmove_l_128x96 \
+        --onnx-int8 data/labels/coco_train/labels.json
 """
 from __future__ import annotations
 
@@ -41,6 +45,10 @@ def build_estimator(spec: str, flip_test: bool):
 
     if spec.endswith(".safetensors"):
         return Path(spec).stem, load_model(spec, flip_test=flip_test)
+    if (Path(spec) / "config.yaml").is_file():
+        from lowres_hps.apis.registry import load_run
+
+        return Path(spec).name, load_run(spec, flip_test=flip_test)
     if spec.endswith((".yaml", ".yml")):
         cfg = load_config(spec, Pose2DConfig)
         label = Path(spec).stem
@@ -76,12 +84,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=20, help="timed calls at batch 1 (fewer at larger batches)")
     parser.add_argument("--runtimes", nargs="+", choices=["torch", "onnxruntime"], default=["torch", "onnxruntime"])
     parser.add_argument("--flip-test", action="store_true", help="time with the flip test (two passes per crop)")
+    parser.add_argument("--onnx-int8", default=None, metavar="ANN.json",
+                        help="also time the int8 ONNX export, calibrated on the people of this COCO keypoints json")
     args = parser.parse_args(argv)
 
-    from lowres_hps.apis.export import OnnxEstimator, export_onnx
+    from lowres_hps.apis.export import OnnxEstimator, export_onnx, export_onnx_int8
 
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} threads, float32, flip test {args.flip_test}")
+    print(f"torch {torch.__version__}, {args.threads} threads, float32 (int8: onnxruntime-int8 rows), "
+          f"flip test {args.flip_test}")
     print("| model | input | params (M) | runtime | batch | median ms / batch | crops/s (median) | crops/s (best) |")
     print("|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
@@ -94,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
             if "onnxruntime" in args.runtimes:
                 path = export_onnx(estimator, Path(tmp) / "model.onnx")
                 runners["onnxruntime"] = OnnxEstimator(path, num_threads=args.threads, flip_test=args.flip_test)
+            if args.onnx_int8:
+                path = export_onnx_int8(estimator, Path(tmp) / "model_int8.onnx", args.onnx_int8)
+                runners["onnxruntime-int8"] = OnnxEstimator(path, num_threads=args.threads, flip_test=args.flip_test)
             h, w = estimator.input_size
             for runtime, runner in runners.items():
                 for batch_size in args.batch_sizes:

@@ -3,6 +3,9 @@
     python benchmarks/kp2d_real.py --models cal_r18_64x48 runs/kp2d/lrmove_mnv2_64x48 movenet_lightning movenet_thunder \
         [--heights 128 96 64 48 32 24 16] [--tag NAME]
     python benchmarks/kp2d_real.py --models blazepose_full [blazepose_lite blazepose_heavy] --threads 1 --tag peers_blazepose
+    python benchmarks/kp2d_real.py --models model.onnx model_int8.onnx --heights 64 32 --tag int8
+
+A ``.onnx`` model is an export of ``lowres-hps export`` (float32 or ``--int8``) run by ONNX Runtime.
 
 BlazePose (mediapipe, 256 x 256 crops) runs in its own environment (``make mediapipe-env``); its rows also
 give the fraction of people its own person detector found in the crops (``detected``) and its ms per crop.
@@ -42,6 +45,10 @@ def load(name: str):
 
         return MoveNetEstimator.from_variant(name.removeprefix("movenet_"))
     path = Path(name)
+    if path.suffix == ".onnx":  # an export of `lowres-hps export`, float32 or int8, run by ONNX Runtime
+        from lowres_hps.apis.export import OnnxEstimator
+
+        return OnnxEstimator(path, num_threads=torch.get_num_threads())
     if path.is_dir() and (path / "config.yaml").exists():
         from lowres_hps.apis.registry import load_run
 
