@@ -83,7 +83,7 @@ __all__ = [
     "main",
 ]
 
-DEFAULT_MODEL = "cal_r18_64x48"
+DEFAULT_MODEL = "lrmove_l_128"
 """Registry name of the model ``--model`` defaults to."""
 DEFAULT_MODEL_3D = "rsc_r18_c64"
 """Registry name of the 3D model ``--model3d`` defaults to, when it is installed."""

@@ -35,6 +35,10 @@ _REGISTERED: dict[str, str] = {
     "cal_r18_64x48": "cal_r18_64x48.safetensors",
     "cal_r18_128x96": "cal_r18_128x96.safetensors",
     "cal_mnv3s_64x48": "cal_mnv3s_64x48.safetensors",  # MobileNetV3-Small: the fast one
+    # Low-resolution students of MoveNet Lightning, fine-tuned with CAL's losses on real people degraded to
+    # 12-128 px (configs/kp2d/lrmove_l_*.yaml); lrmove_l_128 is the default of `predict`.
+    "lrmove_l_128": "lrmove_l_128.safetensors",
+    "lrmove_l_128x96": "lrmove_l_128x96.safetensors",
     # RSC-Net 3D body model (configs/hps3d/rsc_r18_c64.yaml).
     "rsc_r18_c64": "rsc_r18_c64.safetensors",
 }
