@@ -10,7 +10,7 @@ network sees while making each sample ~10-100x cheaper to load.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import cv2
 import numpy as np

@@ -17,13 +17,10 @@ config (see ``configs/kp2d/``):
 """
 from __future__ import annotations
 
-import math
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import ConcatDataset
 
 from lowres_hps.data import build_readers
 from lowres_hps.data.keypoint_dataset import AugmentConfig, TopDownKeypointDataset

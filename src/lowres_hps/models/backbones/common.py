@@ -30,6 +30,31 @@ class Backbone(nn.Module):
     stride: int
 
 
+class TrunkNeckBackbone(Backbone):
+    """A classification trunk followed by an :class:`UpsamplingNeck` (SimpleBaseline's layout)."""
+
+    def _set_trunk(self, trunk: nn.Module, trunk_channels: int, neck_channels: int | Sequence[int],
+                   trunk_stride: int, stride: int, upsample: str) -> None:
+        self.trunk = trunk
+        self.neck = UpsamplingNeck(trunk_channels, resolve_neck_channels(neck_channels, trunk_stride, stride), upsample)
+        self.out_channels = self.neck.out_channels
+        self.stride = stride
+        self.trunk_stride = trunk_stride
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.neck(self.trunk(images))
+
+
+def limit_trunk_stride(trunk: nn.Module, trunk_stride: int) -> None:
+    """Keep the first stride-2 convolutions of a five-times-halving trunk up to ``trunk_stride`` (32, 16 or 8);
+    the later ones run at stride 1 (the caller's convolutions must keep their size at stride 1)."""
+    strided = [m for m in trunk.modules() if isinstance(m, nn.Conv2d) and m.stride == (2, 2)]
+    if len(strided) != 5:
+        raise AssertionError(f"{type(trunk).__name__} should halve the resolution five times, found {len(strided)}")
+    for conv in strided[{32: 5, 16: 4, 8: 3}[trunk_stride]:]:
+        conv.stride = (1, 1)
+
+
 def resolve_trunk_stride(input_size: Sequence[int], stride: int, trunk_stride: int | None) -> int:
     """Stride at the end of the classification trunk, before upsampling back to ``stride``.
 

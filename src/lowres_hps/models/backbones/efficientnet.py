@@ -14,14 +14,12 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-import torch
 from torch import nn
 
 from lowres_hps.models.backbones.common import (
-    Backbone,
-    UpsamplingNeck,
+    TrunkNeckBackbone,
+    limit_trunk_stride,
     load_start,
-    resolve_neck_channels,
     resolve_trunk_stride,
 )
 from lowres_hps.models.pretrained.imagenet import load_efficientnet_lite0_imagenet
@@ -45,7 +43,7 @@ def build_efficientnet_lite(arch: str = "efficientnet_lite0") -> nn.Module:
     return timm.create_model(_LITES[arch], pretrained=False)
 
 
-class EfficientNetLiteBackbone(Backbone):
+class EfficientNetLiteBackbone(TrunkNeckBackbone):
     """EfficientNet-Lite stem and blocks (+ head conv) + upsampling neck -> features at ``stride``.
 
     Args:
@@ -78,20 +76,9 @@ class EfficientNetLiteBackbone(Backbone):
         trunk_stride = resolve_trunk_stride(input_size, stride, trunk_stride)
         net = build_efficientnet_lite(arch)
         load_start(net, pretrained, arch, _IMAGENET_LOADERS.get(arch))
-        strided = [m for m in net.modules() if isinstance(m, nn.Conv2d) and m.stride == (2, 2)]
-        assert len(strided) == 5, "EfficientNets halve the resolution five times"
-        num_kept = {32: 5, 16: 4, 8: 3}[trunk_stride]
-        for conv in strided[num_kept:]:
-            conv.stride = (1, 1)  # timm's Conv2dSame pads for its stride at each call
+        limit_trunk_stride(net, trunk_stride)  # timm's Conv2dSame pads for its stride at each call
         layers = [net.conv_stem, net.bn1, *net.blocks]
         if not drop_last_conv:
             layers += [net.conv_head, net.bn2]
-        self.trunk = nn.Sequential(*layers)
         trunk_channels = net.conv_head.out_channels if not drop_last_conv else net.conv_head.in_channels
-        self.neck = UpsamplingNeck(trunk_channels, resolve_neck_channels(neck_channels, trunk_stride, stride), upsample)
-        self.out_channels = self.neck.out_channels
-        self.stride = stride
-        self.trunk_stride = trunk_stride
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.neck(self.trunk(images))
+        self._set_trunk(nn.Sequential(*layers), trunk_channels, neck_channels, trunk_stride, stride, upsample)

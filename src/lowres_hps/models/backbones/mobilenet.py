@@ -14,15 +14,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 
-import torch
 import torchvision
 from torch import nn
 
 from lowres_hps.models.backbones.common import (
-    Backbone,
-    UpsamplingNeck,
+    TrunkNeckBackbone,
+    limit_trunk_stride,
     load_start,
-    resolve_neck_channels,
     resolve_trunk_stride,
 )
 from lowres_hps.models.pretrained.imagenet import load_mobilenet_v2_imagenet
@@ -36,7 +34,7 @@ _MOBILENETS = {
 }
 
 
-class MobileNetBackbone(Backbone):
+class MobileNetBackbone(TrunkNeckBackbone):
     """MobileNet ``features`` (``weights=None``) + upsampling neck -> features at ``stride``.
 
     Args:
@@ -74,22 +72,10 @@ class MobileNetBackbone(Backbone):
         net = _MOBILENETS[arch](weights=None, width_mult=width_mult)
         load_start(net, pretrained, arch, _imagenet_loader(arch, width_mult))
         features = net.features
-        strided = [m for m in features.modules() if isinstance(m, nn.Conv2d) and m.stride == (2, 2)]
-        assert len(strided) == 5, "torchvision MobileNets halve the resolution five times"
-        num_kept = {32: 5, 16: 4, 8: 3}[trunk_stride]
-        for conv in strided[num_kept:]:
-            conv.stride = (1, 1)  # kernel 3 or 5 with padding k // 2: same size at stride 1
+        limit_trunk_stride(features, trunk_stride)  # kernel 3 or 5 with padding k // 2: same size at stride 1
         if drop_last_conv:
             features = features[:-1]
-        self.trunk = features
-        trunk_channels = _out_channels(features)
-        self.neck = UpsamplingNeck(trunk_channels, resolve_neck_channels(neck_channels, trunk_stride, stride), upsample)
-        self.out_channels = self.neck.out_channels
-        self.stride = stride
-        self.trunk_stride = trunk_stride
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.neck(self.trunk(images))
+        self._set_trunk(features, _out_channels(features), neck_channels, trunk_stride, stride, upsample)
 
 
 def _imagenet_loader(arch: str, width_mult: float) -> Callable[[nn.Module], None] | None:

@@ -4,16 +4,13 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-import torch
 import torchvision
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from lowres_hps.models.backbones.common import (
-    Backbone,
-    UpsamplingNeck,
+    TrunkNeckBackbone,
     load_start,
-    resolve_neck_channels,
     resolve_trunk_stride,
 )
 
@@ -22,7 +19,7 @@ __all__ = ["ResNetBackbone"]
 _RESNETS = {18: torchvision.models.resnet18, 34: torchvision.models.resnet34, 50: torchvision.models.resnet50}
 
 
-class ResNetBackbone(Backbone):
+class ResNetBackbone(TrunkNeckBackbone):
     """ResNet-18/34/50 trunk (``weights=None``) + upsampling neck -> features at ``stride``.
 
     Args:
@@ -59,15 +56,9 @@ class ResNetBackbone(Backbone):
         for stage_index, stage in enumerate(stages[1:], start=1):
             if 4 * 2**stage_index > trunk_stride:
                 _remove_stage_stride(stage)
-        self.trunk = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, *stages)
         trunk_channels = stages[-1][-1].bn2.num_features if depth < 50 else stages[-1][-1].bn3.num_features
-        self.neck = UpsamplingNeck(trunk_channels, resolve_neck_channels(neck_channels, trunk_stride, stride), upsample)
-        self.out_channels = self.neck.out_channels
-        self.stride = stride
-        self.trunk_stride = trunk_stride
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.neck(self.trunk(images))
+        self._set_trunk(nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, *stages), trunk_channels,
+                        neck_channels, trunk_stride, stride, upsample)
 
 
 def _remove_stage_stride(stage: nn.Sequential) -> None:
