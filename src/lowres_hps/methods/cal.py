@@ -12,8 +12,8 @@ config (see ``configs/kp2d/``):
   Masks, Eq. 15 / Algorithm 1) with ``gmm_components`` components.
 * ``stage2_epoch``: epoch at which stage 2 starts; ``None`` trains one stage, 0 uses MGM throughout.
 * ``heatmap_reduction``: ``sum`` over each map's pixels, as the paper's equations (default), or ``mean``
-  (mmpose's ``KeypointMSELoss``; the models shipped before 2026-11-30 were trained so, and their limbs
-  collapsed onto the body axis: the offset term outweighed the heatmaps by about ``h * w``).
+  (mmpose's ``KeypointMSELoss``, with which the offset term outweighs the heatmaps by about ``h * w``; the
+  ``cal_*`` models shipped before 2026-11-30 were trained so).
 """
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ class CALLoss:
             loss_heatmap = heatmap_ce_loss(heatmaps, targets.heatmaps, targets.keypoint_weights)
         if self.heatmap_reduction == "sum":
             # Eqs. 3, 8, 14, 15 sum the heatmap term over the pixels of each map; the pixel mean above is
-            # h * w times weaker and lets the offset term dominate the shared features (limbs collapse).
+            # h * w times weaker than the offset term, which is a weighted mean per keypoint.
             loss_heatmap = loss_heatmap * heatmaps.shape[-1] * heatmaps.shape[-2]
         logs = {"loss_heatmap": loss_heatmap.detach()}
         if targets.offsets is None or outputs.get("offsets") is None:
