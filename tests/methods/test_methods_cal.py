@@ -88,3 +88,28 @@ def test_other_datasets_join_through_the_readers(shared_data, synth_dir):
     assert item["visible"].sum() >= 8
     with pytest.raises(ValueError, match="'format' and 'path'"):
         cal_task(TINY, synthlr=[str(synth_dir)], extra_datasets=[{"path": "x"}])
+
+
+def test_heatmap_term_sums_over_pixels_as_the_equations(synth_dir):
+    summed = cal_task(TINY, synthlr=[str(synth_dir)])
+    averaged = cal_task(TINY, synthlr=[str(synth_dir)], heatmap_reduction="mean")
+    averaged.model.load_state_dict(summed.model.state_dict())
+    batch = _batch(summed)
+    _, logs_sum = summed.loss(summed.model, batch)
+    _, logs_mean = averaged.loss(averaged.model, batch)
+    heatmap_pixels = 16 * 12  # 64 x 48 input at stride 4
+    torch.testing.assert_close(logs_sum["loss_heatmap"], logs_mean["loss_heatmap"] * heatmap_pixels)
+    torch.testing.assert_close(logs_sum["loss_offset"], logs_mean["loss_offset"])
+    with pytest.raises(ValueError, match="heatmap_reduction"):
+        cal_task(TINY, synthlr=[str(synth_dir)], heatmap_reduction="max")
+
+
+def test_upsample_setting_degrades_people_and_validates_on_any_dataset(synth_dir):
+    task = cal_task(TINY, synthlr=[str(synth_dir)], protocol_setting="upsample", crop_cache_height=64,
+                    augment={"person_heights": [12, 24], "person_height_probability": 1.0, "noise_probability": 1.0},
+                    val_datasets=[{"format": "synthlr", "path": str(synth_dir)}], val_person_height=16)
+    item = task.train_dataset[0]
+    assert item["image"].shape == (3, 64, 48) and task.val_dataset is not None
+    with torch.no_grad():
+        metrics = task.evaluate(task.model.eval(), [_batch(task, 2)])
+    assert set(metrics) == {"pck@0.1", "mean_error_px"}
