@@ -9,13 +9,12 @@ network sees while making each sample ~10-100x cheaper to load.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from lowres_hps.data.reader import PersonReader
+from lowres_hps.imaging.crop import warp_box
 from lowres_hps.data.sample import PersonSample
 
 __all__ = ["CroppedReader", "InMemorySample"]
@@ -64,31 +63,16 @@ class CroppedReader(PersonReader):
 def _cut(sample: PersonSample, image: np.ndarray, max_height: float, margin: float) -> InMemorySample:
     x, y, w, h = (float(v) for v in sample.bbox)
     side = margin * max(w, h)
-    x0, y0 = math.floor(x + w / 2 - side / 2), math.floor(y + h / 2 - side / 2)
-    size = math.ceil(side)
-    scale = min(1.0, max_height / max(h, 1e-6))
-    out = max(1, round(size * scale))
-    # Region [x0, x0 + size) -> [0, out): zeros outside the image, as the protocol pads.
-    affine = np.array([[scale, 0.0, -x0 * scale + 0.5 * scale - 0.5], [0.0, scale, -y0 * scale + 0.5 * scale - 0.5]])
-    if scale < 1.0:  # antialias: blur at the source scale before sampling
-        sigma = 0.5 / scale
-        left, top = max(0, x0 - 8), max(0, y0 - 8)
-        right, bottom = min(image.shape[1], x0 + size + 8), min(image.shape[0], y0 + size + 8)
-        region = image[top:bottom, left:right]
-        if region.size:
-            region = cv2.GaussianBlur(region, (0, 0), sigma)
-        affine[:, 2] += affine[:, :2] @ np.array([left, top], dtype=np.float64)
-        source = region if region.size else np.zeros((1, 1, 3), np.uint8)
-    else:
-        source = image
-    pixels = cv2.warpAffine(source, affine, (out, out), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                            borderValue=0)
-    full = np.array([[scale, 0.0, -x0 * scale + 0.5 * scale - 0.5], [0.0, scale, -y0 * scale + 0.5 * scale - 0.5]])
+    region = np.array([x + w / 2 - side / 2, y + h / 2 - side / 2, side, side])
+    out = max(1, round(side * min(1.0, max_height / max(h, 1e-6))))
+    # The protocol's own warp: zeros outside the image, area reduction when shrinking.
+    pixels, affine = warp_box(image, region, (out, out), border_value=0, antialias=True)
     keypoints = sample.keypoints2d.copy()
-    keypoints[:, :2] = keypoints[:, :2] @ full[:, :2].T + full[:, 2]
+    keypoints[:, :2] = keypoints[:, :2] @ affine[:, :2].T + affine[:, 2]
     keypoints[sample.keypoints2d[:, 2] <= 0, :2] = 0.0
     # Boxes span [x, x + w] in the same pixel-centre coordinates as the keypoints: the same map moves both.
-    corner = np.array([x, y]) @ full[:, :2].T + full[:, 2]
+    corner = np.array([x, y]) @ affine[:, :2].T + affine[:, 2]
+    scale = affine[0, 0]
     bbox = np.array([corner[0], corner[1], w * scale, h * scale], dtype=np.float32)
     fields = {f: getattr(sample, f) for f in sample.__dataclass_fields__}
     fields.update(bbox=bbox, keypoints2d=keypoints, mask=None, pixels=np.ascontiguousarray(pixels))
