@@ -49,7 +49,7 @@ class LabelConfig:
 def coco_keypoints_categories() -> list[dict]:
     """The COCO ``categories`` entry of a COCO-17 keypoints file (names and skeleton, 1-based)."""
     convention = get_convention("coco17")
-    skeleton = [[a + 1, b + 1] for a, b in convention.skeleton] if getattr(convention, "skeleton", None) else []
+    skeleton = [[a + 1, b + 1] for a, b in convention.skeleton]
     return [{"id": 1, "name": "person", "supercategory": "person", "keypoints": list(convention.names),
              "skeleton": skeleton}]
 

@@ -54,6 +54,8 @@ class AugmentConfig:
 
         Draws from the global numpy RNG (seeded per sample by the trainer).
         """
+        if not (self.blur_probability or self.noise_probability or self.jpeg_probability or self.grayscale_probability):
+            return None  # no draw at all: configs without camera effects keep their random streams
         blur = np.random.uniform(*self.blur_sigma) if np.random.rand() < self.blur_probability else 0.0
         noise = np.random.uniform(*self.noise_std) if np.random.rand() < self.noise_probability else 0.0
         quality = int(np.random.randint(self.jpeg_quality[0], self.jpeg_quality[1] + 1)) \

@@ -329,9 +329,8 @@ class MoveNetEstimator:
     def from_variant(cls, variant: str = "thunder", path: str | os.PathLike | None = None,
                      scale_factor: float = 1.25) -> MoveNetEstimator:
         """The published ``variant`` at its own input size (weights from the local TFJS files)."""
-        spec = MOVENET_VARIANTS[variant] if variant in MOVENET_VARIANTS else None
-        model = load_movenet(variant, path)
-        return cls(model, spec.input_size, scale_factor, name=f"movenet_{variant}")
+        model = load_movenet(variant, path)  # checks the variant
+        return cls(model, MOVENET_VARIANTS[variant].input_size, scale_factor, name=f"movenet_{variant}")
 
     @property
     def device(self) -> torch.device:
