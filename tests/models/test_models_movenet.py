@@ -68,6 +68,23 @@ def test_same_padding_is_asymmetric_at_the_bottom(size, stride, tap, expected_ro
     assert out.tolist() == [0.0 if r is None else float(r + 1) for r in expected_rows]
 
 
+@pytest.mark.parametrize(("height", "width"), [(8, 8), (7, 10)])
+def test_same_padding_exports_without_pad_nodes(tmp_path, height, width):
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(SamePadConv2d(3, 8, 3, 2), SamePadConv2d(8, 8, 3, 1, groups=8),
+                              SamePadConv2d(8, 8, 3, 2, groups=8, bias=False)).eval()
+    x = torch.randn(2, 3, height, width)
+    path = tmp_path / "same.onnx"
+    torch.onnx.export(net, (x,), str(path), dynamo=False, input_names=["x"], dynamic_axes={"x": {0: "batch"}})
+    ops = [node.op_type for node in onnx.load(str(path)).graph.node]
+    assert ops == ["Conv", "Conv", "Conv"]  # the padding is in the Conv's own pads, no separate Pad node
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x.numpy()})[0]
+    with torch.no_grad():
+        np.testing.assert_allclose(got, net(x).numpy(), atol=1e-5)
+
+
 # --- decoder ---------------------------------------------------------------------------------------------
 
 H = W = 8
