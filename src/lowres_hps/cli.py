@@ -145,8 +145,9 @@ def _add_predict(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder: predictions.json (COCO keypoint results, with 3D), "
                                                 "images.json, overlays/, <video>_overlay.mp4 and meshes/")
     p.add_argument("--model", default=None,
-                   help="registered model name or checkpoint path (default: the project's default 2D model); "
-                        "a 3D model serves for both 2D and 3D")
+                   help="registered model name or checkpoint path (default: the project's default 2D model), or "
+                        "a 2D .onnx file of `lowres-hps export` (ONNX Runtime; --int8 exports are the fastest on "
+                        "CPU); a 3D model serves for both 2D and 3D")
     p.add_argument("--model3d", default=None, metavar="NAME|PATH",
                    help="3D body model: adds keypoints_3d and body to predictions.json and meshes to the overlays "
                         "(default: the project's default 3D model when installed; 'none': 2D only)")

@@ -83,6 +83,27 @@ def test_onnx_estimator_matches_the_torch_estimator(exported):
     torch.testing.assert_close(scores, expected_scores, atol=1e-4, rtol=0)
 
 
+def test_load_model_runs_a_2d_onnx_export(exported, tmp_path):
+    from lowres_hps.apis.registry import load_model
+
+    estimator, path = exported
+    loaded = load_model(str(path), flip_test=False)  # what `predict --model model.onnx` gets
+    assert isinstance(loaded, OnnxEstimator) and isinstance(loaded, PoseEstimator)
+    assert not loaded.flip_test and loaded.input_size == estimator.input_size
+    images = crops(2)
+    estimator.flip_test = False
+    try:
+        expected, _ = estimator(images)
+    finally:
+        estimator.flip_test = True
+    got, _ = loaded(images)
+    torch.testing.assert_close(got, expected, atol=1e-3, rtol=0)
+    not_onnx = tmp_path / "broken.onnx"
+    not_onnx.write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="broken.onnx: not a lowres-hps ONNX export"):
+        load_model(not_onnx)
+
+
 def test_fixed_batch_and_heatmap_only(tmp_path):
     estimator = tiny_estimator(codec="msra", flip_test=False)
     path = export_onnx(estimator, tmp_path / "msra_b2.onnx", batch=2)
@@ -166,6 +187,14 @@ def test_body3d_onnxruntime_matches_pytorch(exported3d):
     image = crops3d(1).expand(2, -1, -1, -1).contiguous()
     pose, _, _ = session.run(None, {"images": image.numpy(), "range_index": np.array([0, 4])})
     assert np.abs(pose[0] - pose[1]).max() > 1e-3
+
+
+def test_load_model_refuses_a_3d_onnx_export_clearly(exported3d):
+    from lowres_hps.apis.registry import load_model
+
+    _, _, path = exported3d
+    with pytest.raises(ValueError, match="2D keypoint models only.*safetensors"):
+        load_model(path)
 
 
 def test_body3d_metadata_documents_the_preprocessing(exported3d):

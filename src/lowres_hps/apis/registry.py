@@ -246,9 +246,13 @@ def load_model(name_or_path: str | os.PathLike, device: str | None = None, flip_
     ``hps3d`` a :class:`~lowres_hps.models.body3d.Body3DEstimator` with its body model (on the same device).
     The estimator keeps the card (``.card``) and the network (``.model``).
 
+    An ``.onnx`` file written by ``lowres-hps export`` from a 2D model (float32 or ``--int8``) gives an
+    :class:`~lowres_hps.apis.export.OnnxEstimator` run by ONNX Runtime (the fast CPU path).
+
     Args:
-        name_or_path: a model name (see :func:`list_models`) or a ``.safetensors`` checkpoint path.
-        device: where to put the network (default CPU).
+        name_or_path: a model name (see :func:`list_models`), a ``.safetensors`` checkpoint path, or a 2D ``.onnx``
+            export.
+        device: where to put the network (default CPU; an ONNX model uses CUDA's execution provider on ``cuda``).
         flip_test: override the card's flip test setting (kinds that have one, e.g. kp2d).
     """
     import safetensors.torch
@@ -256,6 +260,8 @@ def load_model(name_or_path: str | os.PathLike, device: str | None = None, flip_
     from lowres_hps.models.kinds import get_kind
 
     path = resolve_model_path(name_or_path)
+    if path.suffix.lower() == ".onnx":
+        return _load_onnx_model(path, device, flip_test)
     card = read_card(path)
     cfg = card.model_config()
     kind = get_kind(card.task)
@@ -267,6 +273,22 @@ def load_model(name_or_path: str | os.PathLike, device: str | None = None, flip_
         raise ValueError(f"{path}: the weights do not fit the architecture of its model card: {exc}") from None
     options = {} if flip_test is None else {"flip_test": flip_test}
     return kind.estimator.from_network(model, card=card, device=device if device is not None else "cpu", **options)
+
+
+def _load_onnx_model(path: Path, device: str | None, flip_test: bool | None):
+    """:class:`~lowres_hps.apis.export.OnnxEstimator` of a 2D export; a clear error for anything else."""
+    from lowres_hps.apis.export import OnnxEstimator, read_onnx_card
+
+    try:
+        card = read_onnx_card(path)
+    except Exception as exc:  # not an ONNX file, or one without our card
+        raise ValueError(f"{path}: not a lowres-hps ONNX export ({exc})") from None
+    if card.task != "kp2d":
+        raise ValueError(f"{path}: ONNX exports run here for 2D keypoint models only, this one is {card.task!r}; "
+                         f"load its .safetensors checkpoint instead")
+    cuda = device is not None and str(device).startswith("cuda")
+    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda else None
+    return OnnxEstimator(path, flip_test=flip_test, providers=providers)
 
 
 def load_run(run_dir: str | os.PathLike, device: str | None = None, config_changes: dict[str, Any] | None = None,

@@ -90,7 +90,7 @@ def registered_names() -> list[str]:
 
 
 def _looks_like_path(text: str) -> bool:
-    return text.endswith(".safetensors") or "/" in text or os.sep in text or Path(text).exists()
+    return text.endswith((".safetensors", ".onnx")) or "/" in text or os.sep in text or Path(text).exists()
 
 
 def resolve_model_path(name_or_path: str | os.PathLike) -> Path:
