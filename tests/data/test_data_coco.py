@@ -297,3 +297,24 @@ def test_ochuman_rle_masks(shared_data):
         # Annotation 3 of this test file carries a copy of annotation 2's mask (IoU 0.94), partly outside its box.
         assert inside >= (0.75 if sample.ann_id == 3 else 0.99) * area
     assert reader[0].load_image().shape == (864, 900, 3) == reader[0].mask.shape + (3,)
+
+
+def test_teacher_world3d_becomes_weak_keypoints3d(tmp_path):
+    ann = _write_coco(tmp_path, [_person(7), _person(8)])
+    world = np.arange(33 * 3, dtype=np.float32).reshape(33, 3) / 100
+    landmarks = np.zeros((33, 3), np.float32)
+    landmarks[:, 2] = 0.9
+    landmarks[15, 2] = 0.2  # a hidden wrist: left out
+    (tmp_path / "blazepose.json").write_text(json.dumps({
+        "info": {"convention": "blazepose33"},
+        "annotations": {"7": {"detected": True, "world_landmarks": world.tolist(), "landmarks": landmarks.tolist()},
+                        "8": {"detected": False}}}))
+    reader = CocoKeypointsReader(ann, world3d=tmp_path / "blazepose.json")
+    first, second = reader[0], reader[1]
+    assert first.convention3d == "blazepose33" and first.extra["keypoints3d_weak"]
+    np.testing.assert_allclose(first.keypoints3d[:, :3], world)
+    assert first.keypoints3d[15, 3] == 0 and first.keypoints3d[0, 3] == 1
+    assert second.keypoints3d is None and "keypoints3d_weak" not in second.extra
+    (tmp_path / "bad.json").write_text(json.dumps({"annotations": {}}))
+    with pytest.raises(DatasetFileError, match="bad.json: not a teacher 3D keypoints file"):
+        CocoKeypointsReader(ann, world3d=tmp_path / "bad.json")

@@ -169,3 +169,23 @@ def test_2d_only_sources_have_no_3d_labels(synthlr):
     assert item["has_3d"] == 0 and item["has_params"] == 0
     assert item["visible3d"].sum() == 0 and item["pose_vector"].abs().sum() == 0
     assert item["visible2d"].sum() > 10
+
+
+def test_teacher_3d_is_weak_not_ground_truth(synthlr):
+    class Teacher3D:
+        """The SynthLR people with their 3D keypoints marked as a teacher's (like BlazePose on COCO)."""
+
+        convention = "coco17"
+
+        def __len__(self):
+            return len(synthlr)
+
+        def __getitem__(self, index):
+            sample = synthlr[index]
+            sample.body_params, sample.body_model = None, None
+            sample.extra["keypoints3d_weak"] = True
+            return sample
+
+    item = MultiResolutionDataset([Teacher3D()], canvas=CANVAS)[0]
+    assert item["has_3d"] == 0 and item["has_weak3d"] == 1 and item["visible3d"].sum() > 0
+    assert dataset(synthlr)[0]["has_weak3d"] == 0

@@ -223,3 +223,46 @@ def test_trunk_starts_from_a_2d_keypoint_checkpoint(tmp_path):
     torch.testing.assert_close(network.backbone.trunk.bn1.running_var, pose2d.backbone.trunk[1].running_var)
     with pytest.raises(ValueError, match="no ResNet trunk matching"):
         load_trunk_from_pose2d(build_body3d_model(Body3DConfig(backbone="resnet50", canvas=64), pretrained=False), path)
+
+
+def test_movenet_trunk_starts_from_a_2d_movenet_checkpoint(tmp_path):
+    import safetensors.torch
+
+    from lowres_hps.methods.rsc import load_trunk_from_pose2d
+    from lowres_hps.models.body3d import Body3DConfig, build_body3d_model
+    from lowres_hps.models.pose2d import Pose2DConfig, build_pose_model
+
+    cfg2d = Pose2DConfig(backbone="movenet_lightning", backbone_params={"pretrained": "none"}, head="movenet",
+                         input_size=(64, 64), codec="cal", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    pose2d = build_pose_model(cfg2d, pretrained=False)
+    path = tmp_path / "lrmove.safetensors"
+    safetensors.torch.save_model(pose2d, str(path))
+    network = build_body3d_model(Body3DConfig(backbone="movenet_lightning", canvas=64), pretrained=False)
+    assert network.config.mean == (0.5, 0.5, 0.5)  # MoveNet's normalisation by default
+    assert load_trunk_from_pose2d(network, path) == 126  # trunk + FPN (121) and the heatmap head (5)
+    torch.testing.assert_close(network.backbone.features.blocks[3].depthwise.weight,
+                               pose2d.backbone.features.blocks[3].depthwise.weight)
+    torch.testing.assert_close(network.backbone.heatmap.out.bias, pose2d.head.heatmap.out.bias)
+    resnet = tmp_path / "r18.safetensors"
+    safetensors.torch.save_model(build_pose_model(Pose2DConfig(backbone="resnet18", input_size=(64, 48)),
+                                                  pretrained=False), str(resnet))
+    with pytest.raises(ValueError, match="not a 2D MoveNet-lightning keypoint model"):
+        load_trunk_from_pose2d(network, resnet)
+
+
+def test_weak_3d_term_compares_bone_directions_of_teacher_people_only(anny_body, synth_batch):
+    model, loss_fn = make_loss(anny_body, range_schedule=None, feature_loss=None, self_supervision=None,
+                               lambda_weak3d=2.0)
+    model.eval()
+    # Person 0 keeps ground-truth 3D; person 1's 3D is a teacher's (weak): it leaves the 3D term.
+    batch = dict(synth_batch, has_3d=torch.tensor([1.0, 0.0]), has_weak3d=torch.tensor([0.0, 1.0]))
+    loss, logs = loss_fn(model, batch)
+    assert logs["loss_weak3d"].item() > 0
+    _, logs_first = loss_fn(model, {k: v[:1] for k, v in synth_batch.items()})
+    assert logs["loss_3d"].item() == pytest.approx(logs_first["loss_3d"].item(), rel=1e-4)
+    # Only directions count: the teacher's keypoints scaled and moved give the same weak term.
+    moved = dict(batch, keypoints3d=batch["keypoints3d"] * 0.5 + 0.3)
+    _, logs_moved = loss_fn(model, moved)
+    assert logs_moved["loss_weak3d"].item() == pytest.approx(logs["loss_weak3d"].item(), rel=1e-4)
+    assert loss.item() == pytest.approx((loss_fn(model, dict(batch, has_weak3d=torch.zeros(2)))[0]
+                                         + 2.0 * logs["loss_weak3d"]).item(), rel=1e-5)

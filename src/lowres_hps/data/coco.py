@@ -164,6 +164,14 @@ class CocoKeypointsReader(PersonReader):
             segmentation is malformed are then reported and skipped. ``has_mask`` says whether the file
             has segmentations at all.
         check_images: skip people whose image file is missing (a stat per person at construction).
+        world3d: a teacher's metric 3D keypoints per annotation, e.g. the ``blazepose.json`` that
+            ``scripts/blazepose_labels.py`` writes next to a ``lowres-hps label`` file: ``{"info": {"convention":
+            ...}, "annotations": {"<annotation id>": {"detected": bool, "world_landmarks": [[x, y, z], ...],
+            "landmarks": [[x, y, visibility], ...]}}}``. Samples of detected people get them as ``keypoints3d``
+            (root-relative metres, camera-aligned axes; confidence 1 where the landmark's visibility is at least
+            ``world3d_min_visibility``, else 0: the teacher's guesses for hidden joints are left out) with
+            ``extra["keypoints3d_weak"] = True``: a teacher's estimate with its own joint definitions, for weak
+            supervision, not ground truth.
 
     Annotations of categories without keypoints (e.g. non-person instances) are ignored.
     """
@@ -172,8 +180,11 @@ class CocoKeypointsReader(PersonReader):
 
     def __init__(self, ann_file: str | Path, image_root: str | Path | None = None, convention: str = "coco17",
                  min_keypoints: int = 1, include_crowd: bool = False, load_masks: bool = False,
-                 check_images: bool = False) -> None:
+                 check_images: bool = False, world3d: str | Path | None = None,
+                 world3d_min_visibility: float = 0.5) -> None:
         self.ann_file = Path(ann_file)
+        self._world3d, self._world3d_convention = ({}, None) if world3d is None else _read_world3d(
+            Path(world3d), world3d_min_visibility)
         # Keypoints are counted below from the keypoints the samples get (none without a keypoints field).
         coco = CocoPeople(load_json(self.ann_file), self.ann_file, include_crowd=include_crowd)
         if image_root is None:
@@ -239,11 +250,16 @@ class CocoKeypointsReader(PersonReader):
         if "height" in image and "width" in image:
             extra["image_size"] = (int(image["height"]), int(image["width"]))
         extra.update(self._extra(image))
+        keypoints3d = self._world3d.get(str(ann.get("id")))
+        if keypoints3d is not None:
+            extra["keypoints3d_weak"] = True
         return PersonSample(
             image_path=self.image_root / image["file_name"],
             bbox=bbox.copy(),
             keypoints2d=keypoints.copy(),
             convention=self.convention,
+            keypoints3d=None if keypoints3d is None else keypoints3d.copy(),
+            convention3d=None if keypoints3d is None else self._world3d_convention,
             mask=mask,
             image_id=ann["image_id"],
             ann_id=ann.get("id"),
@@ -253,6 +269,30 @@ class CocoKeypointsReader(PersonReader):
 
     def _extra(self, image: dict) -> dict:
         return {}
+
+
+def _read_world3d(path: Path, min_visibility: float) -> tuple[dict[str, np.ndarray], str]:
+    """``{annotation id: (K, 4) x, y, z, confidence 0/1}`` of the detected people of a teacher's 3D file, and its
+    keypoint convention; a clear error naming the file when it is unusable."""
+    from lowres_hps.body.keypoints import get_convention
+
+    data = load_json(path)
+    try:
+        convention = data["info"]["convention"]
+        size = len(get_convention(convention))
+        people = {}
+        for key, person in data["annotations"].items():
+            if not person.get("detected"):
+                continue
+            world = np.asarray(person["world_landmarks"], dtype=np.float32).reshape(size, 3)
+            visibility = np.asarray(person["landmarks"], dtype=np.float32).reshape(size, 3)[:, 2:]
+            if not np.isfinite(world).all():
+                continue
+            people[str(key)] = np.concatenate([world, (visibility >= min_visibility).astype(np.float32)], axis=1)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DatasetFileError(f"{path}: not a teacher 3D keypoints file (info.convention, annotations with "
+                               f"detected, world_landmarks and landmarks): {exc}") from None
+    return people, convention
 
 
 class CrowdPoseReader(CocoKeypointsReader):

@@ -67,7 +67,9 @@ class MultiResolutionDataset(Dataset):
     what inference would pick for that height, so a source person 100 px tall is range 2 at every
     position where it is not degraded further);
     ``keypoints2d`` (K, 2) canvas px, ``visible2d`` (K,); ``keypoints3d`` (K, 3) metres, ``visible3d`` (K,),
-    ``has_3d`` (); ``pose_vector`` (D,), ``has_params`` (); ``index``.
+    ``has_3d`` () ground-truth 3D, ``has_weak3d`` () a teacher's 3D instead (``extra["keypoints3d_weak"]`` of the
+    sample, e.g. BlazePose's world landmarks: own joint definitions, for weak losses only); ``pose_vector`` (D,),
+    ``has_params`` (); ``index``.
     """
 
     def __init__(self, readers: Sequence[PersonReader], canvas: int = 128, convention: str = "coco17",
@@ -153,6 +155,8 @@ class MultiResolutionDataset(Dataset):
         visible2d = torch.as_tensor(labelled, dtype=torch.float32) * inside.float()
         rotation = crop_rotation_3d(rotation_deg)
         keypoints3d, visible3d, has_3d = self._labels_3d(sample, rotation)
+        has_weak3d = has_3d if sample.extra.get("keypoints3d_weak") else 0.0
+        has_3d -= has_weak3d
         pose_vector, has_params = self._pose_label(sample, rotation)
         return {
             "images": images.contiguous(),
@@ -164,6 +168,7 @@ class MultiResolutionDataset(Dataset):
             "keypoints3d": keypoints3d,
             "visible3d": visible3d,
             "has_3d": torch.tensor(has_3d),
+            "has_weak3d": torch.tensor(has_weak3d),
             "pose_vector": pose_vector,
             "has_params": torch.tensor(has_params),
             "index": index,

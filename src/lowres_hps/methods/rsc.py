@@ -7,6 +7,9 @@ One trainable task whose parts switch on and off, so every row of the paper's Ta
 * basic loss (Eq. 7): ``lambda_params`` x parameter MSE + ``lambda_3d`` x 3D keypoints + ``lambda_2d`` x
   2D keypoints, each term averaged over the people that have its label (SynthLR has all three, real
   2D sets only the last).
+* ``lambda_weak3d``: a teacher's 3D keypoints on real images (BlazePose's world landmarks, ``world3d`` of the
+  COCO reader) as weak 3D: only the directions of the limbs and of the shoulder and hip lines are compared
+  (:func:`~lowres_hps.losses.bones.bone_direction_loss`), since the teacher's joints are defined differently.
 * ``self_supervision``: ``directional`` (Eq. 9), ``symmetric`` (Eq. 8, "SS-o"), ``highest`` ("SS-h") or
   None, weighted by ``lambda_ss``; the compared outputs are the pose vector and the camera.
 * ``feature_loss``: ``contrastive`` (Eqs. 10-11, "CL"), ``mse`` ("MS"), ``cosine`` ("CD") or None,
@@ -36,6 +39,8 @@ from lowres_hps.losses.consistency import (
     pair_weights,
     self_supervision_loss,
 )
+from lowres_hps.losses.bones import bone_direction_loss, bone_indices
+from lowres_hps.models.backbones.resolution_aware_movenet import ResolutionAwareMoveNet
 from lowres_hps.models.body3d import Body3DConfig, Body3DNet, build_body3d_model, project_to_crop
 
 __all__ = ["MODEL_KIND", "rsc_task", "RSCLoss", "hips_root", "evaluate_body3d", "mean_pose_vector",
@@ -63,7 +68,8 @@ class RSCLoss:
     def __init__(self, config: Body3DConfig, body, *, lambda_params: float = 1.0, lambda_3d: float = 5.0,
                  lambda_2d: float = 5.0, self_supervision: str | None = "directional", lambda_ss: float = 0.1,
                  feature_loss: str | None = "contrastive", lambda_feat: float = 0.1, temperature: float = 0.1,
-                 queue_size: int = 8192, range_schedule: list[int] | None = (0, 0, 1, 2, 3)) -> None:
+                 queue_size: int = 8192, range_schedule: list[int] | None = (0, 0, 1, 2, 3),
+                 lambda_weak3d: float = 0.0) -> None:
         if self_supervision is not None and self_supervision not in SELF_SUPERVISION_FORMS:
             raise ValueError(f"self_supervision must be one of {SELF_SUPERVISION_FORMS} or null, got {self_supervision!r}")
         if feature_loss is not None and feature_loss not in FEATURE_LOSSES:
@@ -72,7 +78,9 @@ class RSCLoss:
             raise ValueError(f"range_schedule needs one epoch per range ({config.num_ranges}), got {list(range_schedule)}")
         self.config = config
         self.body = body
-        self.lambdas = {"params": lambda_params, "3d": lambda_3d, "2d": lambda_2d, "ss": lambda_ss, "feat": lambda_feat}
+        self.lambdas = {"params": lambda_params, "3d": lambda_3d, "2d": lambda_2d, "ss": lambda_ss, "feat": lambda_feat,
+                        "weak3d": lambda_weak3d}
+        self.bones = bone_indices(config.convention)
         self.self_supervision = self_supervision
         self.feature_loss = feature_loss
         self.temperature = temperature
@@ -120,6 +128,11 @@ class RSCLoss:
         loss = lam["params"] * loss_params + lam["3d"] * loss_3d + lam["2d"] * loss_2d
         logs = {"loss_params": loss_params.detach(), "loss_3d": loss_3d.detach(), "loss_2d": loss_2d.detach(),
                 "resolutions": torch.tensor(float(a))}
+        if lam["weak3d"] > 0 and "has_weak3d" in batch:
+            weak = bone_direction_loss(keypoints3d, gt3d, vis3d, self.bones.to(gt3d.device))
+            loss_weak3d = per_person(weak, batch["has_weak3d"])
+            loss = loss + lam["weak3d"] * loss_weak3d
+            logs["loss_weak3d"] = loss_weak3d.detach()
 
         if self.self_supervision is not None:
             weights = pair_weights(ranges, self.self_supervision)
@@ -161,7 +174,11 @@ def mean_pose_vector(readers, spec, body_model: str = "anny", limit: int = 5000)
 
 
 def load_trunk_from_pose2d(network: Body3DNet, path: str | Path) -> int:
-    """Initialise the ResNet trunk of a 3D network from a lowres-hps 2D keypoint checkpoint of the same depth.
+    """Initialise the trunk of a 3D network from a lowres-hps 2D keypoint checkpoint of the same architecture.
+
+    MoveNet backbones take the 2D model's trunk, FPN and keypoint-heatmap head (e.g. ``lrmove_l_128``, see
+    :meth:`~lowres_hps.models.backbones.resolution_aware_movenet.ResolutionAwareMoveNet.load_pose2d_state`).
+    ResNet backbones take the trunk of a ResNet 2D model of the same depth:
 
     The paper starts from SPIN's weights; nothing may be downloaded here, so the closest thing is a
     ResNet trained by this project for low-resolution 2D keypoints (e.g. ``cal_r18_128x96``). Its
@@ -174,6 +191,8 @@ def load_trunk_from_pose2d(network: Body3DNet, path: str | Path) -> int:
     from lowres_hps.models.weights import resolve_model_path
 
     state = safetensors.torch.load_file(str(resolve_model_path(path)))
+    if isinstance(network.backbone, ResolutionAwareMoveNet):
+        return network.backbone.load_pose2d_state(state, str(path))
     renamed = {}
     for key, value in state.items():
         if not key.startswith("backbone.trunk."):
@@ -233,6 +252,7 @@ def rsc_task(
     temperature: float = 0.1,
     queue_size: int = 8192,
     range_schedule: list[int] | None = (0, 0, 1, 2, 3),
+    lambda_weak3d: float = 0.0,
     augment: dict | None = None,
     mean_from_data: bool = True,
     init_trunk_from: str | None = None,
@@ -281,7 +301,8 @@ def rsc_task(
     loss = RSCLoss(cfg, body, lambda_params=lambda_params, lambda_3d=lambda_3d, lambda_2d=lambda_2d,
                    self_supervision=self_supervision, lambda_ss=lambda_ss, feature_loss=feature_loss,
                    lambda_feat=lambda_feat, temperature=temperature, queue_size=queue_size,
-                   range_schedule=None if range_schedule is None else list(range_schedule))
+                   range_schedule=None if range_schedule is None else list(range_schedule),
+                   lambda_weak3d=lambda_weak3d)
     val, evaluate = None, None
     if val_synthlr:
         from torch.utils.data import Subset

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -24,7 +24,9 @@ from torch import nn
 
 from lowres_hps.body.keypoints import get_convention
 from lowres_hps.geometry.camera import SPIN_CROP_SIZE, SPIN_FOCAL_LENGTH
+from lowres_hps.models.backbones.movenet import MOVENET_MEAN, MOVENET_STD
 from lowres_hps.models.backbones.resolution_aware import ResolutionAwareResNet
+from lowres_hps.models.backbones.resolution_aware_movenet import MOVENET_3D_BACKBONES, ResolutionAwareMoveNet
 from lowres_hps.models.estimator import BodyPrediction
 from lowres_hps.models.heads.iterative_regressor import IterativeRegressor
 from lowres_hps.models.kinds import OnnxGraph, register_kind
@@ -50,7 +52,10 @@ class Body3DConfig:
     """Everything needed to rebuild a 3D body regressor.
 
     Attributes:
-        backbone: ``"resnet18"``, ``"resnet34"`` or ``"resnet50"`` (torchvision trunks).
+        backbone: ``"resnet18"``, ``"resnet34"`` or ``"resnet50"`` (torchvision trunks), or ``"movenet_lightning"``
+            / ``"movenet_thunder"`` (MoveNet's person-pretrained MobileNetV2-FPN and keypoint-heatmap head,
+            :class:`~lowres_hps.models.backbones.resolution_aware_movenet.ResolutionAwareMoveNet`).
+        backbone_params: keyword arguments of the MoveNet backbone (e.g. ``heatmap_grid``).
         resolution_aware: RSC-Net's per-range residual weights (RA); False is the baseline (Ba).
         num_ranges: resolution ranges P (the protocol's 5).
         canvas: side of the square network input; the paper upsamples every crop to 224, smaller
@@ -59,11 +64,14 @@ class Body3DConfig:
         convention: keypoint convention of the outputs.
         iterations, hidden, dropout: the iterative regressor.
         scale_factor: context margin of the crop around the aspect-fixed person box.
-        pretrained: path to a torchvision ImageNet checkpoint for the trunk (never downloaded).
-        mean, std: RGB normalisation for images in [0, 1]; applied inside the network to 0..255 inputs.
+        pretrained: ResNet: path to a torchvision ImageNet checkpoint for the trunk (never downloaded); MoveNet:
+            ``"movenet"`` for MoveNet's published weights (local TFJS files, ``make pretrained``).
+        mean, std: RGB normalisation for images in [0, 1]; applied inside the network to 0..255 inputs. Default:
+            ImageNet's for ResNets, MoveNet's (0.5, 0.5) for MoveNet.
     """
 
     backbone: str = "resnet18"
+    backbone_params: dict[str, Any] = field(default_factory=dict)
     resolution_aware: bool = True
     num_ranges: int = 5
     canvas: int = 128
@@ -74,12 +82,20 @@ class Body3DConfig:
     dropout: float = 0.5
     scale_factor: float = 1.25
     pretrained: str | None = None
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
 
     def __post_init__(self) -> None:
-        if self.backbone not in _BACKBONE_DEPTHS:
-            raise ValueError(f"backbone must be one of {sorted(_BACKBONE_DEPTHS)}, got {self.backbone!r}")
+        known = sorted(_BACKBONE_DEPTHS) + sorted(MOVENET_3D_BACKBONES)
+        if self.backbone not in known:
+            raise ValueError(f"backbone must be one of {known}, got {self.backbone!r}")
+        if self.backbone_params and self.backbone not in MOVENET_3D_BACKBONES:
+            raise ValueError(f"backbone_params are for MoveNet backbones, not {self.backbone!r}")
+        movenet = self.backbone in MOVENET_3D_BACKBONES
+        if self.mean is None:
+            self.mean = MOVENET_MEAN if movenet else IMAGENET_MEAN
+        if self.std is None:
+            self.std = MOVENET_STD if movenet else IMAGENET_STD
         if int(self.canvas) != self.canvas or self.canvas < 32:
             raise ValueError(f"canvas must be an integer of at least 32, got {self.canvas}")
         self.canvas = int(self.canvas)
@@ -145,8 +161,13 @@ class Body3DNet(nn.Module):
     def __init__(self, cfg: Body3DConfig, pretrained: bool = True) -> None:
         super().__init__()
         self.config = copy.deepcopy(cfg)
-        self.backbone = ResolutionAwareResNet(_BACKBONE_DEPTHS[cfg.backbone], cfg.num_ranges, cfg.resolution_aware,
-                                              pretrained=cfg.pretrained if pretrained else None)
+        if cfg.backbone in MOVENET_3D_BACKBONES:
+            self.backbone = ResolutionAwareMoveNet(MOVENET_3D_BACKBONES[cfg.backbone], cfg.num_ranges,
+                                                   cfg.resolution_aware, pretrained=cfg.pretrained if pretrained else None,
+                                                   **cfg.backbone_params)
+        else:
+            self.backbone = ResolutionAwareResNet(_BACKBONE_DEPTHS[cfg.backbone], cfg.num_ranges,
+                                                  cfg.resolution_aware, pretrained=cfg.pretrained if pretrained else None)
         self.regressor = IterativeRegressor(self.backbone.feature_dim, cfg.param_dim, cfg.iterations, cfg.hidden,
                                             cfg.dropout)
         self.regressor.set_mean_params(default_mean_params(cfg))
@@ -156,7 +177,9 @@ class Body3DNet(nn.Module):
     def forward(self, images: torch.Tensor, range_index: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         x = (images.to(self.pixel_mean.dtype) - self.pixel_mean) / self.pixel_std
         features = self.backbone(x, range_index)
-        params = self.regressor(features)
+        # The regressor runs in float32 under mixed precision: bf16 rotations are off by up to 0.4%.
+        with torch.autocast(features.device.type, enabled=False):
+            params = self.regressor(features.float())
         return {"pose_vector": params[:, :-3], "camera": params[:, -3:], "features": features}
 
 

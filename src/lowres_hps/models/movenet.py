@@ -128,10 +128,13 @@ class InvertedResidual(nn.Module):
         self.project = SamePadConv2d(hidden, out_channels, 1)
         self.residual = stride == 1 and in_channels == out_channels
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, residual_weight: torch.Tensor | None = None) -> torch.Tensor:
+        """``residual_weight`` (B, 1, 1, 1) scales the residual branch (RSC-Net's per-resolution ``alpha``)."""
         y = F.relu6(self.expand(x)) if self.expand is not None else x
         y = self.project(F.relu6(self.depthwise(y)))
-        return x + y if self.residual else y
+        if not self.residual:
+            return y
+        return x + (y if residual_weight is None else y * residual_weight)
 
 
 class SeparableConv(nn.Module):
@@ -174,19 +177,28 @@ class MobileNetV2FPN(nn.Module):
         self.out_channels = 24
         self.stride = 4
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, residual_weights: torch.Tensor | None = None,
+                with_top: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """``x`` (B, 3, h, w) -> FPN features (B, 24, h / 4, w / 4), and with ``with_top`` also the trunk's
+        top activation (B, 1280, h / 32, w / 32). ``residual_weights`` (B, N) scales the residual branches of
+        the N blocks that have a skip connection, in order (RSC-Net's resolution-aware ``alpha``)."""
         x = F.relu6(self.stem(x))
-        taps = []
+        taps, column = [], 0
         for i, block in enumerate(self.blocks):
-            x = block(x)
+            weight = None
+            if block.residual and residual_weights is not None:
+                weight = residual_weights[:, column, None, None, None]
+                column += 1
+            x = block(x, weight)
             if i in _LATERAL_BLOCKS:
                 taps.append(x)
-        y = self.top(F.relu6(self.last_conv(x)))
+        top = F.relu6(self.last_conv(x))
+        y = self.top(top)
         for lateral, smooth, tap in zip(self.laterals, self.smooth, taps[::-1]):
             # To the lateral's size: x2 for sides divisible by 32 (as the graph), and any other size works.
             y = F.interpolate(y, size=tap.shape[-2:], mode="bilinear", align_corners=False) + lateral(tap)
             y = smooth(y)
-        return y
+        return (y, top) if with_top else y
 
 
 class MoveNetHead(nn.Module):
