@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from lowres_hps.body.keypoints import COCO17
 from lowres_hps.data import SynthLRReader
 from lowres_hps.data.multires_dataset import MultiResAugmentConfig, MultiResolutionDataset, crop_rotation_3d
 from lowres_hps.data.synth.generator import SynthConfig
@@ -169,6 +170,152 @@ def test_2d_only_sources_have_no_3d_labels(synthlr):
     assert item["has_3d"] == 0 and item["has_params"] == 0
     assert item["visible3d"].sum() == 0 and item["pose_vector"].abs().sum() == 0
     assert item["visible2d"].sum() > 10
+
+
+def _item(data, index: int, seed: int) -> dict:
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return data[index]
+
+
+def test_flip_mirrors_every_image_and_label(synthlr):
+    """A flipped item is the unflipped one (same draws) mirrored: images, 2D and 3D keypoints with left and
+    right swapped, and the pose vector through flip_pose_vector."""
+    from lowres_hps.body import ANNY_POSE_SPEC, flip_pose_vector
+
+    common = dict(scale=(0.9, 1.1), rotation_deg=40, rotation_probability=1.0)
+    plain = dataset(synthlr, augment=MultiResAugmentConfig(**common))
+    flipped = dataset(synthlr, augment=MultiResAugmentConfig(flip_probability=1.0, **common))
+    perm = COCO17.flip_permutation
+    for seed in range(2):
+        a, b = _item(plain, seed, seed), _item(flipped, seed, seed)
+        torch.testing.assert_close(b["person_heights"], a["person_heights"])
+        assert torch.equal(b["images"], a["images"].flip(-1))  # every resolution
+        expected2d = a["keypoints2d"][perm].clone()
+        expected2d[:, 0] = CANVAS - 1 - expected2d[:, 0]
+        torch.testing.assert_close(b["keypoints2d"], expected2d)
+        assert torch.equal(b["visible2d"], a["visible2d"][perm])
+        torch.testing.assert_close(b["keypoints3d"], a["keypoints3d"][perm] * torch.tensor([-1.0, 1.0, 1.0]))
+        assert torch.equal(b["visible3d"], a["visible3d"][perm]) and b["has_3d"] == 1
+        torch.testing.assert_close(b["pose_vector"], flip_pose_vector(a["pose_vector"], ANNY_POSE_SPEC))
+        assert b["has_params"] == 1
+
+
+def test_flipped_crops_are_the_crops_of_the_mirrored_source(synthlr):
+    """Mirroring the finished crops equals cropping and degrading the mirrored source image (to rounding):
+    the protocol's resizes are symmetric, so every resolution flips consistently."""
+    from lowres_hps.body import ANNY_POSE_SPEC, flip_pose_vector
+
+    class Mirrored:
+        """The SynthLR people in the mirrored images, with left and right swapped."""
+
+        convention = "coco17"
+
+        def __len__(self):
+            return len(synthlr)
+
+        def __getitem__(self, index):
+            sample = synthlr[index]
+            image = np.ascontiguousarray(sample.load_image()[:, ::-1])
+            width = image.shape[1]
+            sample.load_image = lambda: image
+            sample.bbox = np.array([width - 1 - sample.bbox[0] - sample.bbox[2], *sample.bbox[1:]], np.float32)
+            perm = COCO17.flip_permutation
+            sample.keypoints2d = sample.keypoints2d[perm] * np.array([-1, 1, 1], np.float32) + [width - 1, 0, 0]
+            sample.keypoints3d = sample.keypoints3d[perm] * np.array([-1, 1, 1, 1], np.float32)
+            vector = flip_pose_vector(torch.from_numpy(sample.body_params["pose_vector"]), ANNY_POSE_SPEC)
+            sample.body_params = {**sample.body_params, "pose_vector": vector.numpy()}
+            return sample
+
+    heights = [0, 40, 20]
+    flipped = dataset(synthlr, person_heights=heights, augment=MultiResAugmentConfig(rotation_probability=0.0,
+                                                                                    flip_probability=1.0))
+    mirrored = dataset(Mirrored(), person_heights=heights)
+    for index in range(2):
+        a, b = flipped[index], mirrored[index]
+        assert (a["images"].int() - b["images"].int()).abs().max() <= 1
+        torch.testing.assert_close(a["keypoints2d"], b["keypoints2d"], atol=1e-4, rtol=0)
+        for key in ("visible2d", "keypoints3d", "visible3d", "pose_vector", "person_heights"):
+            torch.testing.assert_close(a[key], b[key], msg=key)
+
+
+def test_flipped_pose_vector_projects_onto_the_flipped_2d_labels(synthlr, anny_body):
+    """The flipped (and rotated) pose vector's Anny body, placed at the mirrored root, lands on the flipped
+    3D keypoints (to Anny's mirror asymmetry, ~1 mm) and, through the crop camera, on the flipped 2D keypoints."""
+    data = dataset(synthlr, augment=MultiResAugmentConfig(rotation_deg=60, rotation_probability=1.0,
+                                                          flip_probability=1.0))
+    for seed in range(2):
+        item, sample = _item(data, seed, seed), synthlr[seed]
+        # The crop's 3D frame (mirror times rotation), recovered from the 3D labels.
+        source3d = torch.from_numpy(sample.keypoints3d[:, :3]).double()[COCO17.flip_permutation]
+        frame = torch.linalg.lstsq(source3d, item["keypoints3d"].double()).solution.T
+        assert torch.linalg.det(frame) < 0  # a reflection
+        translation = frame @ torch.from_numpy(sample.body_params["translation"]).double()
+        with torch.no_grad():
+            output = anny_body.forward_vector(item["pose_vector"][None], translation.float()[None])
+        keypoints, _ = output.keypoints("coco17")
+        torch.testing.assert_close(keypoints[0], item["keypoints3d"], atol=3e-3, rtol=0)
+        # The crop camera, from the 2D labels: a mirrored similarity of the source image.
+        visible = (item["visible2d"] > 0) & torch.from_numpy(sample.keypoints2d[:, 2] > 0)[COCO17.flip_permutation]
+        image_points = torch.from_numpy(sample.keypoints2d[:, :2]).double()[COCO17.flip_permutation]
+        affine = _fit_affine(image_points[visible], item["keypoints2d"].double()[visible])
+        assert torch.linalg.det(affine[:, :2]) < 0
+        focal = float(torch.linalg.det(affine[:, :2]).abs().sqrt()) * torch.from_numpy(sample.camera["focal"]).double()
+        centre = apply_affine(torch.from_numpy(sample.camera["center"]).double()[None], affine)[0]
+        projected = perspective_project(keypoints[0].double(), focal, centre)
+        torch.testing.assert_close(projected[visible], item["keypoints2d"].double()[visible], atol=0.1, rtol=0)
+
+
+def test_no_flip_draws_nothing(synthlr):
+    """flip_probability 0 (the default) draws nothing: the numpy stream advances by the box and colour draws
+    alone, as before flips existed, so older configs reproduce their items exactly."""
+    from lowres_hps.data.keypoint_dataset import draw_box_augmentation
+
+    common = dict(scale=(0.9, 1.1), rotation_deg=20, color_jitter=0.1)
+
+    def next_draw(config):
+        _item(dataset(synthlr, augment=config), 0, 3)
+        return np.random.rand()
+
+    np.random.seed(3)
+    draw_box_augmentation(np.asarray(synthlr[0].bbox, np.float64), (0.9, 1.1), 20, 0.6)
+    np.random.uniform(size=2)  # colour gain and bias
+    expected = np.random.rand()
+    assert next_draw(MultiResAugmentConfig(**common)) == expected
+    assert next_draw(MultiResAugmentConfig(flip_probability=0.0, **common)) == expected
+    assert next_draw(MultiResAugmentConfig(flip_probability=1e-12, **common)) != expected  # draws, never flips
+
+
+@pytest.mark.parametrize("num_betas", [10, 16])
+def test_flip_smpl_pose_vectors(synthlr, num_betas):
+    """SMPL labels flip with the SMPL pairing, whatever the number of betas."""
+    import roma
+
+    from lowres_hps.body import flip_pose_vector
+    from lowres_hps.body.pose import _smpl_pose_spec
+
+    spec = _smpl_pose_spec("smpl", 24, num_betas)
+    generator = torch.Generator().manual_seed(0)
+    vector = spec.join(roma.random_rotmat(24), torch.randn(num_betas, generator=generator))
+
+    class WithSMPL:
+        """The first SynthLR person, labelled with an SMPL pose vector."""
+
+        convention = "coco17"
+
+        def __len__(self):
+            return 1
+
+        def __getitem__(self, index):
+            sample = synthlr[index]
+            sample.body_model, sample.body_params = "smpl", {"pose_vector": vector.numpy()}
+            return sample
+
+    data = MultiResolutionDataset([WithSMPL()], canvas=CANVAS, body_model="smpl", pose_size=spec.vector_size,
+                                  augment=MultiResAugmentConfig(rotation_probability=0.0, flip_probability=1.0))
+    item = data[0]
+    assert item["has_params"] == 1
+    torch.testing.assert_close(item["pose_vector"], flip_pose_vector(vector, spec), atol=1e-6, rtol=0)
 
 
 def test_teacher_3d_is_weak_not_ground_truth(synthlr):

@@ -2,7 +2,8 @@
 
 Every model outputs a :class:`BodyOutput` in the canonical body frame (metres, +Y up, facing +Z,
 root joint at the translation; see :mod:`lowres_hps.body.base`) and has a fixed-size regression pose
-vector (:class:`RegressionPoseSpec`, :mod:`lowres_hps.body.pose`).
+vector (:class:`RegressionPoseSpec`, :mod:`lowres_hps.body.pose`), which
+:func:`flip_pose_vector` mirrors (:mod:`lowres_hps.body.flip`).
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import os
 import torch
 
 from lowres_hps.body.base import BodyModel, BodyOutput, BodyParams
+from lowres_hps.body.flip import flip_joint_permutation, flip_pose_vector
 from lowres_hps.body.pose import (
     ANNY_POSE_SPEC,
     SMPL_POSE_SPEC,
@@ -30,6 +32,8 @@ __all__ = [
     "SMPL_POSE_SPEC",
     "SMPLX_POSE_SPEC",
     "BODY_MODELS",
+    "flip_joint_permutation",
+    "flip_pose_vector",
     "load_body_model",
     "native_to_pose_vector",
     "pose_vector_to_native",

@@ -9,7 +9,9 @@ crop geometry, so one set of labels serves every resolution.
 Labels, each with a flag saying whether the source has it (the basic loss drops missing terms):
 2D keypoints in canvas pixels, 3D keypoints in camera coordinates (metres), and the body model's
 regression pose vector (root in camera axes). A rotation augmentation rotates the 3D labels about
-the optical axis with the image, so they stay consistent with the crop camera.
+the optical axis with the image, so they stay consistent with the crop camera; a horizontal flip mirrors
+them (camera x negated, left and right swapped, the pose vector through
+:func:`lowres_hps.body.flip.flip_pose_vector`).
 """
 from __future__ import annotations
 
@@ -20,7 +22,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from lowres_hps.body.flip import flip_pose_vector
 from lowres_hps.body.keypoints import get_convention, get_mapping, map_keypoints
+from lowres_hps.body.pose import ANNY_POSE_SPEC, SMPL_POSE_SPEC, SMPLX_POSE_SPEC, RegressionPoseSpec, _smpl_pose_spec
 from lowres_hps.data.keypoint_dataset import draw_box_augmentation
 from lowres_hps.data.reader import PersonReader
 from lowres_hps.geometry import apply_affine
@@ -32,12 +36,18 @@ __all__ = ["MultiResAugmentConfig", "MultiResolutionDataset", "crop_rotation_3d"
 
 @dataclass
 class MultiResAugmentConfig:
-    """Training augmentation (RSC-Net §4.1: noise, colour jitter, rotation; flips are not done here
-    because mirroring a body model pose vector needs the model's left/right bone pairing)."""
+    """Training augmentation (RSC-Net §4.1: noise, colour jitter, rotation, plus horizontal flips).
+
+    A flip mirrors every resolution's image and all labels: 2D keypoints ``x -> S - 1 - x``, 3D keypoints
+    ``x -> -x`` in camera axes, both with left and right swapped (the convention's ``flip_permutation``),
+    and the pose vector by :func:`~lowres_hps.body.flip.flip_pose_vector` (Anny, SMPL, SMPL-X). With
+    ``flip_probability`` 0 nothing is drawn, so older configs keep their random streams.
+    """
 
     scale: tuple[float, float] = (1.0, 1.0)
     rotation_deg: float = 0.0
     rotation_probability: float = 0.6
+    flip_probability: float = 0.0
     color_jitter: float = 0.0  # max relative brightness/contrast change
     noise_std: float = 0.0  # Gaussian pixel noise (0..255 scale) added to every resolution
 
@@ -46,6 +56,21 @@ def crop_rotation_3d(rotation_deg: float, dtype=torch.float32) -> torch.Tensor:
     """(3, 3) camera-frame rotation matching a crop rotated by ``rotation_deg`` (counter-clockwise on screen,
     :func:`lowres_hps.geometry.transforms.box_to_crop_affine`'s convention): ``R_z(-angle)`` in OpenCV axes."""
     return rotation_about_axis("z", torch.tensor(-float(rotation_deg), dtype=torch.float64), degrees=True).to(dtype)
+
+
+_POSE_SPECS = {spec.model: spec for spec in (ANNY_POSE_SPEC, SMPL_POSE_SPEC, SMPLX_POSE_SPEC)}
+
+
+def _pose_spec(body_model: str, pose_size: int) -> RegressionPoseSpec:
+    """The regression spec of ``body_model`` with a vector of ``pose_size`` (SMPL-family betas vary)."""
+    spec = _POSE_SPECS.get(body_model)
+    if spec is None:
+        raise ValueError(f"cannot flip pose vectors of body model {body_model!r}; known: {sorted(_POSE_SPECS)}")
+    if spec.vector_size != pose_size and spec.model != "anny":
+        spec = _smpl_pose_spec(spec.model, spec.num_joints, pose_size - spec.rotation_size)
+    if spec.vector_size != pose_size:
+        raise ValueError(f"{body_model} pose vectors have size {spec.vector_size}, not {pose_size}")
+    return spec
 
 
 class MultiResolutionDataset(Dataset):
@@ -104,7 +129,8 @@ class MultiResolutionDataset(Dataset):
             return [None if h <= 0 else h for h in self.person_heights]
         return [None] + [float(sample_resolution(i)) for i in range(1, self.num_ranges)]
 
-    def _labels_3d(self, sample, rotation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+    def _labels_3d(self, sample, frame: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """3D keypoints taken into the crop camera by ``frame`` (3, 3): the crop rotation, mirrored if flipped."""
         size = len(self.convention)
         if sample.keypoints3d is None:
             return torch.zeros(size, 3), torch.zeros(size), 0.0
@@ -113,11 +139,11 @@ class MultiResolutionDataset(Dataset):
             self._mappings3d[name] = get_mapping(name, self.convention)
         points, valid = map_keypoints(sample.keypoints3d[:, :3].astype(np.float64), self._mappings3d[name],
                                       (sample.keypoints3d[:, 3] > 0).astype(np.float64))
-        points = torch.from_numpy(points).float() @ rotation.T
+        points = torch.from_numpy(points).float() @ frame.T
         visible = torch.as_tensor(valid, dtype=torch.float32)
         return points, visible, float(visible.sum() > 0)
 
-    def _pose_label(self, sample, rotation: torch.Tensor) -> tuple[torch.Tensor, float]:
+    def _pose_label(self, sample, rotation: torch.Tensor, flip: bool = False) -> tuple[torch.Tensor, float]:
         params = sample.body_params or {}
         if sample.body_model != self.body_model or "pose_vector" not in params:
             return torch.zeros(self.pose_size), 0.0
@@ -127,7 +153,10 @@ class MultiResolutionDataset(Dataset):
         from lowres_hps.geometry.rotations import matrix_to_rotation_6d, rotation_6d_to_matrix
 
         root = rotation @ rotation_6d_to_matrix(vector[:6])  # the root turns with the crop
-        return torch.cat([matrix_to_rotation_6d(root).reshape(6), vector[6:]]), 1.0
+        vector = torch.cat([matrix_to_rotation_6d(root).reshape(6), vector[6:]])
+        if flip:  # the crop is mirrored after its rotation, so the mirror applies to the turned root
+            vector = flip_pose_vector(vector, _pose_spec(self.body_model, self.pose_size))
+        return vector, 1.0
 
     def __getitem__(self, index: int) -> dict:
         reader_index, item = self._index[index]
@@ -139,9 +168,15 @@ class MultiResolutionDataset(Dataset):
         rotation_deg, aug = 0.0, self.augment
         if aug is not None:
             bbox, rotation_deg = draw_box_augmentation(bbox, aug.scale, aug.rotation_deg, aug.rotation_probability)
+        # No draw when flips are off: configs without them keep their random streams.
+        flip = aug is not None and aug.flip_probability > 0 and bool(np.random.rand() < aug.flip_probability)
         heights = self.heights()
         crops = [self.protocol(image, bbox, person_height=h, rotation_deg=rotation_deg) for h in heights]
         images = torch.stack([c.image for c in crops])
+        if flip:
+            # Mirroring the finished crops equals degrading a mirrored source crop: the resizes are
+            # symmetric, and every resolution shares the crop geometry.
+            images = images.flip(-1)
         if aug is not None and (aug.color_jitter > 0 or aug.noise_std > 0):
             gain = 1 + np.random.uniform(-aug.color_jitter, aug.color_jitter)
             bias = np.random.uniform(-aug.color_jitter, aug.color_jitter) * 128
@@ -151,13 +186,22 @@ class MultiResolutionDataset(Dataset):
             images = work.clamp(0, 255).round().to(torch.uint8)
         points = apply_affine(torch.from_numpy(keypoints), crops[0].affine).float()
         s = self.canvas
-        inside = (points >= -0.5).all(-1) & (points <= s - 0.5).all(-1)
-        visible2d = torch.as_tensor(labelled, dtype=torch.float32) * inside.float()
+        labelled = torch.as_tensor(labelled, dtype=torch.float32)
         rotation = crop_rotation_3d(rotation_deg)
-        keypoints3d, visible3d, has_3d = self._labels_3d(sample, rotation)
+        frame = rotation
+        if flip:
+            permutation = self.convention.flip_permutation
+            points[:, 0] = (s - 1) - points[:, 0]
+            points, labelled = points[permutation], labelled[permutation]
+            frame = torch.diag(torch.tensor([-1.0, 1.0, 1.0])) @ rotation
+        inside = (points >= -0.5).all(-1) & (points <= s - 0.5).all(-1)
+        visible2d = labelled * inside.float()
+        keypoints3d, visible3d, has_3d = self._labels_3d(sample, frame)
+        if flip:
+            keypoints3d, visible3d = keypoints3d[permutation], visible3d[permutation]
         has_weak3d = has_3d if sample.extra.get("keypoints3d_weak") else 0.0
         has_3d -= has_weak3d
-        pose_vector, has_params = self._pose_label(sample, rotation)
+        pose_vector, has_params = self._pose_label(sample, rotation, flip)
         return {
             "images": images.contiguous(),
             "person_heights": torch.tensor([c.person_height for c in crops], dtype=torch.float32),
