@@ -174,6 +174,17 @@ def test_translation_root_rotation_and_shape(smpl):
     assert not torch.allclose(other_shape.vertices, rest.vertices)
 
 
+def test_keypoints_only_drops_the_vertices(smpl):
+    noise = torch.randn(2, SMPL_POSE_SPEC.vector_size, generator=torch.Generator().manual_seed(0))
+    vector = SMPL_POSE_SPEC.rest_vector(2) + 0.1 * noise
+    translation = torch.tensor([[0.5, 0.0, 3.0], [0.0, 1.0, 5.0]])
+    full, fast = smpl.forward_vector(vector, translation), smpl.forward_vector(vector, translation, keypoints_only=True)
+    assert fast.vertices is None and full.vertices is not None
+    assert set(fast.keypoint_sets) == set(full.keypoint_sets)
+    for name, points in full.keypoint_sets.items():
+        assert torch.equal(fast.keypoint_sets[name], points), name  # smplx skins the mesh either way
+
+
 def test_native_round_trip(smpl):
     rotations = roma.random_rotmat((3, 24))
     params = BodyParams(pose=rotations, shape=torch.randn(3, 10))

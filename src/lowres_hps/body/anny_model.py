@@ -13,12 +13,19 @@ are the same for every phenotype (they differ from each phenotype's rest-mesh bo
 
 Keypoints: native joints are the 104 bone heads (``anny104``); COCO-17 + 6 foot points (``coco23``)
 come from Anny's own vertex regressor (``anny.KeypointsRegressor.coco``), asked for by name.
+
+``forward(params, keypoints_only=True)`` gives the same joints and keypoints without the mesh: the rest
+bone poses come from Anny's bone-head and orientation blendshapes (its ``cached`` rig orientation needs
+no rest mesh), and the COCO regressor is folded into the skinning
+(:class:`~lowres_hps.body.keypoint_skinning.RegressedKeypointSkinning`).
 """
 from __future__ import annotations
 
+import roma
 import torch
 
 from lowres_hps.body.base import BodyModel, BodyOutput, BodyParams
+from lowres_hps.body.keypoint_skinning import RegressedKeypointSkinning
 from lowres_hps.body.keypoints import ANNY104, COCO23
 from lowres_hps.body.pose import ANNY_POSE_SPEC
 
@@ -54,6 +61,12 @@ class AnnyBody(BodyModel):
         # Anny's data is float64; its faces are a plain attribute, so keep our own buffer of them.
         self.anny = model.to(dtype)
         self.regressor = anny.KeypointsRegressor.coco(self.anny, labels=list(COCO23.names))
+        # Dual quaternion skinning is not linear in the bone transforms: its keypoints need the mesh.
+        self._keypoints_need_mesh = skinning_method == "dqs"
+        self.keypoint_skinning = RegressedKeypointSkinning(
+            self.regressor.regression_weights, self.skinning_weights(),
+            self.anny.template_vertices, self.anny.blendshapes,
+        )
         self.register_buffer("faces", model.faces.to(torch.long), persistent=False)
         self._register_frame()
         self.to(device=device, dtype=dtype)
@@ -67,15 +80,19 @@ class AnnyBody(BodyModel):
         dense = weights.new_zeros(self.num_vertices, self.num_joints)
         return dense.scatter_add_(1, self.anny.vertex_bone_indices, weights)
 
-    def forward(self, params: BodyParams) -> BodyOutput:
+    def forward(self, params: BodyParams, keypoints_only: bool = False) -> BodyOutput:
         """Posed Anny bodies.
 
         Args:
             params: pose (B, 104, 4, 4) ``local-ref`` deltas in Anny's axes (see
                 :meth:`pose_vector_to_native`), shape (B, 6) or (1, 6) phenotypes, optional translation.
+            keypoints_only: skip the mesh (``vertices`` is None); joints and keypoints are the same up
+                to rounding (``skinning_method="dqs"`` still skins the mesh, then drops it).
         """
         batch = self._check_params(params, (self.num_joints, 4, 4))
         shape = params.shape.expand(batch, -1)
+        if keypoints_only and not self._keypoints_need_mesh:
+            return self._forward_keypoints(params.pose, shape, params.translation)
         out = self.anny(params.pose, phenotype_kwargs=shape, pose_parameterization="local-ref")
         # p_native = M p_canonical, so for row vectors p_canonical = p_native @ M.
         vertices = out["vertices"] @ self.canonical_to_native
@@ -86,9 +103,54 @@ class AnnyBody(BodyModel):
         # The regressor is linear with weights summing to 1, so it commutes with the rigid transform.
         coco = self.regressor({"vertices": vertices})
         return BodyOutput(
-            vertices=vertices,
+            vertices=None if keypoints_only else vertices,
             faces=self.faces,
             joints=joints,
             joint_convention=ANNY104.name,
             keypoint_sets={ANNY104.name: joints, COCO23.name: coco},
         )
+
+    def _forward_keypoints(
+        self, pose: torch.Tensor, shape: torch.Tensor, translation: torch.Tensor | None
+    ) -> BodyOutput:
+        """:meth:`forward` without the mesh: pose (B, 104, 4, 4), shape (B, 6), translation (B, 3) or None."""
+        anny = self.anny
+        # Anny's own steps, so that the coefficients and bone poses are those of its full forward.
+        pose, phenotypes, local_changes, facial_actions = anny.get_tensor_inputs(pose, shape, None, None)
+        coeffs = anny._get_phenotype_blendshape_coefficients(phenotypes, local_changes, facial_actions)
+        transforms, bone_poses = anny.get_bone_transforms(pose, self._rest_bone_poses(coeffs), "local-ref")
+        joints = bone_poses[..., :3, 3] @ self.canonical_to_native
+        coco = self.keypoint_skinning(transforms, coeffs) @ self.canonical_to_native
+        if translation is not None:
+            offset = translation[:, None, :].to(joints.dtype)
+            # The full forward translates the vertices before regressing: each keypoint moves by its row sum.
+            joints, coco = joints + offset, coco + self.keypoint_skinning.regression_sums[:, None] * offset
+        return BodyOutput(
+            vertices=None,
+            faces=self.faces,
+            joints=joints,
+            joint_convention=ANNY104.name,
+            keypoint_sets={ANNY104.name: joints, COCO23.name: coco},
+        )
+
+    def _rest_bone_poses(self, coeffs: torch.Tensor) -> torch.Tensor:
+        """(B, C) blendshape coefficients -> (B, 104, 4, 4) Anny's rest bone poses, without its rest mesh.
+
+        Anny's default rig (``cached`` orientation) takes the bone heads and the cross-covariances whose
+        nearest rotations orient the bones from blendshapes of their own, not from the rest vertices.
+        Other rigs go through Anny's rest model, mesh included.
+        """
+        anny = self.anny
+        if anny.bone_orientation != "cached" or anny.rest_orientation_refiner is not None:
+            return anny.get_rest_model(coeffs)["rest_bone_poses"]
+        from anny.skinning.skinning import apply_linear_blendshape
+
+        heads = apply_linear_blendshape(anny.template_bone_heads, anny.bone_heads_blendshapes, coeffs)
+        cross_covariances = anny.bone_template_orientation_matrices[None] + torch.einsum(
+            "bc,cjxy->bjxy", coeffs, anny.bone_orientation_blendshapes
+        )
+        rotations = roma.special_procrustes(cross_covariances)
+        if anny.root_identity_orientation:
+            identity = torch.eye(3, dtype=rotations.dtype, device=rotations.device)
+            rotations = torch.cat([identity.expand(len(rotations), 1, 3, 3), rotations[:, 1:]], dim=1)
+        return roma.Rigid(rotations, heads).to_homogeneous()

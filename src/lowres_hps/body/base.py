@@ -66,7 +66,7 @@ class BodyOutput:
     """The output of every body model, in the canonical body frame.
 
     Attributes:
-        vertices: (B, V, 3) posed mesh vertices, metres.
+        vertices: (B, V, 3) posed mesh vertices, metres; None from a ``keypoints_only`` forward.
         faces: (F, 3) long triangle indices (shared with the model, not per sample).
         joints: (B, J, 3) the model's native kinematic joints (Anny: the 104 bone heads;
             SMPL: 24 joints; SMPL-X: 55 joints), in ``joint_convention``.
@@ -75,7 +75,7 @@ class BodyOutput:
             the native joints and ``"coco23"`` (COCO-17 + 6 foot points).
     """
 
-    vertices: torch.Tensor
+    vertices: torch.Tensor | None
     faces: torch.Tensor
     joints: torch.Tensor
     joint_convention: str
@@ -100,6 +100,9 @@ class BodyOutput:
 class BodyModel(torch.nn.Module):
     """Base of the body models: model data in (non-persistent) buffers, ``forward(params) -> BodyOutput``.
 
+    ``forward(params, keypoints_only=True)`` returns the same joints and keypoint sets with ``vertices``
+    None, skipping the mesh where the model can do so exactly (Anny); losses that need only keypoints use it.
+
     Subclasses set :attr:`name`, :attr:`pose_spec`, :attr:`native_convention`, register a ``faces``
     buffer and implement :meth:`forward`. Non-persistent buffers keep the model data out of the
     ``state_dict`` of networks that hold a body model.
@@ -112,7 +115,7 @@ class BodyModel(torch.nn.Module):
     keypoint_set_names: tuple[str, ...] = ()
     faces: torch.Tensor
 
-    def forward(self, params: BodyParams) -> BodyOutput:  # pragma: no cover - abstract
+    def forward(self, params: BodyParams, keypoints_only: bool = False) -> BodyOutput:  # pragma: no cover - abstract
         raise NotImplementedError
 
     @property
@@ -164,9 +167,12 @@ class BodyModel(torch.nn.Module):
         shape = params.shape.expand(params.pose.shape[0], -1)
         return native_to_pose_vector(params.pose, shape, self.pose_spec)
 
-    def forward_vector(self, vector: torch.Tensor, translation: torch.Tensor | None = None) -> BodyOutput:
-        """Posed body of a (B, D) regression vector."""
-        return self(self.pose_vector_to_native(vector, translation))
+    def forward_vector(
+        self, vector: torch.Tensor, translation: torch.Tensor | None = None, keypoints_only: bool = False
+    ) -> BodyOutput:
+        """Posed body of a (B, D) regression vector (optional (B, 3) translation); ``keypoints_only``:
+        ``vertices`` None, the same joints and keypoints (faster where the model skips the mesh: Anny)."""
+        return self(self.pose_vector_to_native(vector, translation), keypoints_only=keypoints_only)
 
     def _check_params(self, params: BodyParams, pose_tail: tuple[int, ...]) -> int:
         pose, shape = params.pose, params.shape

@@ -149,12 +149,14 @@ class SMPLBody(BodyModel):
     def skinning_weights(self) -> torch.Tensor:
         return self.layer.lbs_weights
 
-    def forward(self, params: BodyParams) -> BodyOutput:
+    def forward(self, params: BodyParams, keypoints_only: bool = False) -> BodyOutput:
         """Posed bodies.
 
         Args:
             params: pose (B, J, 3, 3) rotation matrices, global orientation first (J = 24 for SMPL,
                 22 for SMPL-X), shape (B, num_betas) or (1, num_betas), optional translation.
+            keypoints_only: return ``vertices=None``. No faster: smplx always skins the whole mesh
+                (its joints come from the shaped mesh and its pose blendshapes touch every vertex).
         """
         batch = self._check_params(params, (self.pose_spec.num_native_joints, 3, 3))
         pose = params.pose
@@ -168,7 +170,7 @@ class SMPLBody(BodyModel):
         points = points - origin
         joints = points[:, :num_native]
         return BodyOutput(
-            vertices=out.vertices - origin,
+            vertices=None if keypoints_only else out.vertices - origin,
             faces=self.faces,
             joints=joints,
             joint_convention=self.native_convention.name,

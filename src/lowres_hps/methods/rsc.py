@@ -103,7 +103,8 @@ class RSCLoss:
         pose, camera, features = out["pose_vector"], out["camera"], out["features"]
         if self.body.device != pose.device:
             self.body.to(pose.device)
-        body_out = self.body.forward_vector(pose.to(self.body.dtype))
+        # Only keypoints: no mesh (11x faster forward + backward for Anny at batch 64).
+        body_out = self.body.forward_vector(pose.to(self.body.dtype), keypoints_only=True)
         keypoints3d, _ = body_out.keypoints(self.config.convention)
         keypoints3d = keypoints3d.to(pose.dtype)
         pixels, _ = project_to_crop(keypoints3d, camera, self.config.canvas, self.config.crop_focal)
@@ -220,7 +221,8 @@ def evaluate_body3d(model: Body3DNet, body, batches, heights: list[float]) -> di
         images, ranges = batch["images"], batch["range_index"]
         b, a = images.shape[:2]
         out = model(images.flatten(0, 1), ranges.flatten())
-        keypoints, _ = body.to(images.device).forward_vector(out["pose_vector"].to(body.dtype)).keypoints(cfg.convention)
+        vectors = out["pose_vector"].to(body.dtype)
+        keypoints, _ = body.to(images.device).forward_vector(vectors, keypoints_only=True).keypoints(cfg.convention)
         pred = keypoints.view(b, a, -1, 3).double()
         gt = batch["keypoints3d"].double()
         mask = batch["visible3d"] > 0
