@@ -1,6 +1,7 @@
 """Turn a finished 3D training run into a shipped, registered model with measured metrics.
 
-    python scripts/register_hps3d_model.py RUN_DIR NAME [--synth-test DIR] [--test-people 300]
+    python scripts/register_hps3d_model.py RUN_DIR NAME [--test-people 300] [--training-data "A; B"]
+        [--licence TEXT] [--notes TEXT]
 
 Measures, with ground-truth boxes: MPJPE and PA-MPJPE (mm, COCO-17, hips-rooted) on the first
 ``--test-people`` SynthLR-test crops degraded to person heights 176, 96, 52 and 32 px.
@@ -32,6 +33,11 @@ def main() -> None:
     parser.add_argument("run")
     parser.add_argument("name")
     parser.add_argument("--test-people", type=int, default=300)
+    parser.add_argument("--training-data", default="SynthLR-train (12k crops, seed 1000; 3D + Anny parameters); "
+                        "lspet_400[0:300] (2D); coco_mini_train (86 people, 2D)", help="'; '-separated sources")
+    parser.add_argument("--licence", default="Apache-2.0 (weights trained by lowres-hps on SynthLR (Anny, CC0 data) "
+                        "and small LSP-extended/COCO samples)")
+    parser.add_argument("--notes", default="", help="what the start and training were, in a sentence or two")
     args = parser.parse_args()
     torch.set_num_threads(2)
 
@@ -42,12 +48,11 @@ def main() -> None:
     config = yaml.safe_load((run / "config.yaml").read_text())
     card = ModelCard.from_config(
         args.name, estimator.config,
-        training_data=["SynthLR-train (12k crops, seed 1000; 3D + Anny parameters)", "lspet_400[0:300] (2D)",
-                       "coco_mini_train (86 people, 2D)"],
-        licence="Apache-2.0 (weights trained by lowres-hps on SynthLR (Anny, CC0 data) and small LSP-extended/COCO samples)",
+        training_data=[part.strip() for part in args.training_data.split(";") if part.strip()],
+        licence=args.licence,
         metrics=metrics,
-        notes=(f"RSC-Net ({config['task']}), trained from scratch on 2 CPU cores for {config['trainer']['epochs']} "
-               f"epochs; metrics with ground-truth boxes on the first {args.test_people} SynthLR-test crops at person "
+        notes=(f"{args.notes + ' ' if args.notes else ''}RSC-Net ({config['task']}), trained on 2 CPU cores for "
+               f"{config['trainer']['epochs']} epochs; metrics with ground-truth boxes on the first {args.test_people} SynthLR-test crops at person "
                f"heights {', '.join(map(str, HEIGHTS))} px (MPJPE hips-rooted, PA-MPJPE Procrustes-aligned). "
                "Weights stored in float16."),
     )

@@ -266,3 +266,22 @@ def test_weak_3d_term_compares_bone_directions_of_teacher_people_only(anny_body,
     assert logs_moved["loss_weak3d"].item() == pytest.approx(logs["loss_weak3d"].item(), rel=1e-4)
     assert loss.item() == pytest.approx((loss_fn(model, dict(batch, has_weak3d=torch.zeros(2)))[0]
                                          + 2.0 * logs["loss_weak3d"]).item(), rel=1e-5)
+
+
+def test_body_runs_in_float32_under_mixed_precision(anny_body, synth_batch, monkeypatch):
+    model, loss_fn = make_loss(anny_body, range_schedule=None, feature_loss=None, self_supervision=None)
+    model.eval()
+    seen = []
+    forward_vector = anny_body.forward_vector
+
+    def spy(*args, **kwargs):
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return forward_vector(*args, **kwargs)
+
+    monkeypatch.setattr(anny_body, "forward_vector", spy)
+    _, logs = loss_fn(model, synth_batch)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, logs_amp = loss_fn(model, synth_batch)
+    assert seen == [False, False]  # skinning in bf16 would move keypoints by centimetres
+    assert logs_amp["loss_3d"].dtype == torch.float32
+    assert logs_amp["loss_3d"].item() == pytest.approx(logs["loss_3d"].item(), rel=0.05)

@@ -100,11 +100,13 @@ class RSCLoss:
         ranges = batch["range_index"][:, active]
         b, a = images.shape[:2]
         out = model(images.flatten(0, 1), ranges.flatten())
-        pose, camera, features = out["pose_vector"], out["camera"], out["features"]
+        pose, camera, features = out["pose_vector"].float(), out["camera"].float(), out["features"].float()
         if self.body.device != pose.device:
             self.body.to(pose.device)
-        # Only keypoints: no mesh (11x faster forward + backward for Anny at batch 64).
-        body_out = self.body.forward_vector(pose.to(self.body.dtype), keypoints_only=True)
+        # Only keypoints: no mesh (11x faster forward + backward for Anny at batch 64). Never in bf16 under mixed
+        # precision: skinning in bf16 moves keypoints by centimetres.
+        with torch.autocast(pose.device.type, enabled=False):
+            body_out = self.body.forward_vector(pose.to(self.body.dtype), keypoints_only=True)
         keypoints3d, _ = body_out.keypoints(self.config.convention)
         keypoints3d = keypoints3d.to(pose.dtype)
         pixels, _ = project_to_crop(keypoints3d, camera, self.config.canvas, self.config.crop_focal)
@@ -222,7 +224,9 @@ def evaluate_body3d(model: Body3DNet, body, batches, heights: list[float]) -> di
         b, a = images.shape[:2]
         out = model(images.flatten(0, 1), ranges.flatten())
         vectors = out["pose_vector"].to(body.dtype)
-        keypoints, _ = body.to(images.device).forward_vector(vectors, keypoints_only=True).keypoints(cfg.convention)
+        with torch.autocast(images.device.type, enabled=False):  # the body in its own precision, never bf16
+            body_out = body.to(images.device).forward_vector(vectors, keypoints_only=True)
+        keypoints, _ = body_out.keypoints(cfg.convention)
         pred = keypoints.view(b, a, -1, 3).double()
         gt = batch["keypoints3d"].double()
         mask = batch["visible3d"] > 0
