@@ -7,6 +7,14 @@
 
 A ``.onnx`` model is an export of ``lowres-hps export`` (float32 or ``--int8``) run by ONNX Runtime.
 
+A 3D body model (a registered name such as ``rsc_r18_c64``, or its ``.safetensors``) is scored on its 3D
+keypoints seen by the full-image camera ``lowres-hps predict`` reports (``keypoints_3d_projected``: the
+body moved from the crop camera to the assumed camera of the image, then projected), with every keypoint
+and person scoring 1 (a 3D model gives no confidences; with ground-truth boxes each person is one
+detection). Its row is named ``<model> (3D projected)``:
+
+    python benchmarks/kp2d_real.py --models rsc_r18_c64 --heights 128 64 32 --threads 1 --tag 3d
+
 BlazePose (mediapipe, 256 x 256 crops) runs in its own environment (``make mediapipe-env``); its rows also
 give the fraction of people its own person detector found in the crops (``detected``) and its ms per crop.
 
@@ -58,10 +66,17 @@ def load(name: str):
     return load_model(name)
 
 
+def is_3d(estimator) -> bool:
+    from lowres_hps.models.estimator import BodyEstimator
+
+    return isinstance(estimator, BodyEstimator)
+
+
 def evaluate(estimator, heights: list[int | None]) -> dict:
     from lowres_hps.data import CocoKeypointsReader
     from lowres_hps.apis.accuracy import coco_ap_with_gt_boxes, pck_with_gt_boxes
 
+    keypoints = "3d" if is_3d(estimator) else "2d"  # a 3D model: its projected 3D keypoints
     rows = {}
     stats = getattr(estimator, "stats", None)  # BlazePose: people its detector found, worker time
     for set_name, ann in SETS.items():
@@ -69,8 +84,8 @@ def evaluate(estimator, heights: list[int | None]) -> dict:
         for height in heights:
             start = time.time()
             before = dict(stats) if stats is not None else None
-            ap = coco_ap_with_gt_boxes(estimator, ann, image_root="/", person_height=height)
-            pck = pck_with_gt_boxes(estimator, reader, person_height=height)
+            ap = coco_ap_with_gt_boxes(estimator, ann, image_root="/", person_height=height, keypoints=keypoints)
+            pck = pck_with_gt_boxes(estimator, reader, person_height=height, keypoints=keypoints)
             key = f"{set_name}@{height or 'full'}"
             rows[key] = {"AP": round(ap["AP"], 4), "AP50": round(ap["AP50"], 4), "pck@0.2": round(pck["pck@0.2"], 4),
                          "num_people": ap["num_people"], "seconds": round(time.time() - start, 1)}
@@ -123,7 +138,9 @@ def main() -> None:
                        f"--{k} {' '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in vars(args).items()))
     for name in args.models:
         print(f"== {name}", flush=True)
-        results["models"][Path(name).name] = evaluate(load(name), args.heights)
+        estimator = load(name)
+        key = Path(name).name + (" (3D projected)" if is_3d(estimator) else "")
+        results["models"][key] = evaluate(estimator, args.heights)
         out.write_text(json.dumps(results, indent=1))
     plot(results, args.heights, out.with_suffix(".png"))
     print(f"\n| model | set | " + " | ".join(f"R={h}" for h in args.heights) + " |")

@@ -37,6 +37,9 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
     kp2d.add_argument("--gt", required=True, help="COCO keypoint annotations json")
     kp2d.add_argument("--pred", required=True, help="COCO keypoint results json")
     kp2d.add_argument("--sigmas", default=None, help="per-keypoint OKS sigmas (comma separated); default COCO-17")
+    kp2d.add_argument("--from", dest="source", choices=("2d", "3d"), default="2d",
+                      help="2d: the results' keypoints; 3d: the 3D keypoints of a predict predictions.json seen by "
+                           "the camera it reports (keypoints_3d_projected), every score 1: for ground-truth boxes")
     kp3d = sub.add_parser("kp3d", help="MPJPE, PA-MPJPE, 3DPCK and AUC of 3D keypoints")
     kp3d.add_argument("--gt", required=True, help="npz with keypoints3d (N,K,3) in metres, optional mask (N,K); "
                                                  "or a SynthLR folder")

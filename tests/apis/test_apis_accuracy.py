@@ -84,3 +84,35 @@ def test_pck_maps_names_into_the_reader_convention(tmp_path):
     result = pck_with_gt_boxes(ColourFinder(), LspView())
     assert result["pck@0.2"] == pytest.approx(1.0)
     assert result["num_joints"] == 3 * (len(LSP14) - 2)
+
+
+def test_a_3d_model_is_scored_on_its_projected_3d_keypoints(tmp_path, monkeypatch):
+    """keypoints="3d" scores PersonPrediction.keypoints_3d_projected (scores 1), not the 2D keypoints."""
+    from lowres_hps.apis.predictor import PersonPrediction, Predictor
+    from lowres_hps.models.estimator import BodyEstimator
+
+    class Body3DDouble(ColourFinder):
+        body = None
+
+        def predict_bodies(self, crops, range_index, with_vertices=True):
+            raise AssertionError("the predictor is replaced below")
+
+    ann_file, annotations = _dataset(tmp_path)
+    people = iter(annotations)  # images come in id order, one person each
+
+    def predict_images(self, images, boxes):
+        def person(box):
+            truth = np.asarray(next(people)["keypoints"], float).reshape(-1, 3)
+            return PersonPrediction(bbox=box, keypoints=np.zeros((17, 3)), score=0.0,
+                                    keypoints_3d_projected=truth[:, :2])
+        return [[person(box) for box in image_boxes] for image_boxes in boxes]
+
+    monkeypatch.setattr(Predictor, "predict_images", predict_images)
+    estimator = Body3DDouble()
+    assert isinstance(estimator, BodyEstimator)
+    metrics = coco_ap_with_gt_boxes(estimator, ann_file, tmp_path / "images", keypoints="3d")
+    assert metrics["AP"] == pytest.approx(1.0) and metrics["num_people"] == 3
+    with pytest.raises(ValueError, match="not a BodyEstimator"):
+        coco_ap_with_gt_boxes(ColourFinder(), ann_file, tmp_path / "images", keypoints="3d")
+    with pytest.raises(ValueError, match="keypoints must be one of"):
+        coco_ap_with_gt_boxes(estimator, ann_file, tmp_path / "images", keypoints="both")

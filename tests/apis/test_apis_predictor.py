@@ -293,6 +293,96 @@ def test_3d_on_device(device, anny_body):
 
 
 # ---------------------------------------------------------------------------------------------
+# A known body through the whole 3D path: crop camera -> full image camera -> projection (issue 11)
+
+
+class GroundTruthNetwork(torch.nn.Module):
+    """Test double of a Body3DNet: the given pose vectors (N, D) and crop cameras (N, 3) for a batch of N
+    crops, in order, whatever the crops show."""
+
+    def __init__(self, config: Body3DConfig, pose_vector: torch.Tensor, camera: torch.Tensor) -> None:
+        super().__init__()
+        self.config = config
+        self.register_buffer("pixel_mean", torch.zeros(1, 3, 1, 1))
+        self.pose_vector, self.camera = pose_vector, camera
+
+    def forward(self, images, range_index=None):
+        assert images.shape[0] == len(self.camera)
+        return {"pose_vector": self.pose_vector, "camera": self.camera, "features": torch.zeros(len(images), 1)}
+
+
+KNOWN_IMAGE = (3000, 4000)  # (H, W): focal 5000 px, people ~55 m away: perspective stays sub-pixel
+# Off the image centre (the conversion's offset term counts): upright and tall; lying (root turned 90
+# degrees on screen) and wide, where the crop region follows the box width.
+KNOWN_BOXES = np.array([[1950.0, 1440.0, 60.0, 150.0], [2000.0, 1560.0, 160.0, 90.0]])
+CANVAS = 64
+
+
+@pytest.fixture(scope="module")
+def known_bodies(request):
+    """Two Anny bodies, each with the crop camera that makes it fill its box of :data:`KNOWN_BOXES` in the
+    network's output convention, and where the crop camera puts its keypoints and vertices in the image.
+
+    The truth is computed here from the definition of the crop camera (focal 5000 px at 224, scaled to the
+    canvas; principal point at the canvas centre; root at ``(tx, ty, 2 f / (canvas s))``) and of the protocol
+    crop (the region's edges are the canvas edges), without the package's camera conversions.
+    """
+    pytest.importorskip("anny")
+    anny_body = request.getfixturevalue("anny_body")
+    from lowres_hps.geometry.rotations import body_to_opencv_rotation, matrix_to_rotation_6d, rotation_about_axis
+
+    config = Body3DConfig(canvas=CANVAS)
+    spec = config.pose_spec
+    rest = spec.rest_vector(1)[0]
+    focal = config.crop_focal
+    poses, cameras, truths = [], [], []
+    for box, turn in zip(KNOWN_BOXES, (0.0, 90.0)):
+        root = rotation_about_axis("z", torch.tensor(turn, dtype=torch.float64), degrees=True) @ \
+            body_to_opencv_rotation(torch.float64)
+        pose = torch.cat([matrix_to_rotation_6d(root).reshape(6).float(), rest[6:]])
+        output = anny_body.forward_vector(pose[None])
+        keypoints = output.keypoints("coco17")[0][0].double()
+        vertices = output.vertices[0].double()
+        low, high = vertices[:, :2].amin(0), vertices[:, :2].amax(0)
+        region = crop_box(box, (CANVAS, CANVAS), 1.25)
+        # The body's long side spans the box's long side: 2 / 1.25 of the normalised crop.
+        scale = (2.0 * box[2:].max() / region[3]) / float((high - low).max())
+        shift = -(low + high) / 2
+        depth = 2.0 * focal / (CANVAS * scale)
+
+        def to_image(points, shift=shift, depth=depth, region=region):
+            camera_points = points + torch.cat([shift, torch.tensor([depth], dtype=torch.float64)])
+            crop = focal * camera_points[:, :2] / camera_points[:, 2:] + (CANVAS - 1) / 2
+            return region[:2] + (crop.numpy() + 0.5) * region[2:] / CANVAS  # crop edge -0.5 = region edge
+
+        poses.append(pose)
+        cameras.append(torch.tensor([scale, float(shift[0]), float(shift[1])]))
+        truths.append({"keypoints": to_image(keypoints), "vertices": to_image(vertices)})
+    return config, anny_body, torch.stack(poses), torch.stack(cameras), truths
+
+
+@pytest.mark.parametrize("person_height", [None, 32.0])
+def test_a_known_body_lands_on_its_keypoints_at_the_size_of_its_box(known_bodies, person_height):
+    config, anny_body, poses, cameras, truths = known_bodies
+    estimator = Body3DEstimator(GroundTruthNetwork(config, poses, cameras), anny_body)
+    image = np.zeros((*KNOWN_IMAGE, 3), np.uint8)
+    people = Predictor(estimator, person_height=person_height, with_vertices=True).predict_image(image, KNOWN_BOXES)
+    for box, truth, person in zip(KNOWN_BOXES, truths, people):
+        assert person.body["focal"] == pytest.approx(5000.0)
+        seen = _project(person.keypoints_3d, person.body)
+        np.testing.assert_allclose(person.keypoints_3d_projected, seen, atol=1e-9)
+        # The reported 3D keypoints, seen by the reported camera, land on the body's keypoints ...
+        assert np.abs(seen - truth["keypoints"]).max() < 1.0
+        # ... and the reported mesh has the size of the box: a scale error of a few % fails here.
+        mesh = _project(person.vertices.astype(np.float64), person.body)
+        extent = mesh.max(0) - mesh.min(0)
+        np.testing.assert_allclose(extent, truth["vertices"].max(0) - truth["vertices"].min(0), rtol=0.005)
+        long_side = int(np.argmax(box[2:]))
+        assert extent[long_side] == pytest.approx(box[2 + long_side], rel=0.01)
+        np.testing.assert_allclose((mesh.max(0) + mesh.min(0)) / 2, box[:2] + box[2:] / 2, atol=1.0)
+
+
+# ---------------------------------------------------------------------------------------------
 # Bounded crops of huge people (issue 9)
 
 

@@ -67,7 +67,7 @@ def test_the_predictor_runs_a_multi_person_estimator_on_whole_images():
         np.testing.assert_allclose(person.bbox, [x - 0.5, y - 0.5, w, h])
         np.testing.assert_allclose(person.keypoints[:, :2], np.tile([x - 0.5 + w / 2, y - 0.5 + h / 2], (K, 1)))
         assert person.score == pytest.approx(0.7) and person.box_score == 1.0
-        assert person.keypoints_3d is None and person.body is None
+        assert person.keypoints_3d is None and person.body is None and person.keypoints_3d_projected is None
     assert predictor.faces is None
 
 
@@ -108,6 +108,7 @@ def test_a_3d_model_adds_bodies_on_the_boxes_the_estimator_found(body_estimator)
     for person, reference in zip(people, expected):
         np.testing.assert_allclose(person.keypoints_3d, reference.keypoints_3d, rtol=0, atol=1e-6)
         assert person.body == reference.body
+        np.testing.assert_allclose(person.keypoints_3d_projected, reference.keypoints_3d_projected, rtol=0, atol=1e-4)
         np.testing.assert_allclose(person.keypoints[:, 2], 0.9)  # 2D still from the multi-person estimator
 
 

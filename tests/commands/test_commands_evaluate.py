@@ -158,6 +158,58 @@ def test_kp2d_errors(tmp_path, capsys):
     assert code == 2 and "nope.json" in err
 
 
+def _predict_entries(keypoints, offset):
+    """predict-style entries for the person of :func:`_coco_files`: 2D keypoints ``offset`` px off to the right,
+    3D keypoints 5 m away whose projection is exactly the ground truth; the second entry is as written before
+    ``keypoints_3d_projected`` existed, the third has no 3D."""
+    focal, centre = 500.0, np.array([319.5, 239.5])
+    points = np.column_stack([(keypoints[:, :2] - centre) * 5.0 / focal, np.full(len(keypoints), 5.0)])
+    shifted = keypoints.copy()
+    shifted[:, 0] += offset
+    body = {"focal": focal, "principal_point": centre.tolist()}
+    entry = {"image_id": 1, "category_id": 1, "keypoints": shifted.reshape(-1).tolist(), "score": 0.9,
+             "bbox": [100.0, 100.0, 50.0, 100.0], "keypoints_3d": points.tolist(), "body": body,
+             "keypoints_3d_projected": keypoints[:, :2].tolist()}
+    older = {k: v for k, v in entry.items() if k != "keypoints_3d_projected"}
+    plain = {k: v for k, v in entry.items() if k in ("image_id", "category_id", "keypoints", "score", "bbox")}
+    return [entry, older, plain]
+
+
+def test_kp2d_from_3d_scores_the_projected_3d_keypoints(tmp_path, capsys):
+    g, p = _coco_files(tmp_path, offset=0.0)
+    keypoints = np.asarray(json.loads(Path(g).read_text())["annotations"][0]["keypoints"], float).reshape(-1, 3)
+    entry, older, plain = _predict_entries(keypoints, offset=30.0)
+    sigmas = ("--sigmas", "0.1,0.1,0.1")
+    for entries in ([entry], [older]):
+        Path(p).write_text(json.dumps(entries))
+        code, out, _ = _run(capsys, "kp2d", "--gt", g, "--pred", p, *sigmas)
+        assert code == 0 and json.loads(out)["AP"] == 0.0  # the 2D keypoints are 30 px off
+        code, out, err = _run(capsys, "kp2d", "--gt", g, "--pred", p, *sigmas, "--from", "3d")
+        assert code == 0 and json.loads(out)["AP"] == pytest.approx(1.0) and err == ""
+    # Entries without 3D are left out, with a note.
+    Path(p).write_text(json.dumps([entry, plain]))
+    code, out, err = _run(capsys, "kp2d", "--gt", g, "--pred", p, *sigmas, "--from", "3d")
+    assert code == 0 and json.loads(out)["AP"] == pytest.approx(1.0)
+    assert "pred.json: 1 of 2 entries have no keypoints_3d" in err
+
+
+@pytest.mark.parametrize("case, message", [
+    ("no_3d", "has no keypoints_3d (1 entries): --from 3d"),
+    ("no_camera", "entry 0 (image 1): no keypoints_3d_projected, and no body focal"),
+    ("bad_shape", "entry 0 (image 1): projected keypoints of shape (6,)"),
+])
+def test_kp2d_from_3d_errors_name_the_file(tmp_path, capsys, case, message):
+    g, p = _coco_files(tmp_path, offset=0.0)
+    keypoints = np.asarray(json.loads(Path(g).read_text())["annotations"][0]["keypoints"], float).reshape(-1, 3)
+    entry, older, plain = _predict_entries(keypoints, offset=0.0)
+    chosen = {"no_3d": plain, "no_camera": {**older, "body": {"body_model": "anny"}},
+              "bad_shape": {**entry, "keypoints_3d_projected": keypoints[:, :2].reshape(-1).tolist()}}[case]
+    Path(p).write_text(json.dumps([chosen]))
+    code, out, err = _run(capsys, "kp2d", "--gt", g, "--pred", p, "--sigmas", "0.1,0.1,0.1", "--from", "3d")
+    assert code == 2 and out == ""
+    assert "pred.json" in err and message in err and len(err.strip().splitlines()) == 1
+
+
 @pytest.mark.shared_data
 def test_kp2d_ground_truth_as_results_scores_one(shared_data, tmp_path, capsys):
     gt_path = shared_data / "mmpose_testdata" / "coco" / "test_coco.json"

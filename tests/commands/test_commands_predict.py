@@ -350,6 +350,8 @@ def test_3d_model_adds_keypoints_3d_bodies_and_meshes(tmp_path, model3d, as_mode
         assert np.array_equal(keypoints_3d, np.round(keypoints_3d, 4))
         body = result["body"]
         assert body["focal"] == pytest.approx(200.0) and body["principal_point"] == [79.5, 59.5]  # 160 x 120
+        # keypoints_3d_projected: those keypoints seen by that camera (what evaluate kp2d --from 3d scores).
+        np.testing.assert_allclose(result["keypoints_3d_projected"], _project(keypoints_3d, body), atol=0.02)
         assert body["body_model"] == "anny" and body["range_index"] == 4 and len(body["camera"]) == 3
         keypoints = np.asarray(result["keypoints"]).reshape(K, 3)
         if as_model:  # 2D and 3D come from the same body

@@ -68,7 +68,9 @@ def test_config_validation_and_round_trip():
 def test_default_mean_params_give_an_upright_body_facing_the_camera(anny_body):
     mean = default_mean_params(tiny_config())
     assert mean.shape == (129,)
-    torch.testing.assert_close(mean[-3:], torch.tensor([0.9, 0.0, 0.0]))
+    # The box (1 / 1.25 of the crop) spans 1.5 m: s = 1.6 / 1.5, the mean of SynthLR's protocol crops (issue 11).
+    torch.testing.assert_close(mean[-3:], torch.tensor([2 / (1.25 * 1.5), 0.0, 0.0]))
+    assert default_mean_params(Body3DConfig(scale_factor=1.5))[-3] == pytest.approx(2 / (1.5 * 1.5))
     keypoints, _ = anny_body.forward_vector(mean[None, :-3]).keypoints("coco17")
     k = keypoints[0]
     nose, hips = k[COCO.index("nose")], k[[COCO.index("left_hip"), COCO.index("right_hip")]].mean(0)

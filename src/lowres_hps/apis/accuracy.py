@@ -4,6 +4,11 @@
 * :func:`pck_with_gt_boxes`: PCK with the torso normaliser on any reader (e.g. the held-out part of
   LSP-extended), over the joints the estimator and the dataset share.
 Both can degrade every person to a chosen height first (the low-resolution protocol).
+
+With ``keypoints="3d"`` a 3D body model (a :class:`~lowres_hps.models.estimator.BodyEstimator`) is scored on
+its 3D keypoints seen by the full-image camera it reports (:attr:`PersonPrediction.keypoints_3d_projected`,
+what ``lowres-hps predict`` writes and ``lowres-hps evaluate kp2d --from 3d`` scores), not on its crop
+camera's 2D keypoints. A 3D model gives no confidences: every keypoint scores 1, and so every person.
 """
 from __future__ import annotations
 
@@ -14,26 +19,47 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lowres_hps.apis.predictor import Predictor
+from lowres_hps.apis.predictor import PersonPrediction, Predictor
 from lowres_hps.body.keypoints import get_mapping, map_keypoints
 from lowres_hps.evaluation.keypoints2d import coco_keypoint_ap, pck, torso_size
-from lowres_hps.models.estimator import PoseEstimator
+from lowres_hps.models.estimator import BodyEstimator, PoseEstimator
 
-__all__ = ["coco_ap_with_gt_boxes", "pck_with_gt_boxes"]
+__all__ = ["KEYPOINT_SOURCES", "coco_ap_with_gt_boxes", "pck_with_gt_boxes"]
+
+KEYPOINT_SOURCES = ("2d", "3d")
+"""What is scored: the estimator's 2D keypoints, or its 3D keypoints projected into the image."""
+
+
+def _check_source(estimator, keypoints: str) -> None:
+    if keypoints not in KEYPOINT_SOURCES:
+        raise ValueError(f"keypoints must be one of {KEYPOINT_SOURCES}, got {keypoints!r}")
+    if keypoints == "3d" and not isinstance(estimator, BodyEstimator):
+        raise ValueError(f"keypoints='3d' scores a 3D body model's projected 3D keypoints; "
+                         f"{type(estimator).__name__} is not a BodyEstimator")
+
+
+def _scored(person: PersonPrediction, keypoints: str) -> tuple[np.ndarray, float]:
+    """(K, 3) ``x, y, score`` image px and the person score of what is scored."""
+    if keypoints == "2d":
+        return person.keypoints, float(person.score)
+    pixels = person.keypoints_3d_projected
+    return np.column_stack([pixels, np.ones(len(pixels))]), float(person.box_score)
 
 
 def coco_ap_with_gt_boxes(estimator: PoseEstimator, ann_file: str | Path, image_root: str | Path | None = None,
                           person_height: float | None = None, max_images: int | None = None,
-                          batch_size: int = 64) -> dict[str, float]:
+                          batch_size: int = 64, keypoints: str = "2d") -> dict[str, float]:
     """OKS AP/AR of ``estimator`` on the people of ``ann_file`` that have keypoints, from their GT boxes
     (the people :class:`~lowres_hps.data.coco.CocoPeople` keeps with ``min_keypoints=1``).
 
-    Person scores are the mean keypoint score (box scores are 1), as in top-down COCO evaluation.
-    With ``max_images`` only the first images (by id) are scored, and the ground truth is cut to match.
+    Person scores are the mean keypoint score (box scores are 1), as in top-down COCO evaluation; 1 with
+    ``keypoints="3d"`` (the module docstring). With ``max_images`` only the first images (by id) are scored,
+    and the ground truth is cut to match.
     """
     from lowres_hps.apis.inputs import load_image
     from lowres_hps.data.coco import CocoPeople
 
+    _check_source(estimator, keypoints)
     ann_file = Path(ann_file)
     data = json.loads(ann_file.read_text())
     image_root = Path(image_root) if image_root is not None else _default_root(ann_file)
@@ -52,8 +78,9 @@ def coco_ap_with_gt_boxes(estimator: PoseEstimator, ann_file: str | Path, image_
         boxes = [np.stack(by_image[image["id"]]) for image in chunk]
         for image, people_of_image in zip(chunk, predictor.predict_images(rgbs, boxes)):
             for person in people_of_image:
-                results.append({"image_id": image["id"], "category_id": 1, "score": float(person.score),
-                                "keypoints": [round(float(v), 3) for v in person.keypoints.reshape(-1)]})
+                points, score = _scored(person, keypoints)
+                results.append({"image_id": image["id"], "category_id": 1, "score": score,
+                                "keypoints": [round(float(v), 3) for v in points.reshape(-1)]})
     subset = {**data, "images": images, "annotations": [a for a in data["annotations"] if a["image_id"] in keep]}
     with tempfile.TemporaryDirectory() as tmp:
         gt_path = Path(tmp) / "gt.json"
@@ -70,12 +97,14 @@ def _default_root(ann_file: Path) -> Path:
 
 
 def pck_with_gt_boxes(estimator: PoseEstimator, reader, threshold: float = 0.2, person_height: float | None = None,
-                      batch_size: int = 64) -> dict[str, float]:
+                      batch_size: int = 64, keypoints: str = "2d") -> dict[str, float]:
     """PCK@``threshold`` (torso normaliser: right shoulder to left hip) of ``estimator`` on ``reader``.
 
     Predictions are mapped by joint name into the reader's convention; joints the estimator lacks
-    are not counted. Returns overall PCK, the number of people and of counted joints.
+    are not counted. ``keypoints="3d"`` scores the projected 3D keypoints (the module docstring). Returns
+    overall PCK, the number of people and of counted joints.
     """
+    _check_source(estimator, keypoints)
     predictor = Predictor(estimator, person_height=person_height, batch_size=batch_size)
     mapping = get_mapping(estimator.convention, reader.convention)
     predictions, truths, visible = [], [], []
@@ -87,7 +116,7 @@ def pck_with_gt_boxes(estimator: PoseEstimator, reader, threshold: float = 0.2, 
                                          [np.asarray(s.bbox, np.float64)[None] for s in chunk])
         people.extend(p[0] for p in found)
     for sample, person in zip(samples, people):
-        mapped, available = map_keypoints(person.keypoints[:, :2], mapping)
+        mapped, available = map_keypoints(_scored(person, keypoints)[0][:, :2], mapping)
         predictions.append(mapped)
         truths.append(sample.keypoints2d[:, :2])
         visible.append((sample.keypoints2d[:, 2] > 0) & (available > 0))

@@ -18,7 +18,10 @@ the estimator itself) every person also gets a body. The 3D model sees its own p
 size and margin, the same ``person_height``) and predicts in its crop camera; the body is moved to the
 camera of the whole image with :func:`~lowres_hps.geometry.camera.crop_to_full_translation`. That camera
 is ASSUMED, since images do not say theirs: focal ``sqrt(W^2 + H^2)`` px (CLIFF's estimate, a ~53 degree
-diagonal field of view) and principal point at the image centre ``((W - 1) / 2, (H - 1) / 2)``.
+diagonal field of view) and principal point at the image centre ``((W - 1) / 2, (H - 1) / 2)``. The
+conversion keeps the body's size in the image: its 3D keypoints seen by that camera
+(``keypoints_3d_projected``) cover the crop region as the crop camera saw them (exactly on the root's depth
+plane; off it, by the assumed camera's perspective).
 
 Memory stays bounded for huge people: the protocol warps a crop region at its own pixel size, so a region
 with a side above :data:`MAX_CROP_SIDE` px is first cut from the image and reduced (area averaging) by a
@@ -26,6 +29,7 @@ whole factor, then cropped as usual; its affine and box are given in the origina
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,13 +41,13 @@ import torch
 
 from lowres_hps.apis.detector import Detector
 from lowres_hps.core.checks import check_image
-from lowres_hps.geometry.camera import crop_to_full_translation
+from lowres_hps.geometry.camera import crop_to_full_translation, perspective_project
 from lowres_hps.geometry.transforms import apply_affine, invert_affine
 from lowres_hps.imaging.crop import crop_box
 from lowres_hps.imaging.protocol import LowResCrop, LowResProtocol, input_range_index
 from lowres_hps.models.estimator import BodyEstimator, ImagePeople, MultiPersonEstimator, PoseEstimator
 
-__all__ = ["MAX_CROP_SIDE", "PersonPrediction", "Predictor", "full_image_camera", "bounded_crop"]
+__all__ = ["MAX_CROP_SIDE", "PersonPrediction", "Predictor", "full_image_camera", "bounded_crop", "project_to_image"]
 
 MAX_CROP_SIDE = 4096
 """Crop regions with a longer side (px; people above ~3300 px tall) are reduced before the protocol."""
@@ -54,6 +58,17 @@ def full_image_camera(image_size: tuple[int, int]) -> tuple[float, tuple[float, 
     ``sqrt(W^2 + H^2)`` px and the principal point at the image centre ``((W - 1) / 2, (H - 1) / 2)``."""
     height, width = image_size
     return math.hypot(width, height), ((width - 1) / 2.0, (height - 1) / 2.0)
+
+
+def project_to_image(keypoints_3d: np.ndarray | None, body: dict[str, Any] | None) -> np.ndarray | None:
+    """(K3, 3) metres in the camera of ``body`` (its ``focal`` and ``principal_point``) -> (K3, 2) float64
+    image px; None when either is missing or the body names no camera (e.g. a multi-person estimator's own)."""
+    if keypoints_3d is None or body is None or "focal" not in body or "principal_point" not in body:
+        return None
+    points = torch.as_tensor(np.asarray(keypoints_3d, dtype=np.float64))
+    pixels = perspective_project(points, float(body["focal"]),
+                                 torch.tensor(body["principal_point"], dtype=torch.float64))
+    return pixels.numpy()
 
 
 @dataclass(frozen=True)
@@ -76,6 +91,10 @@ class PersonPrediction:
             ``range_index`` (the resolution range the model ran with).
         vertices: (V, 3) float32 mesh in the full camera (metres) when asked for, else None; the faces are
             :attr:`Predictor.faces`.
+        keypoints_3d_projected: (K3, 2) float64 ``keypoints_3d`` seen by the camera of ``body`` (``focal``,
+            ``principal_point``), image px; None without a 3D model. It differs from a 3D model's own 2D
+            keypoints (``keypoints``, its crop camera's view mapped back) off the plane of the root, by the
+            perspective of the full camera.
     """
 
     bbox: np.ndarray
@@ -85,6 +104,7 @@ class PersonPrediction:
     keypoints_3d: np.ndarray | None = None
     body: dict[str, Any] | None = None
     vertices: np.ndarray | None = None
+    keypoints_3d_projected: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -93,8 +113,15 @@ class _Bodies:
 
     keypoints2d: np.ndarray  # (B, K, 3) x, y, score of the 3D model's projection, image px
     keypoints_3d: np.ndarray  # (B, K3, 3)
+    projected: np.ndarray  # (B, K3, 2) keypoints_3d seen by each full camera, image px
     bodies: list[dict[str, Any]]
     vertices: np.ndarray | None  # (B, V, 3) float32
+
+
+def _with_projection(person: PersonPrediction) -> PersonPrediction:
+    """``person`` with :attr:`PersonPrediction.keypoints_3d_projected` filled in from its body's camera."""
+    projected = project_to_image(person.keypoints_3d, person.body)
+    return person if projected is None else dataclasses.replace(person, keypoints_3d_projected=projected)
 
 
 def _check_boxes(boxes, scores) -> tuple[np.ndarray, np.ndarray]:
@@ -271,7 +298,8 @@ class Predictor:
                 box, score = checked[i][0][j], float(checked[i][1][j])
                 extra = {} if bodies is None else dict(
                     keypoints_3d=bodies.keypoints_3d[n], body=bodies.bodies[n],
-                    vertices=None if bodies.vertices is None else bodies.vertices[n])
+                    vertices=None if bodies.vertices is None else bodies.vertices[n],
+                    keypoints_3d_projected=bodies.projected[n])
                 results[i][j] = PersonPrediction(bbox=box.copy(), keypoints=person,
                                                  score=float(person[:, 2].mean()) * score, box_score=score, **extra)
         return results  # type: ignore[return-value]
@@ -293,10 +321,10 @@ class Predictor:
                 vertices = None if chunks[0].vertices is None else np.concatenate([c.vertices for c in chunks])
                 extra = {"keypoints_3d": np.concatenate([c.keypoints_3d for c in chunks]),
                          "body": [b for c in chunks for b in c.bodies], "vertices": vertices}
-            results.append([PersonPrediction(
+            results.append([_with_projection(PersonPrediction(
                 bbox=np.asarray(people.boxes[n], np.float64).copy(),
                 keypoints=np.asarray(people.keypoints[n], np.float64), score=float(people.scores[n]), box_score=1.0,
-                **{k: None if v is None else v[n] for k, v in extra.items()}) for n in range(len(people.boxes))])
+                **{k: None if v is None else v[n] for k, v in extra.items()})) for n in range(len(people.boxes))])
         return results
 
     def _bodies(self, images: list[np.ndarray], boxes: list[np.ndarray]) -> _Bodies:
@@ -323,6 +351,7 @@ class Predictor:
         vertices = None
         if predicted.vertices is not None:
             vertices = (predicted.vertices.to(torch.float64) + shift).to(torch.float32).numpy()
+        projected = perspective_project(keypoints_3d, focal, principal_point)
         to_image = invert_affine(torch.stack([c.affine for c in crops]).to(torch.float64))
         pixels = apply_affine(predicted.keypoints2d.to(torch.float64), to_image)
         keypoints2d = torch.cat([pixels, torch.ones(*pixels.shape[:2], 1, dtype=torch.float64)], dim=-1)
@@ -336,7 +365,7 @@ class Predictor:
             "range_index": int(predicted.range_index[n]),
         } for n in range(len(crops))]
         return _Bodies(keypoints2d=keypoints2d.numpy(), keypoints_3d=keypoints_3d.numpy(), bodies=bodies,
-                       vertices=vertices)
+                       vertices=vertices, projected=projected.numpy())
 
     def _keypoints(self, crops: list[LowResCrop]) -> np.ndarray:
         """(B, K, 3) float64 ``x, y, score`` in image pixels of a batch of crops, from one estimator call."""

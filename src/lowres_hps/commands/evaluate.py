@@ -1,5 +1,13 @@
 """`lowres-hps evaluate kp2d|kp3d`: score prediction files, print one JSON object of metrics.
 
+``kp2d`` scores a COCO keypoint results file (``--from 2d``, the default; the ``predictions.json`` of
+``lowres-hps predict`` is one) or, with ``--from 3d``, the 3D keypoints of such a ``predictions.json`` seen by
+the camera each entry reports: its ``keypoints_3d_projected`` (image px), or, in files written before that
+field existed, ``keypoints_3d`` projected with the entry's ``body`` ``focal`` and ``principal_point``. A 3D
+model gives no confidences, so every keypoint and every person scores 1: that ranks people fairly only
+when each is one detection, i.e. with ground-truth boxes (``predict --boxes``); equal scores keep the
+file's order. Entries without 3D keypoints are left out (a note says how many).
+
 ``kp3d`` takes either two npz files (``keypoints3d`` (N, K, 3) each, same order), or a SynthLR folder as
 ``--gt`` with the ``predictions.json`` of ``lowres-hps predict`` (entries with ``keypoints_3d``) as
 ``--pred``. In the second case each ground-truth person is matched to the prediction of the same
@@ -40,7 +48,11 @@ from lowres_hps.data.errors import load_npz
 from lowres_hps.evaluation.keypoints2d import _load_json, coco_keypoint_ap, count_nonfinite_results
 from lowres_hps.evaluation.keypoints3d import Root, auc3d, mpjpe, pa_mpjpe, pck3d
 
-__all__ = ["main", "evaluate_kp2d", "evaluate_kp3d", "evaluate_kp3d_synthlr", "match_predictions", "resolve_root"]
+__all__ = ["KP2D_SOURCES", "main", "evaluate_kp2d", "evaluate_kp3d", "evaluate_kp3d_synthlr", "match_predictions",
+           "projected_3d_results", "resolve_root"]
+
+KP2D_SOURCES = ("2d", "3d")
+"""``evaluate kp2d --from`` choices: the results' own keypoints, or the projection of their 3D keypoints."""
 
 
 def _json_safe(metrics: dict) -> dict:
@@ -56,20 +68,65 @@ def _parse_sigmas(text: str | None) -> list[float] | None:
         raise ValueError(f"--sigmas must be comma separated numbers, got {text!r}") from None
 
 
-def evaluate_kp2d(gt: str | Path, pred: str | Path, sigmas: list[float] | None = None) -> dict[str, float]:
+def evaluate_kp2d(gt: str | Path, pred: str | Path, sigmas: list[float] | None = None,
+                  source: str = "2d") -> dict[str, float]:
     """COCO OKS AP/AR of a results file against keypoint annotations (see ``coco_keypoint_ap``).
 
-    Keypoints with non-finite coordinates count as misses, with a note on stderr naming the file and the
-    count; results with a non-finite score are an error naming the file.
+    ``source="3d"`` scores the projected 3D keypoints of a ``predictions.json`` instead
+    (:func:`projected_3d_results`). Keypoints with non-finite coordinates count as misses, with a note on
+    stderr naming the file and the count; results with a non-finite score are an error naming the file.
     """
+    if source not in KP2D_SOURCES:
+        raise ValueError(f"--from must be one of {', '.join(KP2D_SOURCES)}, got {source!r}")
     results = _load_json(pred, "results")
     if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
         raise ValueError(f"results file {pred} must hold a JSON list of detections")
+    if source == "3d":
+        results = projected_3d_results(results, pred)
     broken = count_nonfinite_results(results)
     if broken:
         print(f"lowres-hps evaluate: note: {pred}: {broken} of {len(results)} results have non-finite keypoints "
               f"(NaN, inf or null); those keypoints count as misses", file=sys.stderr)
     return coco_keypoint_ap(gt, results, sigmas, results_name=str(pred))
+
+
+def projected_3d_results(entries: list[dict], path: str | Path) -> list[dict]:
+    """COCO keypoint results of the projected 3D keypoints of ``predict`` entries (module docstring):
+    ``keypoints`` ``[x, y, 1] * K3`` in image px and ``score`` 1, for the entries that have ``keypoints_3d``.
+
+    Raises:
+        ValueError: naming ``path``: no entry has 3D keypoints, or one has malformed ones or no camera.
+    """
+    from lowres_hps.apis.predictor import project_to_image
+
+    results, skipped = [], 0
+    for n, entry in enumerate(entries):
+        if "keypoints_3d" not in entry:
+            skipped += 1
+            continue
+        if "image_id" not in entry:
+            raise ValueError(f"{path}: entry {n} has keypoints_3d but no image_id")
+        try:
+            if "keypoints_3d_projected" in entry:
+                pixels = np.asarray(entry["keypoints_3d_projected"], dtype=np.float64)
+            else:  # written before the field existed: the same projection, from the body's camera
+                pixels = project_to_image(np.asarray(entry["keypoints_3d"], dtype=np.float64), entry.get("body"))
+                if pixels is None:
+                    raise ValueError("no keypoints_3d_projected, and no body focal and principal_point to project with")
+            if pixels.ndim != 2 or pixels.shape[1] != 2:
+                raise ValueError(f"projected keypoints of shape {pixels.shape}, expected (K, 2)")
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: entry {n} (image {entry['image_id']}): {exc}") from None
+        keypoints = np.column_stack([pixels, np.ones(len(pixels))])
+        results.append({"image_id": entry["image_id"], "category_id": entry.get("category_id", 1),
+                        "keypoints": keypoints.reshape(-1).tolist(), "score": 1.0})
+    if not results:
+        raise ValueError(f"{path} has no keypoints_3d ({len(entries)} entries): --from 3d scores the 3D keypoints "
+                         f"of lowres-hps predict with a 3D model (--model3d NAME|PATH)")
+    if skipped:
+        print(f"lowres-hps evaluate: note: {path}: {skipped} of {len(entries)} entries have no keypoints_3d and are "
+              f"left out", file=sys.stderr)
+    return results
 
 
 def resolve_root(root: str | None, root_index: int | None, convention: KeypointConvention | None,
@@ -320,7 +377,7 @@ def evaluate_kp3d_synthlr(gt: str | Path, pred: str | Path, root: str | None = N
 
 def main(args: argparse.Namespace) -> int:
     if args.task == "kp2d":
-        metrics = evaluate_kp2d(args.gt, args.pred, _parse_sigmas(args.sigmas))
+        metrics = evaluate_kp2d(args.gt, args.pred, _parse_sigmas(args.sigmas), getattr(args, "source", "2d"))
     elif args.task == "kp3d":
         metrics = evaluate_kp3d(args.gt, args.pred, root=args.root, root_index=args.root_index,
                                 convention=args.convention, pck_threshold=args.pck_threshold,

@@ -8,9 +8,11 @@ Writes, in ``--out``:
   the keypoint scores, times the detector's box score when people come from the detector. When a 3D model
   ran, also ``keypoints_3d`` (``[[x, y, z], ...]`` per joint, metres, in the 3D model's convention, in the
   ASSUMED camera of the whole image: focal ``sqrt(W^2 + H^2)`` px, principal point at the image centre),
-  ``body`` (the body model's pose vector, the crop camera, the root translation and that assumed camera;
-  see :class:`~lowres_hps.apis.predictor.PersonPrediction`) and, with ``--mesh-format``, ``mesh`` (the
-  mesh file's path relative to ``--out``).
+  ``keypoints_3d_projected`` (``[[x, y], ...]``: those keypoints seen by that camera, original image pixels;
+  what ``lowres-hps evaluate kp2d --from 3d`` scores), ``body`` (the body model's pose vector, the crop
+  camera, the root translation and that assumed camera; see
+  :class:`~lowres_hps.apis.predictor.PersonPrediction`) and, with ``--mesh-format``, ``mesh`` (the mesh
+  file's path relative to ``--out``).
 - ``meshes/<image stem>_<person>.<obj|ply|glb>`` (``<video stem>_<frame>_<person>`` for video frames) with
   ``--mesh-format``: each person's mesh in that same camera, metres, OpenCV axes (x right, y down,
   z forward), written with trimesh.
@@ -136,7 +138,8 @@ def default_model3d() -> str | None:
 
 def coco_result(image_id: int, person: PersonPrediction, mesh: str | None = None) -> dict:
     """One COCO keypoint results entry (coordinates to 0.01 px, scores to 1e-4), plus, when the person has
-    a body, ``keypoints_3d`` (metres, to 1e-4), ``body`` (floats to 6 significant digits) and ``mesh``."""
+    a body, ``keypoints_3d`` (metres, to 1e-4), ``keypoints_3d_projected`` (image px, to 0.01), ``body`` (floats
+    to 6 significant digits) and ``mesh``."""
     keypoints = np.column_stack([np.round(person.keypoints[:, :2], 2), np.round(person.keypoints[:, 2], 4)])
     result = {
         "image_id": int(image_id),
@@ -147,6 +150,8 @@ def coco_result(image_id: int, person: PersonPrediction, mesh: str | None = None
     }
     if person.keypoints_3d is not None:
         result["keypoints_3d"] = np.round(person.keypoints_3d, 4).tolist()
+    if person.keypoints_3d_projected is not None:
+        result["keypoints_3d_projected"] = np.round(person.keypoints_3d_projected, 2).tolist()
     if person.body is not None:
         result["body"] = _rounded(person.body)
     if mesh is not None:
