@@ -1,15 +1,19 @@
 """RSC-Net ablations (the paper's Tables 3-4), each row trained with the same budget, then scored.
 
-    python benchmarks/rsc_ablations.py [--canvas 64] [--epochs 4] [--subset 1000] [--rows NAME ...]
+    python benchmarks/rsc_ablations.py [--base CONFIG] [--canvas 64] [--epochs 4] [--subset 1000]
+        [--seeds 0 1] [--rows NAME ...]
 
-Every row trains `configs/hps3d/rsc_r18_c128.yaml` with its overrides, on the same fixed random
-``--subset`` of training people for ``--epochs`` epochs (progressive rows add one resolution range per
+Every row trains ``--base`` (default `configs/hps3d/rsc_r18_c128.yaml`) with its overrides, on the same fixed
+random ``--subset`` of training people for ``--epochs`` epochs (progressive rows add one resolution range per
 epoch: ranges 0-1 in epoch 0, range 2 in epoch 1, ...), at the ``--canvas`` input size, with the trunk
-initialised from the shipped 2D model of matching person size (``TRUNK_INIT``), into
-runs/hps3d_ablation_c<canvas>/NAME (skipped when already trained). Then, with ground-truth boxes, it
+initialised from the base config's 2D model, or for ResNet bases the shipped 2D model of matching person size
+(``TRUNK_INIT``), once per ``--seeds`` value (data order, augmentation and the regressor's initialisation),
+into runs/hps3d_ablation[_BASE]_c<canvas><tag>/NAME[_sSEED] (skipped when already trained). Then, with
+ground-truth boxes, it
 measures MPJPE and PA-MPJPE (mm, COCO-17, hips-rooted) on the first ``--test-people`` SynthLR-test
 crops degraded to person heights 176, 96, 52 and 32 px (the midpoints of the paper's ranges).
-Results go to benchmarks/results/rsc_ablations_c<canvas>.json and a markdown table on stdout.
+Results go to benchmarks/results/rsc_ablations[_BASE]_c<canvas><tag>.json and a markdown table on stdout
+(with several seeds: the mean of each cell, and the spread between seeds at 32 px).
 """
 from __future__ import annotations
 
@@ -48,22 +52,41 @@ ROWS: dict[str, tuple[list[str], str]] = {
 }
 
 
-def run_dir(name: str, canvas: int, tag: str = "") -> Path:
-    return ROOT / "runs" / f"hps3d_ablation_c{canvas}{tag}" / name
+def base_tag(base: str) -> str:
+    """'' for the original base, else '_<config stem>' (runs and results of other bases stay apart)."""
+    return "" if base == BASE else f"_{Path(base).stem}"
 
 
-def train(name: str, canvas: int, epochs: int, subset: int, tag: str = "") -> Path:
-    out = run_dir(name, canvas, tag)
+def run_dir(name: str, canvas: int, tag: str = "", base: str = BASE, seed: int | None = None) -> Path:
+    suffix = "" if seed is None else f"_s{seed}"
+    return ROOT / "runs" / f"hps3d_ablation{base_tag(base)}_c{canvas}{tag}" / f"{name}{suffix}"
+
+
+def trunk_init(base: str, canvas: int) -> str:
+    """The 2D model the trunk starts from: the base config's own for MoveNet bases, else by person size."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / base).read_text())
+    if config["task_args"]["model"].get("backbone", "resnet18").startswith("movenet"):
+        return config["task_args"]["init_trunk_from"]
+    return TRUNK_INIT.get(canvas, "cal_r18_128x96")
+
+
+def train(name: str, canvas: int, epochs: int, subset: int, tag: str = "", base: str = BASE,
+          seed: int | None = None) -> Path:
+    out = run_dir(name, canvas, tag, base, seed)
     if (out / "model.safetensors").exists():
         return out
     overrides, _ = ROWS[name]
     schedule = [0, 0] + [min(i, epochs - 1) for i in range(1, 4)]
     budget = [f"task_args.model.canvas={canvas}", f"trainer.epochs={epochs}", f"task_args.train_subset={subset}",
-              f"task_args.init_trunk_from={TRUNK_INIT.get(canvas, 'cal_r18_128x96')}",
+              f"task_args.init_trunk_from={trunk_init(base, canvas)}",
               "trainer.val_every_epochs=0", "trainer.ckpt_every_steps=50", "trainer.optim.warmup_steps=20"]
+    if seed is not None:
+        budget.append(f"trainer.seed={seed}")
     if not any(o.startswith("task_args.range_schedule") for o in overrides):
         budget.append(f"task_args.range_schedule=[{', '.join(map(str, schedule))}]")
-    command = [sys.executable, "-m", "lowres_hps.cli", "train", BASE, "--out", str(out), *overrides, *budget]
+    command = [sys.executable, "-m", "lowres_hps.cli", "train", base, "--out", str(out), *overrides, *budget]
     if (out / "last.pt").exists():
         command.append("--resume")
     subprocess.run(command, check=True, cwd=ROOT)
@@ -116,12 +139,18 @@ def score_constant(test_people: int) -> dict[str, float]:
 
 
 def table(results: dict, names: list[str]) -> str:
+    """Markdown rows; a row of several seeds (``{"seeds": {seed: metrics}}``) shows the mean of each cell and
+    the spread (max - min) between its seeds at 32 px."""
     head = " | ".join(f"MPJPE {h}" for h in HEIGHTS) + " | " + " | ".join(f"PA {h}" for h in HEIGHTS)
-    lines = [f"| row | {head} |", "|---" * (1 + 2 * len(HEIGHTS)) + "|"]
+    lines = [f"| row | {head} | spread MPJPE / PA at 32 |", "|---" * (2 + 2 * len(HEIGHTS)) + "|"]
     for name in names:
         r = results[name]
-        cells = [f"{r[f'mpjpe_mm@{h}']:.1f}" for h in HEIGHTS] + [f"{r[f'pa_mpjpe_mm@{h}']:.1f}" for h in HEIGHTS]
-        lines.append(f"| {r['description']} | " + " | ".join(cells) + " |")
+        runs = list(r["seeds"].values()) if "seeds" in r else [r]
+        mean = lambda key: sum(run[key] for run in runs) / len(runs)  # noqa: E731
+        spread = lambda key: max(run[key] for run in runs) - min(run[key] for run in runs)  # noqa: E731
+        cells = [f"{mean(f'mpjpe_mm@{h}'):.1f}" for h in HEIGHTS] + [f"{mean(f'pa_mpjpe_mm@{h}'):.1f}" for h in HEIGHTS]
+        spreads = (f"{spread('mpjpe_mm@32'):.1f} / {spread('pa_mpjpe_mm@32'):.1f}" if len(runs) > 1 else "-")
+        lines.append(f"| {r['description']} | " + " | ".join(cells) + f" | {spreads} |")
     return "\n".join(lines)
 
 
@@ -133,23 +162,33 @@ if __name__ == "__main__":
     parser.add_argument("--test-people", type=int, default=300)
     parser.add_argument("--rows", nargs="*", default=list(ROWS))
     parser.add_argument("--tag", default="", help="suffix of the run folder and results file (another budget)")
+    parser.add_argument("--base", default=BASE, help="config every row starts from")
+    parser.add_argument("--seeds", type=int, nargs="*", default=None,
+                        help="train every row once per seed (default: one run with the config's seed)")
     parser.add_argument("--reference", action="store_true", help="only score the constant-body reference")
     args = parser.parse_args()
     if args.reference:
         print(json.dumps(score_constant(args.test_people)))
         sys.exit(0)
-    results_path = ROOT / "benchmarks" / "results" / f"rsc_ablations_c{args.canvas}{args.tag}.json"
+    results_path = (ROOT / "benchmarks" / "results" /
+                    f"rsc_ablations{base_tag(args.base)}_c{args.canvas}{args.tag}.json")
     results_path.parent.mkdir(parents=True, exist_ok=True)
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
-    for name in args.rows:
-        start = time.perf_counter()
-        run = train(name, args.canvas, args.epochs, args.subset, args.tag)
-        trained = time.perf_counter()
-        metrics = score(run, args.test_people)
-        metrics.update(description=ROWS[name][1], canvas=args.canvas, epochs=args.epochs, subset=args.subset,
-                       test_people=args.test_people, train_minutes=round((trained - start) / 60, 1))
-        results[name] = metrics
-        results_path.write_text(json.dumps(results, indent=2))
-        print(name, metrics, flush=True)
+    for seed in (args.seeds or [None]):
+        for name in args.rows:
+            start = time.perf_counter()
+            run = train(name, args.canvas, args.epochs, args.subset, args.tag, args.base, seed)
+            trained = time.perf_counter()
+            metrics = score(run, args.test_people)
+            metrics.update(description=ROWS[name][1], canvas=args.canvas, epochs=args.epochs, subset=args.subset,
+                           test_people=args.test_people, train_minutes=round((trained - start) / 60, 1),
+                           base=args.base)
+            if seed is None:
+                results[name] = metrics
+            else:
+                row = results.setdefault(name, {"description": ROWS[name][1], "seeds": {}})
+                row["seeds"][str(seed)] = metrics
+            results_path.write_text(json.dumps(results, indent=2))
+            print(name, seed, metrics, flush=True)
     print()
     print(table(results, [n for n in args.rows if n in results]))
