@@ -10,7 +10,10 @@ paper's Eq. 5 leaves out ResNet's downsampling blocks.
 The feature ``phi`` (RSC-Net's, used by the regressor and the feature-consistency losses) concatenates
 - the trunk's top (1280 channels at stride 32), averaged over the image: what the body looks like;
 - the 2D model's keypoint heatmaps (sigmoid, 17 at stride 4) average-pooled to ``heatmap_grid`` x
-  ``heatmap_grid``: where each joint is, which a pooled feature alone loses (HMR's weakness on limbs).
+  ``heatmap_grid``: where each joint is, which a pooled feature alone loses (HMR's weakness on limbs);
+- with ``keypoint_coordinates``, each joint's soft-argmax position in the crop (x, y in [-1, 1], from a
+  softmax over its heatmap logits) and its peak probability: the precise 2D pose, which lifting networks
+  turn into 3D far faster than pooled appearance features.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from torch import nn
 from lowres_hps.core.checks import check_shape
 from lowres_hps.models.movenet import MOVENET_VARIANTS, MoveNet
 
-__all__ = ["ResolutionAwareMoveNet", "MOVENET_3D_BACKBONES"]
+__all__ = ["ResolutionAwareMoveNet", "MOVENET_3D_BACKBONES", "soft_argmax"]
 
 MOVENET_3D_BACKBONES = {"movenet_lightning": "lightning", "movenet_thunder": "thunder"}
 
@@ -36,13 +39,15 @@ class ResolutionAwareMoveNet(nn.Module):
         pretrained: ``"movenet"`` loads MoveNet's published weights from the local TFJS files; ``None`` or
             ``"none"`` starts from scratch (a 2D checkpoint is loaded afterwards with :meth:`load_pose2d_state`).
         heatmap_grid: side of the pooled heatmap grid in ``phi``.
+        keypoint_coordinates: append each joint's soft-argmax (x, y) and peak probability to ``phi``.
 
     Forward: ``images (B, 3, H, W)`` float normalised to [-1, 1] (MoveNet's), ``range_index (B,)`` int64 in
     ``[0, num_ranges)`` (ignored without ``alpha``) -> ``(B, feature_dim)``.
     """
 
     def __init__(self, variant: str = "lightning", num_ranges: int = 5, resolution_aware: bool = True,
-                 pretrained: str | None = "movenet", heatmap_grid: int = 8) -> None:
+                 pretrained: str | None = "movenet", heatmap_grid: int = 8,
+                 keypoint_coordinates: bool = True) -> None:
         super().__init__()
         if variant not in MOVENET_VARIANTS:
             raise ValueError(f"unknown MoveNet variant {variant!r}; known: {', '.join(MOVENET_VARIANTS)}")
@@ -61,8 +66,11 @@ class ResolutionAwareMoveNet(nn.Module):
         self.variant = variant
         self.num_ranges = int(num_ranges)
         self.heatmap_grid = int(heatmap_grid)
+        self.keypoint_coordinates = bool(keypoint_coordinates)
         self.residual_blocks = [k for k, block in enumerate(self.features.blocks) if block.residual]
-        self.feature_dim = self.features.last_conv.out_channels + self.heatmap.out.out_channels * heatmap_grid ** 2
+        joints = self.heatmap.out.out_channels
+        self.feature_dim = (self.features.last_conv.out_channels + joints * heatmap_grid ** 2
+                            + 3 * joints * self.keypoint_coordinates)
         self.alpha = nn.Parameter(torch.ones(num_ranges, len(self.residual_blocks))) if resolution_aware else None
 
     @property
@@ -100,6 +108,19 @@ class ResolutionAwareMoveNet(nn.Module):
     def forward(self, images: torch.Tensor, range_index: torch.Tensor | None = None) -> torch.Tensor:
         check_shape(images, "B 3 H W", "images")
         fpn, top = self.features(images, self._weights(images, range_index), with_top=True)
-        heatmaps = torch.sigmoid(self.heatmap(fpn))
-        pooled = F.adaptive_avg_pool2d(heatmaps, self.heatmap_grid)
-        return torch.cat([top.mean(dim=(-2, -1)), pooled.flatten(1)], dim=1)
+        logits = self.heatmap(fpn)
+        heatmaps = torch.sigmoid(logits)
+        parts = [top.mean(dim=(-2, -1)), F.adaptive_avg_pool2d(heatmaps, self.heatmap_grid).flatten(1)]
+        if self.keypoint_coordinates:
+            parts += [soft_argmax(logits.float()).flatten(1).to(top.dtype), heatmaps.flatten(2).amax(-1)]
+        return torch.cat(parts, dim=1)
+
+
+def soft_argmax(logits: torch.Tensor) -> torch.Tensor:
+    """(B, K, h, w) heatmap logits -> (B, K, 2) expected (x, y) under a softmax over each map, in [-1, 1]
+    (pixel centres: -1 + (2 i + 1) / side)."""
+    b, k, h, w = logits.shape
+    probabilities = torch.softmax(logits.flatten(2), dim=-1).view(b, k, h, w)
+    xs = (2 * torch.arange(w, device=logits.device, dtype=logits.dtype) + 1) / w - 1
+    ys = (2 * torch.arange(h, device=logits.device, dtype=logits.dtype) + 1) / h - 1
+    return torch.stack([(probabilities.sum(-2) * xs).sum(-1), (probabilities.sum(-1) * ys).sum(-1)], dim=-1)
