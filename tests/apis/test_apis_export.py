@@ -197,6 +197,27 @@ def test_load_model_refuses_a_3d_onnx_export_clearly(exported3d):
         load_model(path)
 
 
+def test_movenet_body3d_exports_and_matches_pytorch(tmp_path):
+    from lowres_hps.models.body3d import Body3DConfig, build_body3d_model
+
+    cfg = Body3DConfig(backbone="movenet_lightning", canvas=64, hidden=32, iterations=2)
+    torch.manual_seed(0)
+    model = build_body3d_model(cfg, pretrained=False).eval()
+    with torch.no_grad():
+        model.regressor.mlp[-1].weight.mul_(50.0)
+        model.backbone.alpha.uniform_(0.3, 1.5)
+    card = ModelCard.from_config("tiny_rsc_move", cfg, training_data=["synthlr_train"], metrics={})
+    path = export_onnx(model, tmp_path / "tiny_rsc_move.onnx", card=card)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    images, ranges = crops3d(3), torch.tensor([0, 2, 4])
+    got = session.run(None, {"images": images.numpy(), "range_index": ranges.numpy()})
+    with torch.no_grad():
+        expected = model(images, ranges)
+    for value, name in zip(got, ("pose_vector", "camera", "features")):
+        np.testing.assert_allclose(value, expected[name].numpy(), atol=1e-3, rtol=1e-3)
+    assert "Pad" not in {node.op_type for node in onnx.load(str(path)).graph.node}
+
+
 def test_body3d_metadata_documents_the_preprocessing(exported3d):
     _, card, path = exported3d
     props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}

@@ -110,10 +110,19 @@ class ResolutionAwareMoveNet(nn.Module):
         fpn, top = self.features(images, self._weights(images, range_index), with_top=True)
         logits = self.heatmap(fpn)
         heatmaps = torch.sigmoid(logits)
-        parts = [top.mean(dim=(-2, -1)), F.adaptive_avg_pool2d(heatmaps, self.heatmap_grid).flatten(1)]
+        parts = [top.mean(dim=(-2, -1)), _grid_pool(heatmaps, self.heatmap_grid).flatten(1)]
         if self.keypoint_coordinates:
             parts += [soft_argmax(logits.float()).flatten(1).to(top.dtype), heatmaps.flatten(2).amax(-1)]
         return torch.cat(parts, dim=1)
+
+
+def _grid_pool(maps: torch.Tensor, grid: int) -> torch.Tensor:
+    """Average pooling to ``grid`` x ``grid``: a plain average pool when the sides divide (ONNX exports it;
+    the exporter refuses adaptive pooling of a traced size), adaptive otherwise (same values)."""
+    h, w = int(maps.shape[-2]), int(maps.shape[-1])
+    if h % grid == 0 and w % grid == 0:
+        return F.avg_pool2d(maps, (h // grid, w // grid))
+    return F.adaptive_avg_pool2d(maps, grid)
 
 
 def soft_argmax(logits: torch.Tensor) -> torch.Tensor:
