@@ -13,7 +13,7 @@ The feature ``phi`` (RSC-Net's, used by the regressor and the feature-consistenc
   ``heatmap_grid``: where each joint is, which a pooled feature alone loses (HMR's weakness on limbs);
 - with ``keypoint_coordinates``, each joint's soft-argmax position in the crop (x, y in [-1, 1], from a
   softmax over its heatmap logits) and its peak probability: the precise 2D pose, which lifting networks
-  turn into 3D far faster than pooled appearance features.
+  turn into 3D far faster than pooled appearance features. They are read out without gradient (see forward).
 """
 from __future__ import annotations
 
@@ -112,7 +112,10 @@ class ResolutionAwareMoveNet(nn.Module):
         heatmaps = torch.sigmoid(logits)
         parts = [top.mean(dim=(-2, -1)), _grid_pool(heatmaps, self.heatmap_grid).flatten(1)]
         if self.keypoint_coordinates:
-            parts += [soft_argmax(logits.float()).flatten(1).to(top.dtype), heatmaps.flatten(2).amax(-1)]
+            # Read-outs of the 2D head, not trained through: with gradients through the softmax, a run's trunk
+            # collapsed to constant features within 600 steps (heatmaps saturated, every person the same body).
+            coordinates = soft_argmax(logits.detach().float()).flatten(1).to(top.dtype)
+            parts += [coordinates, heatmaps.detach().flatten(2).amax(-1)]
         return torch.cat(parts, dim=1)
 
 
