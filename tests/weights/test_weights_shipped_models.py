@@ -24,6 +24,7 @@ MODELS_2D = ("cal_r18_64x48", "cal_r18_128x96", "cal_mnv3s_64x48")
 # The MoveNet students were registered after the restructuring; their reference is pinned at registration.
 STUDENTS_REFERENCE = Path(__file__).with_name("students_reference.npz")
 STUDENTS_2D = ("lrmove_l_128", "lrmove_l_128x96")
+STUDENTS_3D = ("rsc_move_c128",)  # 3D models on the 2D students' trunk, pinned at registration too
 MODEL_3D = "rsc_r18_c64"
 HEIGHTS = {"source": None, "r32": 32.0}
 BOXES = np.array([[120.0, 30.0, 70.0, 190.0], [30.0, 150.0, 26.0, 70.0]])
@@ -115,7 +116,7 @@ def compute_3d(name: str) -> dict[str, np.ndarray]:
 
 
 def _reference(name: str) -> dict[str, np.ndarray]:
-    with np.load(STUDENTS_REFERENCE if name in STUDENTS_2D else REFERENCE) as data:
+    with np.load(STUDENTS_REFERENCE if name in STUDENTS_2D + STUDENTS_3D else REFERENCE) as data:
         return {k.split(":", 1)[1]: data[k] for k in data.files if k.startswith(name + ":")}
 
 
@@ -153,23 +154,25 @@ def test_shipped_2d_model_predictions_are_pinned(name):
                 _close(got[f"{tag}/{key}"], expected[f"{tag}/{key}"], 1e-4, f"{name} {tag} {key}")
 
 
-def test_shipped_3d_model_predictions_are_pinned():
-    if not _installed(MODEL_3D):
-        pytest.skip(f"{MODEL_3D} is not installed")
-    expected, got = _reference(MODEL_3D), compute_3d(MODEL_3D)
+@pytest.mark.parametrize("name", (MODEL_3D,) + STUDENTS_3D)
+def test_shipped_3d_model_predictions_are_pinned(name):
+    if not _installed(name):
+        pytest.skip(f"{name} is not installed")
+    expected, got = _reference(name), compute_3d(name)
     assert set(got) == set(expected)
     for tag in HEIGHTS:
         np.testing.assert_array_equal(got[f"{tag}/range_index"], expected[f"{tag}/range_index"])
         np.testing.assert_allclose(got[f"{tag}/keypoints"], expected[f"{tag}/keypoints"], rtol=0, atol=1e-3,
-                                   err_msg=f"{MODEL_3D} {tag} projected keypoints (px)")
+                                   err_msg=f"{name} {tag} projected keypoints (px)")
         for key in ("keypoints_3d", "pose_vector", "camera", "translation"):
-            _close(got[f"{tag}/{key}"], expected[f"{tag}/{key}"], 1e-4, f"{MODEL_3D} {tag} {key}")
+            _close(got[f"{tag}/{key}"], expected[f"{tag}/{key}"], 1e-4, f"{name} {tag} {key}")
     # The two heights must run the network at different resolution ranges, or the pin says little.
     assert not np.array_equal(expected["source/range_index"], expected["r32/range_index"])
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["--students"]:  # pin newly registered students
     arrays = {f"{model}:{k}": v for model in STUDENTS_2D for k, v in compute_2d(model).items()}
+    arrays.update({f"{model}:{k}": v for model in STUDENTS_3D for k, v in compute_3d(model).items()})
     arrays = {k: v.astype(np.float32) if v.dtype == np.float64 else v for k, v in arrays.items()}
     np.savez_compressed(STUDENTS_REFERENCE, **arrays)
     print(f"wrote {STUDENTS_REFERENCE} ({STUDENTS_REFERENCE.stat().st_size} bytes)", file=sys.stderr)
