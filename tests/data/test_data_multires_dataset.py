@@ -152,21 +152,28 @@ def test_crop_rotation_3d_is_a_turn_about_the_optical_axis():
     torch.testing.assert_close(crop_rotation_3d(0.0), torch.eye(3))
 
 
+class Edited:
+    """The SynthLR people, each sample changed by ``edit(sample)`` (another kind of source)."""
+
+    convention = "coco17"
+
+    def __init__(self, reader, edit) -> None:
+        self.reader, self.edit = reader, edit
+
+    def __len__(self):
+        return len(self.reader)
+
+    def __getitem__(self, index):
+        sample = self.reader[index]
+        self.edit(sample)
+        return sample
+
+
 def test_2d_only_sources_have_no_3d_labels(synthlr):
-    class TwoDOnly:
-        """The SynthLR people without their 3D side (like LSP or COCO)."""
+    def two_d_only(sample):  # like LSP or COCO
+        sample.keypoints3d, sample.body_params, sample.body_model = None, None, None
 
-        convention = "coco17"
-
-        def __len__(self):
-            return len(synthlr)
-
-        def __getitem__(self, index):
-            sample = synthlr[index]
-            sample.keypoints3d, sample.body_params, sample.body_model = None, None, None
-            return sample
-
-    item = MultiResolutionDataset([TwoDOnly()], canvas=CANVAS)[0]
+    item = MultiResolutionDataset([Edited(synthlr, two_d_only)], canvas=CANVAS)[0]
     assert item["has_3d"] == 0 and item["has_params"] == 0
     assert item["visible3d"].sum() == 0 and item["pose_vector"].abs().sum() == 0
     assert item["visible2d"].sum() > 10
@@ -319,20 +326,10 @@ def test_flip_smpl_pose_vectors(synthlr, num_betas):
 
 
 def test_teacher_3d_is_weak_not_ground_truth(synthlr):
-    class Teacher3D:
-        """The SynthLR people with their 3D keypoints marked as a teacher's (like BlazePose on COCO)."""
+    def teacher_3d(sample):  # 3D keypoints of a teacher, like BlazePose's on COCO
+        sample.body_params, sample.body_model = None, None
+        sample.extra["keypoints3d_weak"] = True
 
-        convention = "coco17"
-
-        def __len__(self):
-            return len(synthlr)
-
-        def __getitem__(self, index):
-            sample = synthlr[index]
-            sample.body_params, sample.body_model = None, None
-            sample.extra["keypoints3d_weak"] = True
-            return sample
-
-    item = MultiResolutionDataset([Teacher3D()], canvas=CANVAS)[0]
+    item = MultiResolutionDataset([Edited(synthlr, teacher_3d)], canvas=CANVAS)[0]
     assert item["has_3d"] == 0 and item["has_weak3d"] == 1 and item["visible3d"].sum() > 0
     assert dataset(synthlr)[0]["has_weak3d"] == 0
