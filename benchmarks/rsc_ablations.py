@@ -38,6 +38,7 @@ TRUNK_INIT = {64: "cal_r18_64x48", 128: "cal_r18_128x96"}
 _NO_SS = "task_args.self_supervision=null"
 _NO_FEAT = "task_args.feature_loss=null"
 _BA = "task_args.model.resolution_aware=false"
+_CL = "task_args.feature_loss=contrastive"  # explicit: a base may have its feature loss off
 ROWS: dict[str, tuple[list[str], str]] = {
     "ba": ([_BA, _NO_SS, _NO_FEAT], "Ba: plain ResNet, basic loss"),
     "ba_ss": ([_BA, _NO_FEAT], "Ba+SS"),
@@ -45,10 +46,10 @@ ROWS: dict[str, tuple[list[str], str]] = {
     "ra_ss": ([_NO_FEAT], "RA+SS"),
     "ra_ss_ms": (["task_args.feature_loss=mse"], "RA+SS+MS (MSE feature loss)"),
     "ra_ss_cd": (["task_args.feature_loss=cosine"], "RA+SS+CD (cosine distance feature loss)"),
-    "ra_ss_cl": ([], "RA+SS+CL (full model)"),
-    "no_pt": (["task_args.range_schedule=null"], "full model w/o PT (all ranges from the start)"),
-    "ss_o": (["task_args.self_supervision=symmetric"], "full model w/ SS-o (Eq. 8, symmetric)"),
-    "ss_h": (["task_args.self_supervision=highest"], "full model w/ SS-h (highest resolution teaches)"),
+    "ra_ss_cl": ([_CL], "RA+SS+CL (full model)"),
+    "no_pt": ([_CL, "task_args.range_schedule=null"], "full model w/o PT (all ranges from the start)"),
+    "ss_o": ([_CL, "task_args.self_supervision=symmetric"], "full model w/ SS-o (Eq. 8, symmetric)"),
+    "ss_h": ([_CL, "task_args.self_supervision=highest"], "full model w/ SS-h (highest resolution teaches)"),
 }
 
 
