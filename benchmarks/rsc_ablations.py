@@ -40,7 +40,7 @@ _NO_FEAT = "task_args.feature_loss=null"
 _BA = "task_args.model.resolution_aware=false"
 _CL = "task_args.feature_loss=contrastive"  # explicit: a base may have its feature loss off
 ROWS: dict[str, tuple[list[str], str]] = {
-    "ba": ([_BA, _NO_SS, _NO_FEAT], "Ba: plain ResNet, basic loss"),
+    "ba": ([_BA, _NO_SS, _NO_FEAT], "Ba: plain network (no alpha), basic loss"),
     "ba_ss": ([_BA, _NO_FEAT], "Ba+SS"),
     "ra": ([_NO_SS, _NO_FEAT], "RA: resolution-aware, basic loss"),
     "ra_ss": ([_NO_FEAT], "RA+SS"),
