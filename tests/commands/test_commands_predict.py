@@ -248,12 +248,17 @@ def test_real_hog_on_blank_frames_finds_nobody(tmp_path, estimator):
     assert _frame_count(tmp_path / "out" / "clip_overlay.mp4") == 3
 
 
-def test_truncated_video_fails_after_its_good_frames(tmp_path, estimator, monkeypatch):
-    monkeypatch.setattr(detector_module, "HOGPeopleDetector", FixedDetector)
-    writer = cv2.VideoWriter(str(tmp_path / "full.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 5, (128, 96))
-    for i in range(8):
+def _write_mjpg_clip(path, frames: int = 8) -> None:
+    """An MJPG AVI of ``frames`` 96x128 scenes: one JPEG per frame, so a test can cut or corrupt frames."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 5, (128, 96))
+    for i in range(frames):
         writer.write(_scene(i, (96, 128)))
     writer.release()
+
+
+def test_truncated_video_fails_after_its_good_frames(tmp_path, estimator, monkeypatch):
+    monkeypatch.setattr(detector_module, "HOGPeopleDetector", FixedDetector)
+    _write_mjpg_clip(tmp_path / "full.avi")
     data = (tmp_path / "full.avi").read_bytes()
     (tmp_path / "cut.avi").write_bytes(data[: int(len(data) * 0.6)])
     code, stdout, stderr = _run([str(tmp_path / "cut.avi"), "--out", str(tmp_path / "out")])
@@ -660,10 +665,7 @@ def test_bad_boxes_are_reported_by_annotation_id_and_the_rest_processed(tmp_path
 
 def test_corrupted_video_frames_are_reported_in_the_summary_and_images_json(tmp_path, estimator, monkeypatch):
     monkeypatch.setattr(detector_module, "HOGPeopleDetector", FixedDetector)
-    writer = cv2.VideoWriter(str(tmp_path / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 5, (128, 96))
-    for i in range(8):
-        writer.write(_scene(i, (96, 128)))
-    writer.release()
+    _write_mjpg_clip(tmp_path / "clip.avi")
     data = bytearray((tmp_path / "clip.avi").read_bytes())
     starts = [i for i in range(len(data) - 2) if data[i:i + 3] == b"\xff\xd8\xff"]
     for frame in (2, 5):

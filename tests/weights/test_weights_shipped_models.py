@@ -135,12 +135,18 @@ def _close(got: np.ndarray, expected: np.ndarray, relative: float, what: str) ->
     np.testing.assert_allclose(got, expected, rtol=0, atol=relative * scale, err_msg=what)
 
 
-@pytest.mark.parametrize("name", MODELS_2D + STUDENTS_2D)
-def test_shipped_2d_model_predictions_are_pinned(name):
+def _pinned(name: str, compute) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """``(expected, got)`` arrays of an installed shipped model (skips when it is not installed)."""
     if not _installed(name):
         pytest.skip(f"{name} is not installed")
-    expected, got = _reference(name), compute_2d(name)
+    expected, got = _reference(name), compute(name)
     assert set(got) == set(expected)
+    return expected, got
+
+
+@pytest.mark.parametrize("name", MODELS_2D + STUDENTS_2D)
+def test_shipped_2d_model_predictions_are_pinned(name):
+    expected, got = _pinned(name, compute_2d)
     for tag in HEIGHTS:
         clear = expected[f"{tag}/clear"]
         assert clear.mean() > 0.5, "the test image should give most keypoints a clear maximum"
@@ -156,10 +162,7 @@ def test_shipped_2d_model_predictions_are_pinned(name):
 
 @pytest.mark.parametrize("name", (MODEL_3D,) + STUDENTS_3D)
 def test_shipped_3d_model_predictions_are_pinned(name):
-    if not _installed(name):
-        pytest.skip(f"{name} is not installed")
-    expected, got = _reference(name), compute_3d(name)
-    assert set(got) == set(expected)
+    expected, got = _pinned(name, compute_3d)
     for tag in HEIGHTS:
         np.testing.assert_array_equal(got[f"{tag}/range_index"], expected[f"{tag}/range_index"])
         np.testing.assert_allclose(got[f"{tag}/keypoints"], expected[f"{tag}/keypoints"], rtol=0, atol=1e-3,
