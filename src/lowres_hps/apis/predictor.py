@@ -113,7 +113,6 @@ class _Bodies:
 
     keypoints2d: np.ndarray  # (B, K, 3) x, y, score of the 3D model's projection, image px
     keypoints_3d: np.ndarray  # (B, K3, 3)
-    projected: np.ndarray  # (B, K3, 2) keypoints_3d seen by each full camera, image px
     bodies: list[dict[str, Any]]
     vertices: np.ndarray | None  # (B, V, 3) float32
 
@@ -298,10 +297,10 @@ class Predictor:
                 box, score = checked[i][0][j], float(checked[i][1][j])
                 extra = {} if bodies is None else dict(
                     keypoints_3d=bodies.keypoints_3d[n], body=bodies.bodies[n],
-                    vertices=None if bodies.vertices is None else bodies.vertices[n],
-                    keypoints_3d_projected=bodies.projected[n])
-                results[i][j] = PersonPrediction(bbox=box.copy(), keypoints=person,
-                                                 score=float(person[:, 2].mean()) * score, box_score=score, **extra)
+                    vertices=None if bodies.vertices is None else bodies.vertices[n])
+                results[i][j] = _with_projection(PersonPrediction(
+                    bbox=box.copy(), keypoints=person, score=float(person[:, 2].mean()) * score, box_score=score,
+                    **extra))
         return results  # type: ignore[return-value]
 
     def _people(self, images: Sequence[np.ndarray]) -> list[list[PersonPrediction]]:
@@ -351,7 +350,6 @@ class Predictor:
         vertices = None
         if predicted.vertices is not None:
             vertices = (predicted.vertices.to(torch.float64) + shift).to(torch.float32).numpy()
-        projected = perspective_project(keypoints_3d, focal, principal_point)
         to_image = invert_affine(torch.stack([c.affine for c in crops]).to(torch.float64))
         pixels = apply_affine(predicted.keypoints2d.to(torch.float64), to_image)
         keypoints2d = torch.cat([pixels, torch.ones(*pixels.shape[:2], 1, dtype=torch.float64)], dim=-1)
@@ -365,7 +363,7 @@ class Predictor:
             "range_index": int(predicted.range_index[n]),
         } for n in range(len(crops))]
         return _Bodies(keypoints2d=keypoints2d.numpy(), keypoints_3d=keypoints_3d.numpy(), bodies=bodies,
-                       vertices=vertices, projected=projected.numpy())
+                       vertices=vertices)
 
     def _keypoints(self, crops: list[LowResCrop]) -> np.ndarray:
         """(B, K, 3) float64 ``x, y, score`` in image pixels of a batch of crops, from one estimator call."""
