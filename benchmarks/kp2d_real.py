@@ -15,6 +15,15 @@ detection). Its row is named ``<model> (3D projected)``:
 
     python benchmarks/kp2d_real.py --models rsc_r18_c64 --heights 128 64 32 --threads 1 --tag 3d
 
+With ``--fit-to MODEL2D`` every 3D model's bodies are first fitted to that 2D model's keypoints
+(``lowres_hps.fitting``, what ``lowres-hps predict --fit-keypoints`` does; settings ``--fit-steps``,
+``--fit-pose-prior``, ``--fit-camera-prior``, ``--fit-sigma``, ``--fit-lr``, ``--fit-min-score``,
+``--fit-fixed-root``, ``--fit-shape``, ``--fit-resolve-left-right``), row ``<model> (3D fitted
+to MODEL2D)``. Tune such settings on ``--sets lspet_val`` (lspet_400[270:300], the 2D training's validation
+people), never on the two test sets:
+
+    python benchmarks/kp2d_real.py --models rsc_move_c128 --fit-to lrmove_l_128 --heights 128 64 32 --tag 3d_fit
+
 BlazePose (mediapipe, 256 x 256 crops) runs in its own environment (``make mediapipe-env``); its rows also
 give the fraction of people its own person detector found in the crops (``detected``) and its ms per crop.
 
@@ -41,6 +50,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SETS = {"coco_holdout": ROOT / "data/real/coco_holdout.json", "lspet_test": ROOT / "data/real/lspet_test.json"}
+VALIDATION_SETS = {"lspet_val": ROOT / "data/labels/lspet_val/labels.json"}  # for tuning; made by prepare_kp2d_real.sh
 
 
 def load(name: str):
@@ -72,20 +82,27 @@ def is_3d(estimator) -> bool:
     return isinstance(estimator, BodyEstimator)
 
 
-def evaluate(estimator, heights: list[int | None]) -> dict:
+def evaluate(estimator, heights: list[int | None], sets: dict[str, Path], fit_to=None, fit_config=None) -> dict:
+    """AP and PCK of ``estimator`` per set and height; a 3D model is scored on its projected 3D keypoints, fitted
+    to the 2D model ``fit_to``'s keypoints first when given."""
     from lowres_hps.data import CocoKeypointsReader
     from lowres_hps.apis.accuracy import coco_ap_with_gt_boxes, pck_with_gt_boxes
 
     keypoints = "3d" if is_3d(estimator) else "2d"  # a 3D model: its projected 3D keypoints
+    options = {}
+    if fit_to is not None and keypoints == "3d":
+        estimator, options = fit_to, {"body_estimator": estimator, "fit_keypoints": fit_config}
     rows = {}
     stats = getattr(estimator, "stats", None)  # BlazePose: people its detector found, worker time
-    for set_name, ann in SETS.items():
-        reader = CocoKeypointsReader(ann, image_root="/")
+    for set_name, ann in sets.items():
+        root = "/" if set_name in SETS else None  # the test sets hold absolute paths, the label sets relative ones
+        reader = CocoKeypointsReader(ann, image_root=root)
         for height in heights:
             start = time.time()
             before = dict(stats) if stats is not None else None
-            ap = coco_ap_with_gt_boxes(estimator, ann, image_root="/", person_height=height, keypoints=keypoints)
-            pck = pck_with_gt_boxes(estimator, reader, person_height=height, keypoints=keypoints)
+            ap = coco_ap_with_gt_boxes(estimator, ann, image_root=root, person_height=height, keypoints=keypoints,
+                                       **options)
+            pck = pck_with_gt_boxes(estimator, reader, person_height=height, keypoints=keypoints, **options)
             key = f"{set_name}@{height or 'full'}"
             rows[key] = {"AP": round(ap["AP"], 4), "AP50": round(ap["AP50"], 4), "pck@0.2": round(pck["pck@0.2"], 4),
                          "num_people": ap["num_people"], "seconds": round(time.time() - start, 1)}
@@ -97,14 +114,14 @@ def evaluate(estimator, heights: list[int | None]) -> dict:
     return rows
 
 
-def plot(results: dict, heights: list[int], out: Path) -> None:
+def plot(results: dict, heights: list[int], out: Path, sets: dict[str, Path]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, set_name in zip(axes, SETS):
+    fig, axes = plt.subplots(1, len(sets), figsize=(5.5 * len(sets), 4), squeeze=False)
+    for ax, set_name in zip(axes[0], sets):
         for model, rows in results["models"].items():
             ys = [rows.get(f"{set_name}@{h}", {}).get("AP", float("nan")) for h in heights]
             ax.plot(heights, ys, marker="o", label=model)
@@ -114,7 +131,7 @@ def plot(results: dict, heights: list[int], out: Path) -> None:
         ax.set_ylabel("OKS AP")
         ax.set_title(f"{set_name} (GT boxes)")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
+    axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
 
@@ -125,11 +142,34 @@ def main() -> None:
     parser.add_argument("--heights", nargs="+", type=int, default=[128, 96, 64, 48, 32, 24, 16])
     parser.add_argument("--tag", default="")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--sets", nargs="+", default=list(SETS), choices=[*SETS, *VALIDATION_SETS])
+    parser.add_argument("--fit-to", default=None, help="a 2D model: fit 3D models' bodies to its keypoints")
+    parser.add_argument("--fit-steps", type=int, default=None)
+    parser.add_argument("--fit-pose-prior", type=float, default=None)
+    parser.add_argument("--fit-camera-prior", type=float, default=None)
+    parser.add_argument("--fit-sigma", type=float, default=None)
+    parser.add_argument("--fit-lr", type=float, default=None)
+    parser.add_argument("--fit-min-score", type=float, default=None)
+    parser.add_argument("--fit-fixed-root", action="store_true")
+    parser.add_argument("--fit-shape", action="store_true")
+    parser.add_argument("--fit-resolve-left-right", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    for path in SETS.values():
+    sets = {name: {**SETS, **VALIDATION_SETS}[name] for name in args.sets}
+    for path in sets.values():
         if not path.exists():
-            raise SystemExit(f"{path} missing: run `python scripts/make_real_splits.py` first")
+            raise SystemExit(f"{path} missing: run `python scripts/make_real_splits.py` (test sets) or "
+                             f"`bash scripts/prepare_kp2d_real.sh` (lspet_val) first")
+    fit_to, fit_config = None, None
+    if args.fit_to:
+        from lowres_hps.fitting import KeypointFitConfig
+
+        fit_to = load(args.fit_to)
+        settings = {"steps": args.fit_steps, "pose_prior": args.fit_pose_prior, "camera_prior": args.fit_camera_prior,
+                    "sigma": args.fit_sigma, "lr": args.fit_lr, "min_score": args.fit_min_score}
+        fit_config = KeypointFitConfig(**{k: v for k, v in settings.items() if v is not None},
+                                       fit_root=not args.fit_fixed_root, fit_shape=args.fit_shape,
+                                       resolve_left_right=args.fit_resolve_left_right)
     suffix = f"_{args.tag}" if args.tag else ""
     out = ROOT / "benchmarks/results" / f"kp2d_real{suffix}.json"
     results = json.loads(out.read_text()) if out.exists() else {"models": {}}
@@ -140,13 +180,15 @@ def main() -> None:
         print(f"== {name}", flush=True)
         estimator = load(name)
         key = Path(name).name + (" (3D projected)" if is_3d(estimator) else "")
-        results["models"][key] = evaluate(estimator, args.heights)
+        if fit_to is not None and is_3d(estimator):
+            key = f"{Path(name).name} (3D fitted to {Path(args.fit_to).name}: {fit_config})"
+        results["models"][key] = evaluate(estimator, args.heights, sets, fit_to, fit_config)
         out.write_text(json.dumps(results, indent=1))
-    plot(results, args.heights, out.with_suffix(".png"))
+    plot(results, args.heights, out.with_suffix(".png"), sets)
     print(f"\n| model | set | " + " | ".join(f"R={h}" for h in args.heights) + " |")
     print("|---|---|" + "---|" * len(args.heights))
     for model, rows in results["models"].items():
-        for set_name in SETS:
+        for set_name in sets:
             cells = [f"{rows[f'{set_name}@{h}']['AP']:.3f} / {rows[f'{set_name}@{h}']['pck@0.2']:.2f}"
                      if f"{set_name}@{h}" in rows else "-" for h in args.heights]
             print(f"| {model} | {set_name} | " + " | ".join(cells) + " |")

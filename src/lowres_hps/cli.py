@@ -39,7 +39,7 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
     kp2d.add_argument("--sigmas", default=None, help="per-keypoint OKS sigmas (comma separated); default COCO-17")
     kp2d.add_argument("--from", dest="source", choices=("2d", "3d"), default="2d",
                       help="2d: the results' keypoints; 3d: the 3D keypoints of a predict predictions.json seen by "
-                           "the camera it reports (keypoints_3d_projected), every score 1: for ground-truth boxes")
+                           "the camera it reports (keypoints_3d_projected), each person with its predict score")
     kp3d = sub.add_parser("kp3d", help="MPJPE, PA-MPJPE, 3DPCK and AUC of 3D keypoints")
     kp3d.add_argument("--gt", required=True, help="npz with keypoints3d (N,K,3) in metres, optional mask (N,K); "
                                                  "or a SynthLR folder")
@@ -154,6 +154,14 @@ def _add_predict(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model3d", default=None, metavar="NAME|PATH",
                    help="3D body model: adds keypoints_3d and body to predictions.json and meshes to the overlays "
                         "(default: the project's default 3D model when installed; 'none': 2D only)")
+    p.add_argument("--fit-keypoints", action=argparse.BooleanOptionalAction, default=None,
+                   help="fit each 3D body to the 2D model's keypoints after the 3D network, so that its projection "
+                        "sits on the person (default: on when a 2D model and a 3D model run, in one convention)")
+    p.add_argument("--fit-steps", type=int, default=None, metavar="N",
+                   help="--fit-keypoints: optimisation steps (default 60; fewer are faster and looser)")
+    p.add_argument("--fit-pose-prior", type=float, default=None, metavar="W",
+                   help="--fit-keypoints: how strongly joint rotations stay near the network's (default 1; lower "
+                        "follows the 2D keypoints closer, with less plausible depth)")
     p.add_argument("--mesh-format", choices=["obj", "ply", "glb"], default=None,
                    help="also write each person's mesh to meshes/ (full-image camera, metres; needs a 3D model)")
     p.add_argument("--boxes", default=None, help="COCO annotation json: predict on its person boxes (ground truth, "

@@ -380,8 +380,9 @@ def test_overlay_shows_the_mesh(tmp_path, model3d, estimator):
     overlays = {}
     for name in ("none", str(model3d)):
         out = tmp_path / f"out_{len(overlays)}"
+        # no skeleton: meshes only; no fit to the double's keypoints, which all sit at the crop centre
         code, _, stderr = _run([str(folder), "--boxes", str(gt), "--out", str(out), "--model3d", name,
-                                "--kpt-threshold", "1.1"])  # no skeleton: meshes only
+                                "--kpt-threshold", "1.1", "--no-fit-keypoints"])
         assert code == 0, stderr
         overlays[name] = cv2.imread(str(out / "overlays" / "a.jpg")).astype(int)
     difference = np.abs(overlays["none"] - overlays[str(model3d)]).max(-1)
@@ -389,6 +390,37 @@ def test_overlay_shows_the_mesh(tmp_path, model3d, estimator):
     inside = difference[int(y) + 10:int(y + h) - 10, int(x) + 15:int(x + w) - 15]
     assert (inside > 40).mean() > 0.1  # the mesh covers part of the box
     assert difference[:, int(x + w) + 20:].max() < 20  # far right of the box: only JPEG noise
+
+
+def test_bodies_are_fitted_to_the_2d_keypoints_by_default(tmp_path, model3d, estimator):
+    folder, gt, boxes = _images_with_boxes(tmp_path)
+    runs = {}
+    for flag in (["--fit-steps", "30"], ["--no-fit-keypoints"]):
+        out = tmp_path / f"out{len(runs)}"
+        code, stdout, stderr = _run([str(folder), "--boxes", str(gt), "--out", str(out), "--no-overlay",
+                                     "--model3d", str(model3d), *flag])
+        assert code == 0, stderr
+        runs[flag[0]] = (json.loads(stdout), json.loads((out / "predictions.json").read_text()))
+    fitted_summary, fitted = runs["--fit-steps"]
+    plain_summary, plain = runs["--no-fit-keypoints"]
+    assert fitted_summary["fit_keypoints"]["steps"] == 30 and plain_summary["fit_keypoints"] is None
+    for person, reference in zip(fitted, plain):
+        assert "fitted_to_keypoints" not in reference["body"] and person["body"]["fitted_to_keypoints"] is True
+        keypoints = np.asarray(person["keypoints"]).reshape(K, 3)[:, :2]  # the double's: all but one at the centre
+
+        def distance(result):
+            return np.linalg.norm(np.asarray(result["keypoints_3d_projected"]) - keypoints, axis=1).mean()
+
+        assert distance(person) < 0.8 * distance(reference)
+
+
+def test_fit_keypoints_needs_a_separate_2d_model(tmp_path, model3d):
+    folder, gt, _ = _images_with_boxes(tmp_path)
+    code, _, stderr = _run([str(folder), "--boxes", str(gt), "--out", str(tmp_path / "out"), "--model",
+                            str(model3d), "--fit-keypoints"])
+    assert code == 2 and "--fit-keypoints cannot run" in stderr and "also the 2D model" in stderr
+    code, _, stderr = _run([str(folder), "--boxes", str(gt), "--out", str(tmp_path / "out2"), "--fit-steps", "0"])
+    assert code == 2 and "--fit-steps must be at least 1" in stderr
 
 
 def test_default_3d_model_runs_when_installed(tmp_path, model3d, monkeypatch):

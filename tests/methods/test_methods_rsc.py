@@ -250,6 +250,25 @@ def test_movenet_trunk_starts_from_a_2d_movenet_checkpoint(tmp_path):
         load_trunk_from_pose2d(network, resnet)
 
 
+def test_whole_network_starts_from_a_3d_checkpoint(tmp_path):
+    import safetensors.torch
+
+    from lowres_hps.methods.rsc import load_network_weights
+    from lowres_hps.models.body3d import Body3DConfig, build_body3d_model
+
+    cfg = Body3DConfig(canvas=64, hidden=32, iterations=2)
+    source = build_body3d_model(cfg, pretrained=False)
+    path = tmp_path / "rsc.safetensors"
+    safetensors.torch.save_file({k: v.half() for k, v in source.state_dict().items()}, str(path))  # a shipped fp16
+    network = build_body3d_model(cfg, pretrained=False)
+    assert load_network_weights(network, path) == len(source.state_dict())
+    torch.testing.assert_close(network.regressor.mean_params, source.regressor.mean_params.half().float())
+    assert network.backbone.trunk.conv1.weight.dtype == torch.float32
+    other = build_body3d_model(Body3DConfig(canvas=64, hidden=16, iterations=2), pretrained=False)
+    with pytest.raises(ValueError, match=r"rsc.safetensors does not fit this 3D network.*another shape"):
+        load_network_weights(other, path)
+
+
 def test_weak_3d_term_compares_bone_directions_of_teacher_people_only(anny_body, synth_batch):
     model, loss_fn = make_loss(anny_body, range_schedule=None, feature_loss=None, self_supervision=None,
                                lambda_weak3d=2.0)

@@ -41,6 +41,7 @@ import torch
 
 from lowres_hps.apis.detector import Detector
 from lowres_hps.core.checks import check_image
+from lowres_hps.fitting import KeypointFitConfig
 from lowres_hps.geometry.camera import crop_to_full_translation, perspective_project
 from lowres_hps.geometry.transforms import apply_affine, invert_affine
 from lowres_hps.imaging.crop import crop_box
@@ -190,12 +191,17 @@ class Predictor:
         body_estimator: the 3D body model, run on its own protocol crops of the same boxes (those a multi-person
             estimator found, when it gives no 3D itself); None: no 3D (unless ``estimator`` is one).
         with_vertices: also return each person's mesh (:attr:`PersonPrediction.vertices`), e.g. to draw it.
+        fit_keypoints: fit each body to the person's 2D keypoints after the 3D network
+            (:func:`lowres_hps.fitting.fit_body_to_keypoints` with these settings): the 2D model's keypoints (or
+            a multi-person estimator's) are mapped into the 3D model's crop, and the body's joint rotations and
+            crop camera move until its projection meets them, held near the network's output. None: the
+            network's bodies as they are. Needs a 3D model other than the 2D estimator, in the same convention.
     """
 
     def __init__(self, estimator: PoseEstimator | MultiPersonEstimator, detector: Detector | None = None,
                  person_height: float | None = None, batch_size: int = 32,
                  device: torch.device | str | None = None, body_estimator: BodyEstimator | None = None,
-                 with_vertices: bool = False) -> None:
+                 with_vertices: bool = False, fit_keypoints: KeypointFitConfig | None = None) -> None:
         self.multi_person = isinstance(estimator, MultiPersonEstimator)
         if not self.multi_person and not isinstance(estimator, PoseEstimator):
             raise TypeError(f"estimator must be a PoseEstimator (input_size, scale_factor, convention, callable on "
@@ -223,6 +229,14 @@ class Predictor:
         self.with_vertices = bool(with_vertices)
         self.body_protocol = None if body_estimator is None else LowResProtocol(
             tuple(body_estimator.input_size), float(body_estimator.scale_factor), "upsample")
+        if fit_keypoints is not None:
+            if body_estimator is None or body_estimator is estimator or not hasattr(body_estimator, "fit_bodies"):
+                raise ValueError("fit_keypoints fits a 3D model's bodies to another model's 2D keypoints: give a 2D "
+                                 "estimator and a body_estimator that has fit_bodies (e.g. a Body3DEstimator)")
+            if estimator.convention != body_estimator.convention:
+                raise ValueError(f"fit_keypoints needs one keypoint convention: the 2D estimator gives "
+                                 f"{estimator.convention!r}, the 3D model {body_estimator.convention!r}")
+        self.fit_keypoints = fit_keypoints
 
     @property
     def faces(self) -> np.ndarray | None:
@@ -287,12 +301,14 @@ class Predictor:
         for start in range(0, len(people), self.batch_size):
             batch = people[start:start + self.batch_size]
             bodies = None
-            if self.body_estimator is not None:
-                bodies = self._bodies([images[i] for i, _ in batch], [checked[i][0][j] for i, j in batch])
-            if bodies is not None and self.body_estimator is self.estimator:
-                keypoints = bodies.keypoints2d  # one network call serves both
-            else:
+            keypoints = None
+            if self.body_estimator is not self.estimator:
                 keypoints = self._keypoints([self.crop(images[i], checked[i][0][j]) for i, j in batch])
+            if self.body_estimator is not None:
+                bodies = self._bodies([images[i] for i, _ in batch], [checked[i][0][j] for i, j in batch],
+                                      keypoints if self.fit_keypoints is not None else None)
+            if keypoints is None:
+                keypoints = bodies.keypoints2d  # one network call serves both
             for n, ((i, j), person) in enumerate(zip(batch, keypoints)):
                 box, score = checked[i][0][j], float(checked[i][1][j])
                 extra = {} if bodies is None else dict(
@@ -316,7 +332,9 @@ class Predictor:
                                      "vertices": people.vertices}
             if people.keypoints_3d is None and self.body_estimator is not None and len(people.boxes):
                 starts = range(self.batch_size, len(people.boxes), self.batch_size)
-                chunks = [self._bodies([image] * len(part), list(part)) for part in np.split(people.boxes, starts)]
+                fit_to = np.split(np.asarray(people.keypoints, np.float64), starts) if self.fit_keypoints else None
+                chunks = [self._bodies([image] * len(part), list(part), None if fit_to is None else fit_to[n])
+                          for n, part in enumerate(np.split(people.boxes, starts))]
                 vertices = None if chunks[0].vertices is None else np.concatenate([c.vertices for c in chunks])
                 extra = {"keypoints_3d": np.concatenate([c.keypoints_3d for c in chunks]),
                          "body": [b for c in chunks for b in c.bodies], "vertices": vertices}
@@ -326,16 +344,23 @@ class Predictor:
                 **{k: None if v is None else v[n] for k, v in extra.items()})) for n in range(len(people.boxes))])
         return results
 
-    def _bodies(self, images: list[np.ndarray], boxes: list[np.ndarray]) -> _Bodies:
-        """Bodies of a batch of people (``images[n]`` holds ``boxes[n]``), from one 3D model call, moved
-        from each crop camera to the assumed camera of its image (:func:`full_image_camera`)."""
+    def _bodies(self, images: list[np.ndarray], boxes: list[np.ndarray], keypoints: np.ndarray | None = None) -> _Bodies:
+        """Bodies of a batch of people (``images[n]`` holds ``boxes[n]``), from one 3D model call, fitted to
+        their (B, K, 3) image keypoints ``x, y, score`` when given (:attr:`fit_keypoints`), moved from each crop
+        camera to the assumed camera of its image (:func:`full_image_camera`)."""
         estimator = self.body_estimator
         crops = [self.body_crop(image, box) for image, box in zip(images, boxes)]
         inputs = torch.stack([c.image for c in crops])
         if self.device is not None:
             inputs = inputs.to(self.device)
+        fit = keypoints is not None and self.fit_keypoints is not None
         predicted = estimator.predict_bodies(inputs, torch.tensor([c.range_index for c in crops]),
-                                             with_vertices=self.with_vertices)
+                                             with_vertices=self.with_vertices and not fit)
+        if fit:
+            points = torch.as_tensor(np.asarray(keypoints, np.float64))
+            affines = torch.stack([c.affine for c in crops]).to(torch.float64)
+            predicted = estimator.fit_bodies(predicted, apply_affine(points[..., :2], affines), points[..., 2],
+                                             self.fit_keypoints, with_vertices=self.with_vertices)
         cameras = [full_image_camera(image.shape[:2]) for image in images]
         focal = torch.tensor([f for f, _ in cameras], dtype=torch.float64)
         principal_point = torch.tensor([c for _, c in cameras], dtype=torch.float64)
@@ -361,6 +386,7 @@ class Predictor:
             "focal": float(focal[n]),
             "principal_point": principal_point[n].tolist(),
             "range_index": int(predicted.range_index[n]),
+            **({} if predicted.fitted is None else {"fitted_to_keypoints": bool(predicted.fitted[n])}),
         } for n in range(len(crops))]
         return _Bodies(keypoints2d=keypoints2d.numpy(), keypoints_3d=keypoints_3d.numpy(), bodies=bodies,
                        vertices=vertices)

@@ -3,10 +3,12 @@
 ``kp2d`` scores a COCO keypoint results file (``--from 2d``, the default; the ``predictions.json`` of
 ``lowres-hps predict`` is one) or, with ``--from 3d``, the 3D keypoints of such a ``predictions.json`` seen by
 the camera each entry reports: its ``keypoints_3d_projected`` (image px), or, in files written before that
-field existed, ``keypoints_3d`` projected with the entry's ``body`` ``focal`` and ``principal_point``. A 3D
-model gives no confidences, so every keypoint and every person scores 1: that ranks people fairly only
-when each is one detection, i.e. with ground-truth boxes (``predict --boxes``); equal scores keep the
-file's order. Entries without 3D keypoints are left out (a note says how many).
+field existed, ``keypoints_3d`` projected with the entry's ``body`` ``focal`` and ``principal_point``. Every
+projected keypoint scores 1, and each person keeps the ``score`` of its entry: ``predict``'s person score, the
+2D keypoints' mean score times the box score when a 2D model ran next to the 3D one (1 when missing). A 3D
+model on its own gives no confidences (its people score their box score): that ranks people fairly only when
+each is one detection, i.e. with ground-truth boxes (``predict --boxes``); equal scores keep the file's order.
+Entries without 3D keypoints are left out (a note says how many).
 
 ``kp3d`` takes either two npz files (``keypoints3d`` (N, K, 3) each, same order), or a SynthLR folder as
 ``--gt`` with the ``predictions.json`` of ``lowres-hps predict`` (entries with ``keypoints_3d``) as
@@ -119,7 +121,7 @@ def projected_3d_results(entries: list[dict], path: str | Path) -> list[dict]:
             raise ValueError(f"{path}: entry {n} (image {entry['image_id']}): {exc}") from None
         keypoints = np.column_stack([pixels, np.ones(len(pixels))])
         results.append({"image_id": entry["image_id"], "category_id": entry.get("category_id", 1),
-                        "keypoints": keypoints.reshape(-1).tolist(), "score": 1.0})
+                        "keypoints": keypoints.reshape(-1).tolist(), "score": float(entry.get("score", 1.0))})
     if not results:
         raise ValueError(f"{path} has no keypoints_3d ({len(entries)} entries): --from 3d scores the 3D keypoints "
                          f"of lowres-hps predict with a 3D model (--model3d NAME|PATH)")

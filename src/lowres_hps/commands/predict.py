@@ -25,6 +25,10 @@ Writes, in ``--out``:
 
 The 3D model is ``--model3d``; by default :data:`DEFAULT_MODEL_3D` when it is installed (else 2D only, with
 a note). A 3D model given as ``--model`` serves as both (its 2D keypoints are its bodies' projections).
+With a 2D model and a 3D model, each body is fitted to the person's 2D keypoints after the 3D network
+(``--fit-keypoints``, on by default; :mod:`lowres_hps.fitting`): its joint rotations and crop camera move until
+its projection meets the 2D keypoints, held near the network's output (``--fit-pose-prior``). The body then
+says ``"fitted_to_keypoints"``; ``--no-fit-keypoints`` gives the network's bodies as they are.
 
 Results are written as they are made: ``predictions.jsonl`` and ``images.jsonl`` (one JSON entry per line,
 flushed after every chunk of images or frames) become ``predictions.json`` and ``images.json`` at the end,
@@ -45,6 +49,7 @@ tests (or other tools) may replace them with any function ``(name_or_path, devic
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -68,6 +73,7 @@ from lowres_hps.apis.inputs import (
 )
 from lowres_hps.apis.predictor import PersonPrediction, Predictor
 from lowres_hps.imaging.protocol import HIGH_RESOLUTION
+from lowres_hps.fitting import KeypointFitConfig
 from lowres_hps.models.estimator import BodyEstimator
 
 __all__ = [
@@ -517,6 +523,8 @@ class _Run:
             "overlay_images": str(self.out / "overlays") if self.overlay_images else None,
             "overlay_videos": self.overlay_videos,
             "meshes": str(self.out / "meshes") if self.meshes else None,
+            "fit_keypoints": None if self.predictor.fit_keypoints is None else
+            dataclasses.asdict(self.predictor.fit_keypoints),
         }
         if images_path is not None:
             summary["images_json"] = str(images_path)
@@ -576,6 +584,10 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--mesh-format must be one of {', '.join(MESH_FORMATS)}, got {mesh_format!r}")
     if args.device is not None:
         _check_device(args.device)
+    if getattr(args, "fit_steps", None) is not None and args.fit_steps < 1:
+        raise ValueError(f"--fit-steps must be at least 1, got {args.fit_steps}")
+    if getattr(args, "fit_pose_prior", None) is not None and not 0 <= args.fit_pose_prior < math.inf:
+        raise ValueError(f"--fit-pose-prior must be >= 0 and finite, got {args.fit_pose_prior}")
 
 
 def _has_images(folder: Path) -> bool:
@@ -614,6 +626,31 @@ def _body_estimator(args: argparse.Namespace, estimator) -> tuple[BodyEstimator 
     return load_body_estimator(name, args.device), name
 
 
+def _fit_config(args: argparse.Namespace, estimator, body_estimator) -> KeypointFitConfig | None:
+    """The keypoint fit of the run (``--fit-keypoints``): on by default when a separate 2D model and a 3D model
+    with a keypoint fit run in one convention; asked for explicitly without them, an error that says why."""
+    requested = getattr(args, "fit_keypoints", None)
+    tuned = {k: v for k, v in (("steps", getattr(args, "fit_steps", None)),
+                               ("pose_prior", getattr(args, "fit_pose_prior", None))) if v is not None}
+    if requested is False:
+        return None
+    reason = None
+    if body_estimator is None:
+        reason = "no 3D model runs"
+    elif body_estimator is estimator:
+        reason = "the 3D model is also the 2D model (its keypoints are its own bodies' projections)"
+    elif not hasattr(body_estimator, "fit_bodies"):
+        reason = f"the 3D model ({type(body_estimator).__name__}) has no keypoint fit"
+    elif getattr(estimator, "convention", None) != body_estimator.convention:
+        reason = (f"the 2D model's keypoints ({getattr(estimator, 'convention', None)}) are not the 3D model's "
+                  f"({body_estimator.convention})")
+    if reason is not None:
+        if requested or tuned:
+            raise ValueError(f"--fit-keypoints cannot run: {reason}")
+        return None
+    return KeypointFitConfig(**tuned)
+
+
 def main(args: argparse.Namespace) -> int:
     """Run ``predict``; returns 0, 1 when any input could not be used (reported on stderr), 130 when
     interrupted (Ctrl-C: what was done is written, with a one-line note)."""
@@ -646,8 +683,10 @@ def main(args: argparse.Namespace) -> int:
     if mesh_format is not None and body_estimator is None:
         raise ValueError("--mesh-format needs a 3D model (--model3d NAME|PATH)")
     with_vertices = body_estimator is not None and (mesh_format is not None or not args.no_overlay)
+    fit = _fit_config(args, estimator, body_estimator)
     predictor = Predictor(estimator, detector, person_height=args.person_height, batch_size=args.batch_size,
-                          device=args.device, body_estimator=body_estimator, with_vertices=with_vertices)
+                          device=args.device, body_estimator=body_estimator, with_vertices=with_vertices,
+                          fit_keypoints=fit)
 
     run = _Run(args, predictor, boxes)
     for error in errors:

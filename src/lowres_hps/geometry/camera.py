@@ -24,12 +24,16 @@ __all__ = [
     "crop_to_full_translation",
     "full_to_crop_translation",
     "PerspectiveCamera",
+    "MIN_CAMERA_SCALE",
+    "project_to_crop",
 ]
 
 SPIN_FOCAL_LENGTH = 5000.0
 """Fixed focal length (px) of the crop camera in SPIN / RSC-Net, for a :data:`SPIN_CROP_SIZE` crop."""
 SPIN_CROP_SIZE = 224
 """Crop side (px) the SPIN focal length refers to."""
+MIN_CAMERA_SCALE = 0.05
+"""Smallest weak-perspective scale used for projection (a person 1/20 of the crop)."""
 
 
 def _focal_xy(focal: torch.Tensor | float, points: torch.Tensor) -> torch.Tensor:
@@ -250,3 +254,25 @@ class PerspectiveCamera:
     def project(self, points: torch.Tensor) -> torch.Tensor:
         """(..., N, 3) points -> (..., N, 2) pixels."""
         return perspective_project(points, self.focal, self.principal_point, self.rotation, self.translation)
+
+
+def project_to_crop(points: torch.Tensor, camera: torch.Tensor, canvas: int,
+                    crop_focal: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Project root-relative camera-axis points through the crop camera of ``camera = [s, tx, ty]``.
+
+    Args:
+        points: (B, K, 3) in metres, camera axes (x right, y down, z forward), root at the origin.
+        camera: (B, 3) weak-perspective crop camera.
+        canvas: crop side in px; the principal point is its centre ``(canvas - 1) / 2`` (pixel
+            centres at integer coordinates).
+        crop_focal: focal in px.
+
+    Returns:
+        ``(pixels (B, K, 2), translation (B, 3))``: crop pixels, and the root's position in the crop camera.
+    """
+    # Keep the scale positive: s <= 0 would put the body at or behind the camera.
+    camera = torch.cat([camera[:, :1].clamp(min=MIN_CAMERA_SCALE), camera[:, 1:]], dim=1)
+    translation = weak_perspective_to_translation(camera, crop_focal, float(canvas))
+    centre = torch.full((points.shape[0], 2), (canvas - 1) / 2.0, dtype=points.dtype, device=points.device)
+    pixels = perspective_project(points, crop_focal, centre, translation=translation)
+    return pixels, translation

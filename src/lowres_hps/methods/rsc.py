@@ -44,7 +44,7 @@ from lowres_hps.models.backbones.resolution_aware_movenet import ResolutionAware
 from lowres_hps.models.body3d import Body3DConfig, Body3DNet, build_body3d_model, project_to_crop
 
 __all__ = ["MODEL_KIND", "rsc_task", "RSCLoss", "hips_root", "evaluate_body3d", "mean_pose_vector",
-           "load_trunk_from_pose2d"]
+           "load_trunk_from_pose2d", "load_network_weights"]
 
 MODEL_KIND = "hps3d"
 """The model kind (:mod:`lowres_hps.models.kinds`) this task trains: how its runs load (``load_run``)."""
@@ -212,6 +212,30 @@ def load_trunk_from_pose2d(network: Body3DNet, path: str | Path) -> int:
     return len(renamed)
 
 
+def load_network_weights(network: Body3DNet, path: str | Path) -> int:
+    """Load every weight of a 3D network from a checkpoint of the same architecture (a registered name, e.g.
+    ``rsc_move_c128``, or a ``.safetensors`` path such as a run's ``model.safetensors``), cast to the network's
+    dtypes: the start of a fine-tuning run. Returns the number of tensors loaded; raises ``ValueError`` naming
+    the file when the checkpoint does not fit."""
+    import safetensors.torch
+
+    from lowres_hps.models.weights import resolve_model_path
+
+    resolved = resolve_model_path(path)
+    state = safetensors.torch.load_file(str(resolved))
+    target = network.state_dict()
+    missing = sorted(set(target) - set(state))
+    unexpected = sorted(set(state) - set(target))
+    wrong = [k for k in set(target) & set(state) if state[k].shape != target[k].shape]
+    if missing or unexpected or wrong:
+        raise ValueError(f"{resolved} does not fit this 3D network ({network.config.backbone}, canvas "
+                         f"{network.config.canvas}): {len(missing)} tensors missing (e.g. {missing[:2]}), "
+                         f"{len(unexpected)} unexpected (e.g. {unexpected[:2]}), {len(wrong)} of another shape "
+                         f"(e.g. {sorted(wrong)[:2]})")
+    network.load_state_dict({k: v.to(target[k].dtype) for k, v in state.items()}, strict=True)
+    return len(state)
+
+
 def evaluate_body3d(model: Body3DNet, body, batches, heights: list[float]) -> dict[str, float]:
     """MPJPE and PA-MPJPE (mm, hips-rooted, COCO-17) per evaluation height, from batches of a
     :class:`MultiResolutionDataset` built with ``person_heights=heights``."""
@@ -262,6 +286,7 @@ def rsc_task(
     augment: dict | None = None,
     mean_from_data: bool = True,
     init_trunk_from: str | None = None,
+    init_from: str | None = None,
     train_subset: int | None = None,
     val_synthlr: str | None = None,
     val_heights: list[float] = (96, 32),
@@ -273,7 +298,9 @@ def rsc_task(
     MPI-INF-3DHP in SPIN's npz layout: ``{format: spin, path: h36m_train.npz, images: h36m/}``; their 3D
     keypoints feed the 3D term (their SMPL parameters are not used by an Anny network).
     ``init_trunk_from`` starts the trunk from a 2D keypoint model (name or path, see
-    :func:`load_trunk_from_pose2d`).
+    :func:`load_trunk_from_pose2d`). ``init_from`` starts the whole network from a 3D checkpoint of the same
+    architecture (name or path, see :func:`load_network_weights`): fine-tuning; it overrides the data's mean
+    start (``mean_from_data``), which the checkpoint's regressor already holds.
     """
     from lowres_hps.body import load_body_model
     from lowres_hps.data import build_readers
@@ -286,7 +313,9 @@ def rsc_task(
                             list(extra_datasets))
     if not readers:
         raise ValueError("no training data: set synthlr, lspet, coco and/or extra_datasets in task_args")
-    if mean_from_data:
+    if init_from:
+        load_network_weights(network, init_from)
+    elif mean_from_data:
         mean = mean_pose_vector(readers, cfg.pose_spec, cfg.body_model)
         if mean is not None:
             start = network.regressor.mean_params.clone()

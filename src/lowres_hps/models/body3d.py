@@ -23,7 +23,8 @@ import torch
 from torch import nn
 
 from lowres_hps.body.keypoints import get_convention
-from lowres_hps.geometry.camera import SPIN_CROP_SIZE, SPIN_FOCAL_LENGTH
+from lowres_hps.fitting import KeypointFitConfig, fit_body_to_keypoints
+from lowres_hps.geometry.camera import MIN_CAMERA_SCALE, SPIN_CROP_SIZE, SPIN_FOCAL_LENGTH, project_to_crop
 from lowres_hps.models.backbones.movenet import MOVENET_MEAN, MOVENET_STD
 from lowres_hps.models.backbones.resolution_aware import ResolutionAwareResNet
 from lowres_hps.models.backbones.resolution_aware_movenet import MOVENET_3D_BACKBONES, ResolutionAwareMoveNet
@@ -42,8 +43,6 @@ __all__ = [
     "onnx_graph",
 ]
 
-MIN_CAMERA_SCALE = 0.05
-"""Smallest weak-perspective scale used for projection (a person 1/20 of the crop)."""
 PERSON_BOX_METRES = 1.5
 """Metres an average person box spans: the regression starts at ``s = 2 / (scale_factor * 1.5)``, 1.07 at the
 1.25 margin. Measured: the 2000 SynthLR-test people (Anny) need s = 1.064 on average in their protocol crops
@@ -192,30 +191,6 @@ class Body3DNet(nn.Module):
 def build_body3d_model(cfg: Body3DConfig, pretrained: bool = True) -> Body3DNet:
     """The network of ``cfg``, freshly initialised; ``pretrained=False`` ignores ``cfg.pretrained``."""
     return Body3DNet(cfg, pretrained=pretrained)
-
-
-def project_to_crop(points: torch.Tensor, camera: torch.Tensor, canvas: int,
-                    crop_focal: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Project root-relative camera-axis points through the crop camera of ``camera = [s, tx, ty]``.
-
-    Args:
-        points: (B, K, 3) in metres, camera axes (x right, y down, z forward), root at the origin.
-        camera: (B, 3) weak-perspective crop camera.
-        canvas: crop side in px; the principal point is its centre ``(canvas - 1) / 2`` (pixel
-            centres at integer coordinates).
-        crop_focal: focal in px.
-
-    Returns:
-        ``(pixels (B, K, 2), translation (B, 3))``: crop pixels, and the root's position in the crop camera.
-    """
-    from lowres_hps.geometry.camera import perspective_project, weak_perspective_to_translation
-
-    # Keep the scale positive: s <= 0 would put the body at or behind the camera.
-    camera = torch.cat([camera[:, :1].clamp(min=MIN_CAMERA_SCALE), camera[:, 1:]], dim=1)
-    translation = weak_perspective_to_translation(camera, crop_focal, float(canvas))
-    centre = torch.full((points.shape[0], 2), (canvas - 1) / 2.0, dtype=points.dtype, device=points.device)
-    pixels = perspective_project(points, crop_focal, centre, translation=translation)
-    return pixels, translation
 
 
 class _OnnxOutputs(nn.Module):
@@ -380,17 +355,34 @@ class Body3DEstimator:
         # inference mode would break later training in the same process.
         with torch.no_grad():
             out = self.model(crops.to(self.device), ranges.to(self.device))
-            body = self.body.forward_vector(out["pose_vector"].to(self.body.dtype))
+        return self.bodies(out["pose_vector"], out["camera"], ranges, with_vertices)
+
+    def bodies(self, pose_vector: torch.Tensor, camera: torch.Tensor, range_index: torch.Tensor,
+               with_vertices: bool = True, fitted: torch.Tensor | None = None) -> BodyPrediction:
+        """The body model run on (B, D) pose vectors with their (B, 3) crop cameras: keypoints, mesh and
+        projection in the crop camera (what :meth:`predict_bodies` gives after the network)."""
+        with torch.no_grad():
+            body = self.body.forward_vector(pose_vector.to(self.device, self.body.dtype))
             keypoints, _ = body.keypoints(self.convention)
-            pixels, translation = project_to_crop(keypoints, out["camera"].to(keypoints.dtype), self.config.canvas,
-                                                  self.config.crop_focal)
+            pixels, translation = project_to_crop(keypoints, camera.to(self.device, keypoints.dtype),
+                                                  self.config.canvas, self.config.crop_focal)
             vertices = body.vertices + translation[:, None] if with_vertices else None
         cpu = lambda t: None if t is None else t.detach().float().cpu()  # noqa: E731
-        return BodyPrediction(pose_vector=cpu(out["pose_vector"]), camera=cpu(out["camera"]),
+        return BodyPrediction(pose_vector=cpu(pose_vector), camera=cpu(camera),
                               translation=cpu(translation), keypoints3d=cpu(keypoints + translation[:, None]),
                               keypoints2d=cpu(pixels), vertices=cpu(vertices), faces=body.faces.cpu(),
-                              range_index=ranges, crop_focal=float(self.config.crop_focal),
-                              crop_size=int(self.config.canvas))
+                              range_index=torch.as_tensor(range_index).cpu(), crop_focal=float(self.config.crop_focal),
+                              crop_size=int(self.config.canvas), fitted=None if fitted is None else fitted.cpu())
+
+    def fit_bodies(self, bodies: BodyPrediction, keypoints2d: torch.Tensor, scores: torch.Tensor,
+                   config: KeypointFitConfig | None = None, with_vertices: bool = True) -> BodyPrediction:
+        """``bodies`` (from :meth:`predict_bodies`) fitted to 2D keypoints in the same crops: (B, K, 2) crop px
+        in this model's convention, with (B, K) scores (e.g. a 2D keypoint model's); see
+        :func:`lowres_hps.fitting.fit_body_to_keypoints`. People with too few keypoints keep their body."""
+        fit = fit_body_to_keypoints(self.body, bodies.pose_vector.to(self.device), bodies.camera.to(self.device),
+                                    keypoints2d.to(self.device), scores.to(self.device), canvas=self.config.canvas,
+                                    crop_focal=self.config.crop_focal, convention=self.convention, config=config)
+        return self.bodies(fit.pose_vector, fit.camera, bodies.range_index, with_vertices, fitted=fit.fitted)
 
     def __call__(self, crops: torch.Tensor, range_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         bodies = self.predict_bodies(crops, range_index, with_vertices=False)

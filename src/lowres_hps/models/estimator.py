@@ -70,6 +70,8 @@ class BodyPrediction:
         range_index: (B,) the resolution range each crop was run with.
         crop_focal: focal length (px) of the crop camera, whose principal point is the crop centre.
         crop_size: side (px) of the square crop the camera sees.
+        fitted: (B,) bool, the bodies fitted to 2D keypoints after the network
+            (:meth:`~lowres_hps.models.body3d.Body3DEstimator.fit_bodies`); None when no fit ran.
     """
 
     pose_vector: torch.Tensor
@@ -82,6 +84,7 @@ class BodyPrediction:
     range_index: torch.Tensor
     crop_focal: float
     crop_size: int
+    fitted: torch.Tensor | None = None
 
 
 @runtime_checkable
