@@ -190,7 +190,7 @@ def test_train_writes_a_loadable_model(tmp_path, synth_dir, anny_body):
     assert hips_root(bodies.keypoints3d).shape == (2, 1, 3)
 
 
-@pytest.mark.parametrize("name", ["rsc_move_c128", "rsc_r18_c64", "rsc_r18_c128", "rsc_paper"])
+@pytest.mark.parametrize("name", ["rsc_move_c128", "rsc_move_c128_ft", "rsc_r18_c64", "rsc_r18_c128", "rsc_paper"])
 def test_shipped_configs_are_valid(name):
     import inspect
     from pathlib import Path
@@ -202,7 +202,8 @@ def test_shipped_configs_are_valid(name):
     assert config.task == "lowres_hps.methods.rsc:rsc_task"
     assert set(config.task_args) <= set(inspect.signature(rsc_task).parameters)
     model = load_config(config.task_args["model"], Body3DConfig)
-    assert model.resolution_aware and model.num_ranges == len(config.task_args["range_schedule"])
+    schedule = config.task_args["range_schedule"]
+    assert model.resolution_aware and (schedule is None or model.num_ranges == len(schedule))
     load_config(config.task_args["augment"], MultiResAugmentConfig)
 
 
