@@ -281,6 +281,30 @@ def test_a_separate_3d_model_runs_on_its_own_crops(body_estimator, monkeypatch):
         Predictor(estimator, body_estimator=CropPointsEstimator())
 
 
+def test_bodies_fitted_to_the_2d_keypoints_in_the_3d_crops(body_estimator):
+    from lowres_hps.fitting import KeypointFitConfig
+
+    estimator = CropPointsEstimator()
+    image = _image()
+    plain = Predictor(estimator, person_height=30.0, body_estimator=body_estimator).predict_image(image, BOXES_3D)
+    fitting = Predictor(estimator, person_height=30.0, body_estimator=body_estimator,
+                        fit_keypoints=KeypointFitConfig(steps=20))
+    fitted = fitting.predict_image(image, BOXES_3D)
+    for before, after in zip(plain, fitted):
+        np.testing.assert_array_equal(after.keypoints, before.keypoints)  # the 2D model's keypoints stay
+        assert "fitted_to_keypoints" not in before.body and after.body["fitted_to_keypoints"] is True
+        usable = after.keypoints[:, 2] >= 0.1
+
+        def distance(person):  # projected 3D keypoints to the 2D keypoints, image px
+            return np.linalg.norm(person.keypoints_3d_projected[usable] - person.keypoints[usable, :2], axis=1).mean()
+
+        assert distance(after) < distance(before)
+    with pytest.raises(ValueError, match="fit_keypoints cannot run: the 3D model is also the 2D model"):
+        Predictor(body_estimator, fit_keypoints=KeypointFitConfig())
+    with pytest.raises(ValueError, match="fit_keypoints cannot run: no 3D model runs"):
+        Predictor(estimator, fit_keypoints=KeypointFitConfig())
+
+
 def test_3d_on_device(device, anny_body):
     torch.manual_seed(0)
     model = build_body3d_model(Body3DConfig(canvas=64), pretrained=False).to(device)

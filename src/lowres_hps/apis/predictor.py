@@ -48,7 +48,8 @@ from lowres_hps.imaging.crop import crop_box
 from lowres_hps.imaging.protocol import LowResCrop, LowResProtocol, input_range_index
 from lowres_hps.models.estimator import BodyEstimator, ImagePeople, MultiPersonEstimator, PoseEstimator
 
-__all__ = ["MAX_CROP_SIDE", "PersonPrediction", "Predictor", "full_image_camera", "bounded_crop", "project_to_image"]
+__all__ = ["MAX_CROP_SIDE", "PersonPrediction", "Predictor", "full_image_camera", "bounded_crop", "project_to_image",
+           "why_no_keypoint_fit"]
 
 MAX_CROP_SIDE = 4096
 """Crop regions with a longer side (px; people above ~3300 px tall) are reduced before the protocol."""
@@ -173,6 +174,21 @@ def bounded_crop(protocol: LowResProtocol, image: np.ndarray, bbox: np.ndarray, 
                       range_index=int(input_range_index(effective, protocol.scale_factor)))
 
 
+def why_no_keypoint_fit(estimator, body_estimator) -> str | None:
+    """Why the bodies of ``body_estimator`` cannot be fitted to the 2D keypoints of ``estimator``
+    (:attr:`Predictor.fit_keypoints`), or None when they can."""
+    if body_estimator is None:
+        return "no 3D model runs"
+    if body_estimator is estimator:
+        return "the 3D model is also the 2D model (its keypoints are its own bodies' projections)"
+    if not hasattr(body_estimator, "fit_bodies"):
+        return f"the 3D model ({type(body_estimator).__name__}) has no keypoint fit (fit_bodies)"
+    if getattr(estimator, "convention", None) != body_estimator.convention:
+        return (f"the 2D model's keypoints ({getattr(estimator, 'convention', None)}) are not in the 3D model's "
+                f"convention ({body_estimator.convention})")
+    return None
+
+
 class Predictor:
     """Keypoints (and, with a 3D model, bodies) of every person in images, from given boxes or a detector.
 
@@ -230,12 +246,9 @@ class Predictor:
         self.body_protocol = None if body_estimator is None else LowResProtocol(
             tuple(body_estimator.input_size), float(body_estimator.scale_factor), "upsample")
         if fit_keypoints is not None:
-            if body_estimator is None or body_estimator is estimator or not hasattr(body_estimator, "fit_bodies"):
-                raise ValueError("fit_keypoints fits a 3D model's bodies to another model's 2D keypoints: give a 2D "
-                                 "estimator and a body_estimator that has fit_bodies (e.g. a Body3DEstimator)")
-            if estimator.convention != body_estimator.convention:
-                raise ValueError(f"fit_keypoints needs one keypoint convention: the 2D estimator gives "
-                                 f"{estimator.convention!r}, the 3D model {body_estimator.convention!r}")
+            reason = why_no_keypoint_fit(estimator, body_estimator)
+            if reason is not None:
+                raise ValueError(f"fit_keypoints cannot run: {reason}")
         self.fit_keypoints = fit_keypoints
 
     @property
@@ -353,13 +366,13 @@ class Predictor:
         inputs = torch.stack([c.image for c in crops])
         if self.device is not None:
             inputs = inputs.to(self.device)
-        fit = keypoints is not None and self.fit_keypoints is not None
-        predicted = estimator.predict_bodies(inputs, torch.tensor([c.range_index for c in crops]),
-                                             with_vertices=self.with_vertices and not fit)
-        if fit:
+        ranges = torch.tensor([c.range_index for c in crops])
+        if keypoints is None:
+            predicted = estimator.predict_bodies(inputs, ranges, with_vertices=self.with_vertices)
+        else:  # the image keypoints into each 3D crop
             points = torch.as_tensor(np.asarray(keypoints, np.float64))
             affines = torch.stack([c.affine for c in crops]).to(torch.float64)
-            predicted = estimator.fit_bodies(predicted, apply_affine(points[..., :2], affines), points[..., 2],
+            predicted = estimator.fit_bodies(inputs, ranges, apply_affine(points[..., :2], affines), points[..., 2],
                                              self.fit_keypoints, with_vertices=self.with_vertices)
         cameras = [full_image_camera(image.shape[:2]) for image in images]
         focal = torch.tensor([f for f, _ in cameras], dtype=torch.float64)

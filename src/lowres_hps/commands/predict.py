@@ -71,7 +71,7 @@ from lowres_hps.apis.inputs import (
     collect_inputs,
     load_image,
 )
-from lowres_hps.apis.predictor import PersonPrediction, Predictor
+from lowres_hps.apis.predictor import PersonPrediction, Predictor, why_no_keypoint_fit
 from lowres_hps.imaging.protocol import HIGH_RESOLUTION
 from lowres_hps.fitting import KeypointFitConfig
 from lowres_hps.models.estimator import BodyEstimator
@@ -634,16 +634,7 @@ def _fit_config(args: argparse.Namespace, estimator, body_estimator) -> Keypoint
                                ("pose_prior", getattr(args, "fit_pose_prior", None))) if v is not None}
     if requested is False:
         return None
-    reason = None
-    if body_estimator is None:
-        reason = "no 3D model runs"
-    elif body_estimator is estimator:
-        reason = "the 3D model is also the 2D model (its keypoints are its own bodies' projections)"
-    elif not hasattr(body_estimator, "fit_bodies"):
-        reason = f"the 3D model ({type(body_estimator).__name__}) has no keypoint fit"
-    elif getattr(estimator, "convention", None) != body_estimator.convention:
-        reason = (f"the 2D model's keypoints ({getattr(estimator, 'convention', None)}) are not the 3D model's "
-                  f"({body_estimator.convention})")
+    reason = why_no_keypoint_fit(estimator, body_estimator)
     if reason is not None:
         if requested or tuned:
             raise ValueError(f"--fit-keypoints cannot run: {reason}")

@@ -349,13 +349,17 @@ class Body3DEstimator:
                        with_vertices: bool = True) -> BodyPrediction:
         """Bodies of (B, 3, S, S) uint8 crops; ``range_index`` (B,) (the crops' resolution ranges) picks the
         rows of RSC-Net's ``alpha``; ranges beyond the network's last one use the last one."""
+        return self.bodies(*self._regress(crops, range_index), with_vertices=with_vertices)
+
+    def _regress(self, crops: torch.Tensor, range_index: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The network alone: ``(pose_vector (B, D), camera (B, 3), ranges (B,))``."""
         check_crops(crops, self.input_size)
         ranges = self._ranges(range_index, crops.shape[0])
         # no_grad, not inference_mode: roma caches a constant on its first call, and one made in
         # inference mode would break later training in the same process.
         with torch.no_grad():
             out = self.model(crops.to(self.device), ranges.to(self.device))
-        return self.bodies(out["pose_vector"], out["camera"], ranges, with_vertices)
+        return out["pose_vector"], out["camera"], ranges
 
     def bodies(self, pose_vector: torch.Tensor, camera: torch.Tensor, range_index: torch.Tensor,
                with_vertices: bool = True, fitted: torch.Tensor | None = None) -> BodyPrediction:
@@ -374,15 +378,18 @@ class Body3DEstimator:
                               range_index=torch.as_tensor(range_index).cpu(), crop_focal=float(self.config.crop_focal),
                               crop_size=int(self.config.canvas), fitted=None if fitted is None else fitted.cpu())
 
-    def fit_bodies(self, bodies: BodyPrediction, keypoints2d: torch.Tensor, scores: torch.Tensor,
-                   config: KeypointFitConfig | None = None, with_vertices: bool = True) -> BodyPrediction:
-        """``bodies`` (from :meth:`predict_bodies`) fitted to 2D keypoints in the same crops: (B, K, 2) crop px
-        in this model's convention, with (B, K) scores (e.g. a 2D keypoint model's); see
-        :func:`lowres_hps.fitting.fit_body_to_keypoints`. People with too few keypoints keep their body."""
-        fit = fit_body_to_keypoints(self.body, bodies.pose_vector.to(self.device), bodies.camera.to(self.device),
-                                    keypoints2d.to(self.device), scores.to(self.device), canvas=self.config.canvas,
+    def fit_bodies(self, crops: torch.Tensor, range_index: torch.Tensor, keypoints2d: torch.Tensor,
+                   scores: torch.Tensor, config: KeypointFitConfig | None = None,
+                   with_vertices: bool = True) -> BodyPrediction:
+        """:meth:`predict_bodies` with each body fitted to 2D keypoints in its crop after the network: (B, K, 2)
+        crop px in this model's convention, with (B, K) scores (e.g. a 2D keypoint model's); see
+        :func:`lowres_hps.fitting.fit_body_to_keypoints`. People with too few keypoints keep the network's body.
+        The body model runs once, on the fitted parameters."""
+        pose_vector, camera, ranges = self._regress(crops, range_index)
+        fit = fit_body_to_keypoints(self.body, pose_vector, camera, keypoints2d.to(self.device),
+                                    scores.to(self.device), canvas=self.config.canvas,
                                     crop_focal=self.config.crop_focal, convention=self.convention, config=config)
-        return self.bodies(fit.pose_vector, fit.camera, bodies.range_index, with_vertices, fitted=fit.fitted)
+        return self.bodies(fit.pose_vector, fit.camera, ranges, with_vertices, fitted=fit.fitted)
 
     def __call__(self, crops: torch.Tensor, range_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         bodies = self.predict_bodies(crops, range_index, with_vertices=False)
