@@ -7,7 +7,8 @@
 // TensorFlow.js is not a lowres-hps dependency: it lives in a scratch folder found through NODE_PATH
 // (hence createRequire: ES `import` ignores NODE_PATH). The plain JS package has no file:// loader in
 // Node, so model.json and its shards are read with fs and handed over with tf.io.fromMemory; the graph
-// dequantises its float16 weights itself. Per variant it writes tfjs_<variant>_keypoints.bin (N, 17, 3),
+// dequantises its float16 weights itself. Per variant it writes tfjs_<variant>_keypoints.bin (the graph's
+// output: (N, 17, 3) SinglePose, (N, 6, 56) MultiPose),
 // tfjs_<variant>_<head>.bin (N, h, w, C) raw float32, and tfjs_<variant>.json (files, per-run seconds).
 import { createRequire } from "node:module";
 import fs from "node:fs";
@@ -52,8 +53,8 @@ function median(values) {
 
 await tf.setBackend("cpu");
 await tf.ready();
-const heads = Object.entries(manifest.head_nodes);
 for (const [variant, spec] of Object.entries(manifest.variants)) {
+  const heads = Object.entries(spec.head_nodes ?? manifest.head_nodes);  // MultiPose names its heads apart
   const model = await loadGraph(spec.model_json);
   const [n, h, w, c] = spec.shape;
   const buffer = fs.readFileSync(path.join(folder, spec.inputs));

@@ -77,6 +77,24 @@ def test_progressive_training_adds_lower_resolutions(anny_body, synth_batch):
     assert loss_fn.active == [0, 1]
 
 
+def test_ranges_per_step_trains_a_random_subset_of_the_active_ranges(anny_body, synth_batch):
+    model, loss_fn = make_loss(anny_body, range_schedule=None, feature_loss=None, ranges_per_step=2)
+    torch.manual_seed(0)
+    draws = [loss_fn.step_ranges() for _ in range(40)]
+    assert all(len(d) == 2 and d == sorted(d) and len(set(d)) == 2 for d in draws)
+    assert set().union(*draws) == {0, 1, 2, 3, 4}
+    torch.manual_seed(0)
+    assert [loss_fn.step_ranges() for _ in range(40)] == draws  # the trainer's seed fixes the draw
+    _, logs = loss_fn(model, synth_batch)
+    assert logs["resolutions"].item() == 2 and math.isfinite(logs["loss_ss"].item())
+    # Never more than the active ranges: progressive training's first epoch has two.
+    _, early = make_loss(anny_body, range_schedule=[0, 0, 1, 2, 3], ranges_per_step=3)
+    assert early.step_ranges() == [0, 1]
+    for bad in (0, 6):
+        with pytest.raises(ValueError, match="ranges_per_step must be between 1 and 5"):
+            make_loss(anny_body, ranges_per_step=bad)
+
+
 def test_switches_and_their_errors(anny_body, synth_batch):
     model, plain = make_loss(anny_body, self_supervision=None, feature_loss=None, range_schedule=None)
     _, logs = plain(model, synth_batch)

@@ -17,6 +17,9 @@ _FE = _PREFIX + "center_net_mobile_net_v2fpn_feature_extractor/model_1/"
 # head -> (TF scope, separable_conv2d index, conv2d index), as in the published graphs.
 _HEADS = {"center": ("center_0", 3, 4), "kpt_regress": ("kpt_regress_0", 5, 6),
           "kpt_heatmap": ("kpt_heatmap_0", 4, 5), "kpt_offset": ("kpt_offset_0", 6, 7)}
+_MULTIPOSE_HEADS = {"center": ("center_0", 3, 4), "box_scale": ("box_scale_0", 4, 5), "box_offset": ("box_offset_0", 5, 6),
+                    "kpt_heatmap": ("kpt_heatmap_0", 6, 7), "kpt_regress": ("kpt_regress_0", 7, 8),
+                    "kpt_offset": ("kpt_offset_0", 8, 9)}
 # Graph constants that are not layer weights (the reader must keep them, the loader ignore them).
 MOVENET_EXTRA_CONSTANTS = {
     _PREFIX + "ArgMax/dimension": np.array(3, np.int32),
@@ -90,7 +93,7 @@ def movenet_tf_names(model) -> dict[str, str]:
         conv(f"features.smooth.{j}.depthwise", f"{_FE}{sep}/separable_conv2d/ReadVariableOp", None)
         conv(f"features.smooth.{j}.pointwise", f"{_FE}{sep}/separable_conv2d_weights",
              f"{_FE}{sep}/separable_conv2d_bn_offset")
-    for head, (scope, s, c) in _HEADS.items():
+    for head, (scope, s, c) in (_MULTIPOSE_HEADS if "box_scale" in model.heads else _HEADS).items():
         base = f"{_PREFIX}{scope}/"
         conv(f"heads.{head}.hidden.depthwise", f"{base}separable_conv2d_{s}/separable_conv2d/ReadVariableOp", None)
         conv(f"heads.{head}.hidden.pointwise", f"{base}separable_conv2d_{s}/separable_conv2d/ReadVariableOp_1",
@@ -120,16 +123,17 @@ def movenet_tf_weights(model) -> dict[str, np.ndarray]:
 
 
 def write_movenet_tfjs(folder: Path, width_mult: float = 1.0, seed: int = 0, name: str = "model.json",
-                       shards: int = 2):
-    """A random MoveNet (random biases too) written as a TFJS graph model of float32 entries.
+                       shards: int = 2, multipose: bool = False):
+    """A random MoveNet (MultiPose with ``multipose``; random biases too) written as a TFJS graph model of
+    float32 entries.
 
     Returns:
         ``(path of the json, the source MoveNet)``.
     """
-    from lowres_hps.models.movenet import MoveNet
+    from lowres_hps.models.movenet import MoveNet, MoveNetMultiPose
 
     torch.manual_seed(seed)
-    model = MoveNet(width_mult)
+    model = MoveNetMultiPose(width_mult) if multipose else MoveNet(width_mult)
     with torch.no_grad():  # biases start at 0; random ones make a misplaced bias visible
         for key, value in model.state_dict().items():
             if key.endswith(".bias"):

