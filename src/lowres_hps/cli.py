@@ -165,7 +165,7 @@ def _add_predict(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mesh-format", choices=["obj", "ply", "glb"], default=None,
                    help="also write each person's mesh to meshes/ (full-image camera, metres; needs a 3D model)")
     p.add_argument("--boxes", default=None, help="COCO annotation json: predict on its person boxes (ground truth, "
-                                                 "for evaluation) with its image ids; without it, the HOG detector")
+                                                 "for evaluation) with its image ids; without it, --detector")
     p.add_argument("--all-boxes", action="store_true",
                    help="with --boxes: also people without labelled keypoints (default: num_keypoints > 0)")
     p.add_argument("--person-height", type=float, default=None, metavar="R",
@@ -174,10 +174,13 @@ def _add_predict(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="torch device of the model, e.g. cuda:0 (default: CPU)")
     p.add_argument("--flip-test", action=argparse.BooleanOptionalAction, default=None,
                    help="average with the mirrored crop (default: the model's own setting)")
-    p.add_argument("--detector-upscale", type=float, default=2.0,
-                   help="HOG detector: upscale factor before detection (its window needs people ~100 px tall)")
-    p.add_argument("--detector-min-score", type=float, default=0.5,
-                   help="HOG detector: minimum box score (logistic of the SVM margin; 0.5 is margin 0)")
+    p.add_argument("--detector", choices=["hog", "multipose"], default="hog",
+                   help="people source without --boxes: OpenCV's HOG, or MoveNet MultiPose (needs make pretrained)")
+    p.add_argument("--detector-upscale", type=float, default=None,
+                   help="upscale factor before detection (default: HOG 2, its window needs people ~100 px tall; "
+                        "MultiPose 1.5)")
+    p.add_argument("--detector-min-score", type=float, default=None,
+                   help="minimum box score (default: HOG 0.5, the logistic of SVM margin 0; MultiPose 0.2)")
     p.add_argument("--kpt-threshold", type=float, default=0.3, help="overlays: keypoints scoring below are not drawn")
     p.add_argument("--no-overlay", action="store_true", help="write no overlay images or videos")
     p.add_argument("--max-frames", type=int, default=None, metavar="N", help="videos: stop after the first N frames")

@@ -775,3 +775,22 @@ def test_many_bad_boxes_are_listed_up_to_a_limit_and_counted(tmp_path, estimator
     errors = [line for line in stderr.splitlines() if ": error: " in line]
     assert code == 1 and len(errors) == 21 and "5 more unusable person annotations" in errors[-1]
     assert json.loads(stdout)["failed"] == 25 and json.loads(stdout)["people"] == 1
+
+
+def test_detector_choice_and_its_defaults(tmp_path, estimator, monkeypatch):
+    made = []
+    monkeypatch.setattr(detector_module, "MultiPoseDetector", lambda **kw: made.append(kw) or FixedDetector(**kw))
+    Image.fromarray(_scene()).save(tmp_path / "a.png")
+    code, stdout, _ = _run([str(tmp_path / "a.png"), "--out", str(tmp_path / "out"), "--no-overlay",
+                            "--detector", "multipose"])
+    assert code == 0 and made == [{"upscale": 1.5, "min_score": 0.2}]
+    code, _, _ = _run([str(tmp_path / "a.png"), "--out", str(tmp_path / "out2"), "--no-overlay",
+                       "--detector", "multipose", "--detector-upscale", "3", "--detector-min-score", "0.4"])
+    assert code == 0 and made[-1] == {"upscale": 3.0, "min_score": 0.4}
+
+
+def test_multipose_without_its_weights_is_a_clear_error(tmp_path, estimator, monkeypatch):
+    monkeypatch.setenv("LOWRES_HPS_PRETRAINED_DIR", str(tmp_path / "nothing"))
+    Image.fromarray(_scene()).save(tmp_path / "a.png")
+    code, _, stderr = _run([str(tmp_path / "a.png"), "--out", str(tmp_path / "out"), "--detector", "multipose"])
+    assert code == 2 and "--detector multipose" in stderr and "scripts/get_pretrained.sh" in stderr

@@ -1,6 +1,8 @@
 """Person detectors for the predictor: a small ``Detector`` protocol and OpenCV's HOG people detector.
 
-Until the project has its own low-resolution detector, :class:`HOGPeopleDetector` (Dalal & Triggs 2005,
+:class:`MultiPoseDetector` runs MoveNet MultiPose (Google, Apache-2.0; a CenterNet with person boxes, ported in
+:mod:`lowres_hps.models.movenet`) on the whole image, upscaled so that small people reach its comfort zone.
+:class:`HOGPeopleDetector` (Dalal & Triggs 2005,
 OpenCV's pretrained linear SVM, nothing to download) finds people. Its 64 x 128 window misses people
 shorter than about 100 px, so the image is upscaled first (2x by default) and the boxes are mapped back.
 The image it works on is bounded (:data:`HOG_MAX_PIXELS`): a large image is reduced instead, so that time
@@ -19,7 +21,8 @@ import torchvision
 
 from lowres_hps.core.checks import check_image
 
-__all__ = ["Detector", "HOGPeopleDetector", "HOG_WINDOW", "HOG_PERSON_EXTENT", "HOG_MAX_PIXELS", "hog_available"]
+__all__ = ["Detector", "HOGPeopleDetector", "HOG_WINDOW", "HOG_PERSON_EXTENT", "HOG_MAX_PIXELS", "hog_available",
+           "MultiPoseDetector"]
 
 HOG_WINDOW = (64, 128)
 """Width and height in px of the default people detector's window."""
@@ -146,3 +149,89 @@ class HOGPeopleDetector:
         centre = boxes[:, :2] + 0.5 * boxes[:, 2:]
         size = boxes[:, 2:] * extent
         return np.concatenate([centre - 0.5 * size, size], axis=1), scores
+
+
+class MultiPoseDetector:
+    """People from MoveNet MultiPose's box heads, on the whole image resized by ``upscale``.
+
+    Steps: resize by ``upscale`` (bilinear up, area down), capped at ``max_pixels`` -> zero-pad right and
+    bottom to multiples of 32 -> the network and its own decoder (:func:`~lowres_hps.models.movenet.decode_multipose`,
+    up to ``max_people`` peaks) -> boxes mapped back to the image -> boxes scoring below ``min_score`` dropped
+    -> non-maximum suppression at ``nms_iou`` (the decoder's 5 x 5 peak test leaves duplicates on tall people).
+
+    The score of a box is MultiPose's person score: the centre peak times the mean of the keypoint scores above
+    0.127; not a calibrated probability.
+
+    Args:
+        upscale: resize factor before detection. MultiPose was trained on images about 256 px wide with people
+            filling much of them; people under about 60 px are found better after upscaling.
+        min_score: boxes scoring below are dropped.
+        nms_iou: IoU above which the lower-scoring of two boxes is suppressed.
+        max_people: centre peaks decoded per image (memory grows with it times the image's area).
+        max_pixels: the resized image has at most this many pixels (as :data:`HOG_MAX_PIXELS`).
+        model: a loaded :class:`~lowres_hps.models.movenet.MoveNetMultiPose`; default: the published weights
+            (``scripts/get_pretrained.sh``).
+        device: where the network runs.
+    """
+
+    def __init__(self, upscale: float = 1.0, min_score: float = 0.1, nms_iou: float = 0.5, max_people: int = 20,
+                 max_pixels: int = 1920 * 1088, model=None, device: str | torch.device = "cpu") -> None:
+        if not 0 < upscale < math.inf:
+            raise ValueError(f"upscale must be positive and finite, got {upscale}")
+        if not 0.0 <= min_score < 1.0:
+            raise ValueError(f"min_score must be in [0, 1), got {min_score}")
+        if not 0.0 < nms_iou <= 1.0:
+            raise ValueError(f"nms_iou must be in (0, 1], got {nms_iou}")
+        if max_people < 1 or max_pixels < 32 * 32:
+            raise ValueError(f"max_people must be >= 1 and max_pixels >= 1024, got {max_people}, {max_pixels}")
+        if model is None:
+            from lowres_hps.models.movenet import load_movenet_multipose
+
+            model = load_movenet_multipose()
+        self.model = model.eval().to(device)
+        self.model.max_people = int(max_people)
+        self.device = torch.device(device)
+        self.upscale = float(upscale)
+        self.min_score = float(min_score)
+        self.nms_iou = float(nms_iou)
+        self.max_people = int(max_people)
+        self.max_pixels = int(max_pixels)
+
+    def __repr__(self) -> str:
+        return (f"MultiPoseDetector(upscale={self.upscale}, min_score={self.min_score}, nms_iou={self.nms_iou}, "
+                f"max_people={self.max_people})")
+
+    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """See :class:`Detector`."""
+        check_image(image)
+        height, width = image.shape[:2]
+        scale = min(self.upscale, math.sqrt(self.max_pixels / (width * height)))
+        new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+        work = image if (new_w, new_h) == (width, height) else cv2.resize(
+            image, (new_w, new_h), interpolation=cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA)
+        pad_h, pad_w = -new_h % 32, -new_w % 32
+        if pad_h or pad_w:
+            work = np.pad(work, ((0, pad_h), (0, pad_w), (0, 0)))
+        tensor = torch.from_numpy(np.ascontiguousarray(work)).permute(2, 0, 1).unsqueeze(0).to(self.device)
+        with torch.no_grad():
+            out = self.model(tensor)[0].float().cpu().numpy()  # (P, 56)
+        in_h, in_w = work.shape[:2]
+        boxes_norm, scores = out[:, 51:55].astype(np.float64), out[:, 55].astype(np.float64)
+        keep = scores >= max(self.min_score, 1e-6)
+        boxes_norm, scores = boxes_norm[keep], scores[keep]
+        # Normalised edges (0 = the first pixel's edge) -> edges in the resized image -> image px, centres at
+        # integers (cv2.resize maps a resized pixel centre u to (u + 0.5) / s - 0.5).
+        x0 = boxes_norm[:, 1] * in_w / (new_w / width) - 0.5
+        y0 = boxes_norm[:, 0] * in_h / (new_h / height) - 0.5
+        x1 = boxes_norm[:, 3] * in_w / (new_w / width) - 0.5
+        y1 = boxes_norm[:, 2] * in_h / (new_h / height) - 0.5
+        x0, x1 = np.clip(x0, -0.5, width - 0.5), np.clip(x1, -0.5, width - 0.5)
+        y0, y1 = np.clip(y0, -0.5, height - 0.5), np.clip(y1, -0.5, height - 0.5)
+        valid = (x1 - x0 > 0) & (y1 - y0 > 0)
+        corners = np.stack([x0, y0, x1, y1], axis=1)[valid]
+        scores = scores[valid]
+        if len(scores) == 0:
+            return np.zeros((0, 4)), np.zeros(0)
+        order = torchvision.ops.nms(torch.from_numpy(corners), torch.from_numpy(scores), self.nms_iou).numpy()
+        corners, scores = corners[order], scores[order]
+        return np.concatenate([corners[:, :2], corners[:, 2:] - corners[:, :2]], axis=1), scores

@@ -35,8 +35,9 @@ flushed after every chunk of images or frames) become ``predictions.json`` and `
 and are then removed. A run that is killed keeps them; Ctrl-C stops cleanly, writes the JSON files of what
 was done, says so in one line and exits with 130.
 
-People come from ``--boxes`` (a COCO annotation file) or from the HOG people detector
-(:class:`~lowres_hps.apis.detector.HOGPeopleDetector`). Unusable inputs are reported on stderr, one line
+People come from ``--boxes`` (a COCO annotation file) or from a person detector (``--detector``): OpenCV's
+HOG (:class:`~lowres_hps.apis.detector.HOGPeopleDetector`) or MoveNet MultiPose
+(:class:`~lowres_hps.apis.detector.MultiPoseDetector`). Unusable inputs are reported on stderr, one line
 each, and skipped; the rest is processed and the exit status is 1. That includes files (missing,
 undecodable, above :data:`~lowres_hps.apis.inputs.MAX_IMAGE_PIXELS`), video frames that cannot be decoded
 (their indices are in the summary's ``failed_frames`` and in ``images.json``), ``--boxes`` annotations
@@ -570,10 +571,11 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.person_height is not None and not low <= args.person_height <= high:
         raise ValueError(f"--person-height must be between {low:g} and {high:g} px (the low-resolution protocol's "
                          f"person heights; {high:g} is the original high resolution), got {args.person_height:g}")
-    if not 0 < args.detector_upscale < math.inf:
-        raise ValueError(f"--detector-upscale must be positive and finite, got {args.detector_upscale}")
-    if not 0.0 < args.detector_min_score < 1.0:
-        raise ValueError(f"--detector-min-score must be in (0, 1), got {args.detector_min_score}")
+    upscale, min_score = getattr(args, "detector_upscale", None), getattr(args, "detector_min_score", None)
+    if upscale is not None and not 0 < upscale < math.inf:
+        raise ValueError(f"--detector-upscale must be positive and finite, got {upscale}")
+    if min_score is not None and not 0.0 < min_score < 1.0:
+        raise ValueError(f"--detector-min-score must be in (0, 1), got {min_score}")
     max_frames = getattr(args, "max_frames", None)
     if max_frames is not None and max_frames < 1:
         raise ValueError(f"--max-frames must be at least 1, got {max_frames}")
@@ -642,11 +644,29 @@ def _fit_config(args: argparse.Namespace, estimator, body_estimator) -> Keypoint
     return KeypointFitConfig(**tuned)
 
 
+# Per detector: (class name in lowres_hps.apis.detector, default upscale, default minimum score).
+DETECTORS = {"hog": ("HOGPeopleDetector", 2.0, 0.5), "multipose": ("MultiPoseDetector", 1.5, 0.2)}
+
+
+def build_detector(args: argparse.Namespace):
+    """The ``--detector`` with its ``--detector-upscale`` / ``--detector-min-score`` (or its own defaults);
+    a detector that cannot run here (no HOG in this OpenCV, MultiPose's weights not fetched) is a clear error."""
+    from lowres_hps.apis import detector as detectors
+    from lowres_hps.models.pretrained import MissingPretrainedError
+
+    name = getattr(args, "detector", "hog")
+    class_name, upscale, min_score = DETECTORS[name]
+    upscale = upscale if args.detector_upscale is None else args.detector_upscale
+    min_score = min_score if args.detector_min_score is None else args.detector_min_score
+    try:
+        return getattr(detectors, class_name)(upscale=upscale, min_score=min_score)
+    except (RuntimeError, MissingPretrainedError) as exc:  # setup problems the user can fix
+        raise ValueError(f"--detector {name}: {exc}") from None
+
+
 def main(args: argparse.Namespace) -> int:
     """Run ``predict``; returns 0, 1 when any input could not be used (reported on stderr), 130 when
     interrupted (Ctrl-C: what was done is written, with a one-line note)."""
-    from lowres_hps.apis.detector import HOGPeopleDetector
-
     _check_args(args)
     boxes = PersonBoxes.from_coco(args.boxes, all_boxes=args.all_boxes) if args.boxes else None
     if boxes is not None and boxes.skipped_without_keypoints:
@@ -658,11 +678,7 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.out)
     _check_out(out)
 
-    try:
-        detector = None if boxes is not None else HOGPeopleDetector(upscale=args.detector_upscale,
-                                                                    min_score=args.detector_min_score)
-    except RuntimeError as exc:  # this OpenCV has no HOG: a setup problem the user can fix
-        raise ValueError(str(exc)) from None
+    detector = None if boxes is not None else build_detector(args)
     model = args.model or DEFAULT_MODEL
     estimator = load_estimator(model, args.device)  # the module attribute, looked up now: patchable
     if args.flip_test is not None:
