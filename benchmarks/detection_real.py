@@ -15,7 +15,7 @@ Sets (never the held-out vtest frames 401-795):
 Each frame is downscaled (area averaging) so that the set's median person (vtest) or the image's median
 person (COCO) is ``--heights`` px tall, ground-truth boxes scaled with it; each detector runs on that image;
 COCO box AP at IoU 0.5 (pycocotools) per set and height. ``name@u`` runs a detector on the image upscaled by
-``u``. Results: ``benchmarks/results/detection_real.json`` and a markdown table on stdout.
+``u``; ``multipose@auto`` lets it choose (``predict``'s default). Results: ``benchmarks/results/detection_real.json`` and a markdown table on stdout.
 """
 from __future__ import annotations
 
@@ -133,9 +133,9 @@ def build_detector(spec: str):
     name, _, upscale = spec.partition("@")
     if name == "hog":
         return HOGPeopleDetector(upscale=float(upscale or 2.0))
-    if name == "multipose":
-        return MultiPoseDetector(upscale=float(upscale or 1.0), min_score=0.02)
-    sys.exit(f"unknown detector {spec!r}: hog[@u] or multipose[@u]")
+    if name == "multipose":  # multipose@auto: the detector's own choice (long side to 1024, x1 to x4)
+        return MultiPoseDetector(upscale=None if upscale == "auto" else float(upscale or 1.0), min_score=0.02)
+    sys.exit(f"unknown detector {spec!r}: hog[@u] or multipose[@u|@auto]")
 
 
 def main() -> None:

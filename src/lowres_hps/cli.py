@@ -174,11 +174,12 @@ def _add_predict(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="torch device of the model, e.g. cuda:0 (default: CPU)")
     p.add_argument("--flip-test", action=argparse.BooleanOptionalAction, default=None,
                    help="average with the mirrored crop (default: the model's own setting)")
-    p.add_argument("--detector", choices=["hog", "multipose"], default="hog",
-                   help="people source without --boxes: OpenCV's HOG, or MoveNet MultiPose (needs make pretrained)")
+    p.add_argument("--detector", choices=["auto", "hog", "multipose"], default="auto",
+                   help="people source without --boxes: MoveNet MultiPose (its weights come with make pretrained) or "
+                        "OpenCV's HOG; auto (default): MultiPose when its weights are there, else HOG")
     p.add_argument("--detector-upscale", type=float, default=None,
                    help="upscale factor before detection (default: HOG 2, its window needs people ~100 px tall; "
-                        "MultiPose 1.5)")
+                        "MultiPose: the long side to 1024 px, x1 to x4)")
     p.add_argument("--detector-min-score", type=float, default=None,
                    help="minimum box score (default: HOG 0.5, the logistic of SVM margin 0; MultiPose 0.2)")
     p.add_argument("--kpt-threshold", type=float, default=0.3, help="overlays: keypoints scoring below are not drawn")

@@ -49,9 +49,20 @@ def test_low_scores_and_duplicates_are_dropped():
 def test_boxes_stay_inside_the_image():
     # The padded area right of a 40 px wide image (input 64 wide) is cut off.
     model = _FixedMultiPose([[0.0, 0.5, 1.0, 1.0, 0.9]])
-    boxes, _ = MultiPoseDetector(model=model)(np.zeros((64, 40, 3), np.uint8))
+    boxes, _ = MultiPoseDetector(upscale=1.0, model=model)(np.zeros((64, 40, 3), np.uint8))
     x, y, w, h = boxes[0]
     assert x == pytest.approx(31.5) and x + w == pytest.approx(39.5) and y == pytest.approx(-0.5) and h == 64
+
+
+def test_automatic_upscale_brings_the_long_side_to_its_target():
+    detector = MultiPoseDetector(model=_FixedMultiPose([]), target_long_side=1024, max_upscale=4.0)
+    assert detector.factor(576, 768) == pytest.approx(1024 / 768)
+    assert detector.factor(115, 154) == 4.0  # at most x4
+    assert detector.factor(1080, 1920) == 1.0  # never reduced for the target (only by max_pixels)
+    model = _FixedMultiPose([])
+    MultiPoseDetector(model=model, target_long_side=128)(np.zeros((48, 64, 3), np.uint8))
+    assert model.seen == (1, 3, 96, 128)
+    assert "auto" in repr(detector)
 
 
 def test_large_images_are_reduced_to_max_pixels():

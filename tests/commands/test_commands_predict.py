@@ -59,6 +59,15 @@ class FixedDetector:
         return np.array([[w / 4, h / 8, w / 2, 3 * h / 4]]), np.array([0.5])
 
 
+_real_default_detector = predict_cmd.default_detector
+
+
+@pytest.fixture(autouse=True)
+def _hog_unless_said(monkeypatch):
+    """``--detector auto`` picks HOG here whatever pretrained files this machine has (the tests stub HOG)."""
+    monkeypatch.setattr(predict_cmd, "default_detector", lambda: "hog")
+
+
 @pytest.fixture
 def estimator(monkeypatch):
     double = CentreEstimator()
@@ -783,7 +792,7 @@ def test_detector_choice_and_its_defaults(tmp_path, estimator, monkeypatch):
     Image.fromarray(_scene()).save(tmp_path / "a.png")
     code, stdout, _ = _run([str(tmp_path / "a.png"), "--out", str(tmp_path / "out"), "--no-overlay",
                             "--detector", "multipose"])
-    assert code == 0 and made == [{"upscale": 1.5, "min_score": 0.2}]
+    assert code == 0 and made == [{"upscale": None, "min_score": 0.2}]
     code, _, _ = _run([str(tmp_path / "a.png"), "--out", str(tmp_path / "out2"), "--no-overlay",
                        "--detector", "multipose", "--detector-upscale", "3", "--detector-min-score", "0.4"])
     assert code == 0 and made[-1] == {"upscale": 3.0, "min_score": 0.4}
@@ -794,3 +803,21 @@ def test_multipose_without_its_weights_is_a_clear_error(tmp_path, estimator, mon
     Image.fromarray(_scene()).save(tmp_path / "a.png")
     code, _, stderr = _run([str(tmp_path / "a.png"), "--out", str(tmp_path / "out"), "--detector", "multipose"])
     assert code == 2 and "--detector multipose" in stderr and "scripts/get_pretrained.sh" in stderr
+
+
+def test_auto_detector_is_multipose_when_its_weights_are_there(tmp_path, monkeypatch):
+    from lowres_hps.models.pretrained import PRETRAINED_FILES
+
+    monkeypatch.setenv("LOWRES_HPS_PRETRAINED_DIR", str(tmp_path))
+    assert _real_default_detector() == "hog"
+    json_file = tmp_path / PRETRAINED_FILES["movenet_multipose"].relative_path
+    json_file.parent.mkdir(parents=True)
+    json_file.write_text("{}")
+    assert _real_default_detector() == "multipose"
+
+
+def test_auto_detector_without_multipose_says_how_to_get_it(tmp_path, estimator, monkeypatch):
+    monkeypatch.setattr(detector_module, "HOGPeopleDetector", FixedDetector)
+    Image.fromarray(_scene()).save(tmp_path / "a.png")
+    code, _, stderr = _run([str(tmp_path / "a.png"), "--out", str(tmp_path / "out"), "--no-overlay"])
+    assert code == 0 and "make pretrained" in stderr and "HOG" in stderr

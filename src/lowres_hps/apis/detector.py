@@ -163,8 +163,10 @@ class MultiPoseDetector:
     0.127; not a calibrated probability.
 
     Args:
-        upscale: resize factor before detection. MultiPose was trained on images about 256 px wide with people
-            filling much of them; people under about 60 px are found better after upscaling.
+        upscale: resize factor before detection; None (default): the factor that brings the image's long side to
+            ``target_long_side``, between 1 and ``max_upscale``. MultiPose finds people best when they are 50 px
+            tall or more in its input (``benchmarks/README.md``): upscaling lets it see small ones.
+        target_long_side, max_upscale: the automatic factor (never below 1: large frames keep their pixels).
         min_score: boxes scoring below are dropped.
         nms_iou: IoU above which the lower-scoring of two boxes is suppressed.
         max_people: centre peaks decoded per image (memory grows with it times the image's area).
@@ -174,10 +176,14 @@ class MultiPoseDetector:
         device: where the network runs.
     """
 
-    def __init__(self, upscale: float = 1.0, min_score: float = 0.1, nms_iou: float = 0.5, max_people: int = 20,
-                 max_pixels: int = 1920 * 1088, model=None, device: str | torch.device = "cpu") -> None:
-        if not 0 < upscale < math.inf:
+    def __init__(self, upscale: float | None = None, min_score: float = 0.1, nms_iou: float = 0.5,
+                 max_people: int = 20, max_pixels: int = 1920 * 1088, target_long_side: int = 1024,
+                 max_upscale: float = 4.0, model=None, device: str | torch.device = "cpu") -> None:
+        if upscale is not None and not 0 < upscale < math.inf:
             raise ValueError(f"upscale must be positive and finite, got {upscale}")
+        if not target_long_side >= 32 or not 1.0 <= max_upscale < math.inf:
+            raise ValueError(f"target_long_side must be >= 32 and max_upscale >= 1, got {target_long_side}, "
+                             f"{max_upscale}")
         if not 0.0 <= min_score < 1.0:
             raise ValueError(f"min_score must be in [0, 1), got {min_score}")
         if not 0.0 < nms_iou <= 1.0:
@@ -191,21 +197,32 @@ class MultiPoseDetector:
         self.model = model.eval().to(device)
         self.model.max_people = int(max_people)
         self.device = torch.device(device)
-        self.upscale = float(upscale)
+        self.upscale = None if upscale is None else float(upscale)
+        self.target_long_side = int(target_long_side)
+        self.max_upscale = float(max_upscale)
         self.min_score = float(min_score)
         self.nms_iou = float(nms_iou)
         self.max_people = int(max_people)
         self.max_pixels = int(max_pixels)
 
     def __repr__(self) -> str:
-        return (f"MultiPoseDetector(upscale={self.upscale}, min_score={self.min_score}, nms_iou={self.nms_iou}, "
+        upscale = f"auto (long side {self.target_long_side}, at most x{self.max_upscale:g})" if self.upscale is None \
+            else f"{self.upscale:g}"
+        return (f"MultiPoseDetector(upscale={upscale}, min_score={self.min_score}, nms_iou={self.nms_iou}, "
                 f"max_people={self.max_people})")
+
+    def factor(self, height: int, width: int) -> float:
+        """The resize factor used for an image of ``height x width``."""
+        wanted = self.upscale
+        if wanted is None:
+            wanted = min(max(self.target_long_side / max(height, width), 1.0), self.max_upscale)
+        return min(wanted, math.sqrt(self.max_pixels / (width * height)))
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """See :class:`Detector`."""
         check_image(image)
         height, width = image.shape[:2]
-        scale = min(self.upscale, math.sqrt(self.max_pixels / (width * height)))
+        scale = self.factor(height, width)
         new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
         work = image if (new_w, new_h) == (width, height) else cv2.resize(
             image, (new_w, new_h), interpolation=cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA)

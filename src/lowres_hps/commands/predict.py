@@ -35,9 +35,9 @@ flushed after every chunk of images or frames) become ``predictions.json`` and `
 and are then removed. A run that is killed keeps them; Ctrl-C stops cleanly, writes the JSON files of what
 was done, says so in one line and exits with 130.
 
-People come from ``--boxes`` (a COCO annotation file) or from a person detector (``--detector``): OpenCV's
-HOG (:class:`~lowres_hps.apis.detector.HOGPeopleDetector`) or MoveNet MultiPose
-(:class:`~lowres_hps.apis.detector.MultiPoseDetector`). Unusable inputs are reported on stderr, one line
+People come from ``--boxes`` (a COCO annotation file) or from a person detector (``--detector``): MoveNet
+MultiPose (:class:`~lowres_hps.apis.detector.MultiPoseDetector`, the default when its weights are on disk) or
+OpenCV's HOG (:class:`~lowres_hps.apis.detector.HOGPeopleDetector`). Unusable inputs are reported on stderr, one line
 each, and skipped; the rest is processed and the exit status is 1. That includes files (missing,
 undecodable, above :data:`~lowres_hps.apis.inputs.MAX_IMAGE_PIXELS`), video frames that cannot be decoded
 (their indices are in the summary's ``failed_frames`` and in ``images.json``), ``--boxes`` annotations
@@ -644,8 +644,20 @@ def _fit_config(args: argparse.Namespace, estimator, body_estimator) -> Keypoint
     return KeypointFitConfig(**tuned)
 
 
-# Per detector: (class name in lowres_hps.apis.detector, default upscale, default minimum score).
-DETECTORS = {"hog": ("HOGPeopleDetector", 2.0, 0.5), "multipose": ("MultiPoseDetector", 1.5, 0.2)}
+# Per detector: (class name in lowres_hps.apis.detector, default upscale (None: its own choice), default score).
+DETECTORS = {"hog": ("HOGPeopleDetector", 2.0, 0.5), "multipose": ("MultiPoseDetector", None, 0.2)}
+
+
+def default_detector() -> str:
+    """``--detector auto``: MultiPose when its weights are on disk (it finds people HOG misses: people under
+    ~50 px, and most poses that are not upright walking; ``benchmarks/README.md``), else HOG."""
+    from lowres_hps.models.pretrained import MissingPretrainedError, find_pretrained
+
+    try:
+        find_pretrained("movenet_multipose")
+    except MissingPretrainedError:
+        return "hog"
+    return "multipose"
 
 
 def build_detector(args: argparse.Namespace):
@@ -654,7 +666,12 @@ def build_detector(args: argparse.Namespace):
     from lowres_hps.apis import detector as detectors
     from lowres_hps.models.pretrained import MissingPretrainedError
 
-    name = getattr(args, "detector", "hog")
+    name = getattr(args, "detector", "auto")
+    if name == "auto":
+        name = default_detector()
+        if name == "hog":
+            _report("note", "people from OpenCV's HOG detector, which misses people under ~50 px: fetch MoveNet "
+                            "MultiPose with `make pretrained` (bash scripts/get_pretrained.sh) to use it instead")
     class_name, upscale, min_score = DETECTORS[name]
     upscale = upscale if args.detector_upscale is None else args.detector_upscale
     min_score = min_score if args.detector_min_score is None else args.detector_min_score

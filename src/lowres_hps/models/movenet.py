@@ -202,6 +202,14 @@ class MobileNetV2FPN(nn.Module):
         """``x`` (B, 3, h, w) -> FPN features (B, 24, h / 4, w / 4), and with ``with_top`` also the trunk's
         top activation (B, 1280, h / 32, w / 32). ``residual_weights`` (B, N) scales the residual branches of
         the N blocks that have a skip connection, in order (RSC-Net's resolution-aware ``alpha``)."""
+        taps, top = self.encode(x, residual_weights)
+        y = self.decode(self.top(top), taps)
+        return (y, top) if with_top else y
+
+    def encode(self, x: torch.Tensor, residual_weights: torch.Tensor | None = None
+               ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """The trunk: ``x`` -> (the three lateral taps at strides 4, 8, 16, the top activation (B, 1280, h / 32,
+        w / 32)). ``self.top(top)`` is the FPN's top level (B, 64, h / 32, w / 32), the start of :meth:`decode`."""
         x = F.relu6(self.stem(x))
         taps, column = [], 0
         for i, block in enumerate(self.blocks):
@@ -212,13 +220,16 @@ class MobileNetV2FPN(nn.Module):
             x = block(x, weight)
             if i in _LATERAL_BLOCKS:
                 taps.append(x)
-        top = F.relu6(self.last_conv(x))
-        y = self.top(top)
+        return taps, F.relu6(self.last_conv(x))
+
+    def decode(self, top_level: torch.Tensor, taps: list[torch.Tensor]) -> torch.Tensor:
+        """The FPN's top-down path from its top level (B, 64, h / 32, w / 32) -> (B, 24, h / 4, w / 4)."""
+        y = top_level
         for lateral, smooth, tap in zip(self.laterals, self.smooth, taps[::-1]):
             # To the lateral's size: x2 for sides divisible by 32 (as the graph), and any other size works.
             y = F.interpolate(y, size=tap.shape[-2:], mode="bilinear", align_corners=False) + lateral(tap)
             y = smooth(y)
-        return (y, top) if with_top else y
+        return y
 
 
 class MoveNetHead(nn.Module):
