@@ -219,6 +219,10 @@ class CocoKeypointsReader(PersonReader):
             self._handles.append((ann, keypoints, bbox))
         self.has_mask = with_segmentation
 
+    def image_ids(self) -> list:
+        """The image id of every sample, in sample order (to group people by image without loading them)."""
+        return [handle[0]["image_id"] for handle in self._handles]
+
     def _keypoints(self, ann: dict) -> np.ndarray:
         """(K, 3) keypoints with unlabelled ones zeroed; a wrong count gives a (M, 3) or (1, M) array
         that the shape check then reports."""
