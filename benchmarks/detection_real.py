@@ -15,7 +15,7 @@ Sets (never the held-out vtest frames 401-795):
 Each frame is downscaled (area averaging) so that the set's median person (vtest) or the image's median
 person (COCO) is ``--heights`` px tall, ground-truth boxes scaled with it; each detector runs on that image;
 COCO box AP at IoU 0.5 (pycocotools) per set and height. ``name@u`` runs a detector on the image upscaled by
-``u``; ``multipose@auto`` lets it choose (``predict``'s default). Results: ``benchmarks/results/detection_real.json`` and a markdown table on stdout.
+``u``; ``multipose@auto`` lets it choose (``predict``'s default); ``mili:RUN`` is a trained MILI run folder. Results: ``benchmarks/results/detection_real.json`` and a markdown table on stdout.
 """
 from __future__ import annotations
 
@@ -128,8 +128,12 @@ def scaled(gt: dict, images: dict[int, np.ndarray], height: float, per_image: bo
 
 
 def build_detector(spec: str):
-    from lowres_hps.apis.detector import HOGPeopleDetector, MultiPoseDetector
+    from lowres_hps.apis.detector import HOGPeopleDetector, MultiPoseDetector, PeopleDetector
 
+    if spec.startswith("mili:"):  # mili:RUN_FOLDER, a trained MILI run (low-resolution branch, auto upscale)
+        from lowres_hps.apis.registry import load_run
+
+        return PeopleDetector(load_run(spec.removeprefix("mili:"), min_score=0.02))
     name, _, upscale = spec.partition("@")
     if name == "hog":
         return HOGPeopleDetector(upscale=float(upscale or 2.0))

@@ -79,3 +79,18 @@ def test_bad_settings_and_images_are_clear_errors():
             MultiPoseDetector(model=model, **kwargs)
     with pytest.raises(ValueError):
         MultiPoseDetector(model=model)(np.zeros((32, 32), np.uint8))
+
+
+def test_a_whole_image_estimator_is_a_detector():
+    from lowres_hps.apis.detector import PeopleDetector
+    from lowres_hps.models.estimator import ImagePeople
+
+    class Two:
+        def predict_people(self, images):
+            return [ImagePeople(boxes=np.array([[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]]),
+                                keypoints=np.zeros((2, 17, 3)), scores=np.array([0.9, 0.1]))]
+
+    detector = PeopleDetector(Two(), min_score=0.5)
+    assert isinstance(detector, Detector)
+    boxes, scores = detector(np.zeros((20, 20, 3), np.uint8))
+    assert boxes.tolist() == [[1.0, 2.0, 3.0, 4.0]] and scores.tolist() == [0.9]

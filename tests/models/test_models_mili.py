@@ -1,6 +1,7 @@
 """The MILI network: branches, switches, RoI heads and inference."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -87,7 +88,7 @@ def test_keypoints_map_from_the_roi_grid_to_the_image(net):
     # Score: the softmax mass of the 3 x 3 cells around the peak (one hot cell holds nearly all of it).
     assert scores[0, 0].item() == pytest.approx(1.0, abs=0.01)
     flat = torch.zeros(1, 17, 16, 12)
-    assert net.keypoints_in_image(flat, rois)[1][0, 0].item() == pytest.approx(9 / (16 * 12))
+    assert net.keypoints_in_image(flat, rois)[1][0, 0].item() == pytest.approx(4 / (16 * 12))  # corner: 4 cells
 
 
 def test_detect_returns_people_with_every_output(net):
@@ -117,3 +118,32 @@ def test_bad_configs():
         MILIConfig(**{**SMALL, "roi_size": (2, 2)})
     with pytest.raises(ValueError, match="body_model"):
         MILIConfig(**SMALL, body_model="smplh")
+
+
+def test_estimator_finds_people_in_whole_images_in_image_pixels(net):
+    from lowres_hps.models.estimator import ImagePeople, MultiPersonEstimator
+    from lowres_hps.models.kinds import get_kind
+    from lowres_hps.models.mili import MILIEstimator
+
+    assert get_kind("mili").estimator is MILIEstimator
+    estimator = MILIEstimator.from_network(net, min_score=0.0, target_long_side=64)
+    assert isinstance(estimator, MultiPersonEstimator)
+    assert estimator.factor(30, 40) == pytest.approx(1.6) and estimator.factor(300, 400) == 1.0
+    calls = []
+
+    def fake_detect(images, min_score=0.2, max_people=None):
+        calls.append(tuple(images.shape))
+        return [{"boxes": torch.tensor([[15.5, 7.5, 16.0, 32.0]]), "scores": torch.tensor([0.9]),
+                 "keypoints": torch.full((1, 17, 2), 23.5), "keypoint_scores": torch.full((1, 17), 0.5)}]
+
+    estimator.model.detect = fake_detect
+    try:
+        people = estimator.predict_people([np.zeros((30, 40, 3), np.uint8)])
+    finally:
+        del estimator.model.detect
+    assert calls == [(1, 3, 64, 64)]  # 48 x 64 after x1.6, padded to multiples of 32
+    found = people[0]
+    assert isinstance(found, ImagePeople)
+    # Edges / 1.6: box edges x 16 .. 32 -> 10 .. 20, y 8 .. 40 -> 5 .. 25 (centres at integers: -0.5).
+    assert found.boxes[0].tolist() == pytest.approx([9.5, 4.5, 10.0, 20.0])
+    assert found.keypoints[0, 0].tolist() == pytest.approx([24 / 1.6 - 0.5, 24 / 1.6 - 0.5, 0.5])

@@ -22,7 +22,7 @@ import torchvision
 from lowres_hps.core.checks import check_image
 
 __all__ = ["Detector", "HOGPeopleDetector", "HOG_WINDOW", "HOG_PERSON_EXTENT", "HOG_MAX_PIXELS", "hog_available",
-           "MultiPoseDetector"]
+           "MultiPoseDetector", "PeopleDetector"]
 
 HOG_WINDOW = (64, 128)
 """Width and height in px of the default people detector's window."""
@@ -252,3 +252,22 @@ class MultiPoseDetector:
         order = torchvision.ops.nms(torch.from_numpy(corners), torch.from_numpy(scores), self.nms_iou).numpy()
         corners, scores = corners[order], scores[order]
         return np.concatenate([corners[:, :2], corners[:, 2:] - corners[:, :2]], axis=1), scores
+
+
+class PeopleDetector:
+    """The boxes of a whole-image :class:`~lowres_hps.models.estimator.MultiPersonEstimator` (e.g. MILI) as a
+    :class:`Detector` (its keypoints and bodies are not used here)."""
+
+    def __init__(self, estimator, min_score: float = 0.0) -> None:
+        self.estimator = estimator
+        self.min_score = float(min_score)
+
+    def __repr__(self) -> str:
+        return f"PeopleDetector({self.estimator!r}, min_score={self.min_score})"
+
+    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """See :class:`Detector`."""
+        check_image(image)
+        people = self.estimator.predict_people([image])[0]
+        keep = people.scores >= self.min_score
+        return np.asarray(people.boxes, np.float64)[keep], np.asarray(people.scores, np.float64)[keep]

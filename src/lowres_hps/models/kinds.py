@@ -9,8 +9,8 @@ class that runs it::
 
 The model registry (:mod:`lowres_hps.apis.registry`: cards, ``load_model``, ``save_checkpoint``), the ONNX
 export and the CLI handle every registered kind alike, through these fields; none of them switches on a
-kind's name. Built-in kinds: ``kp2d`` (:mod:`lowres_hps.models.pose2d`) and ``hps3d``
-(:mod:`lowres_hps.models.body3d`). A new kind (e.g. a multi-person model taking whole images, see
+kind's name. Built-in kinds: ``kp2d`` (:mod:`lowres_hps.models.pose2d`), ``hps3d``
+(:mod:`lowres_hps.models.body3d`) and ``mili`` (:mod:`lowres_hps.models.mili`, whole images). A new kind (e.g. a multi-person model taking whole images, see
 :class:`~lowres_hps.models.estimator.MultiPersonEstimator`) registers itself in its own module, and is known
 once that module is imported (built-in modules are imported on first use). An adapted model
 (:class:`~lowres_hps.engine.adapter.Adapter`) keeps the kind of the model it was adapted from; its card
@@ -25,7 +25,7 @@ from typing import Any
 
 __all__ = ["ModelKind", "OnnxGraph", "register_kind", "get_kind", "kind_of", "registered_kinds", "card_fields"]
 
-_BUILTIN_MODULES = ("lowres_hps.models.pose2d", "lowres_hps.models.body3d")
+_BUILTIN_MODULES = ("lowres_hps.models.pose2d", "lowres_hps.models.body3d", "lowres_hps.models.mili")
 _KINDS: dict[str, ModelKind] = {}
 
 

@@ -32,10 +32,11 @@ from lowres_hps.core.checks import check_shape
 from lowres_hps.geometry.camera import project_to_crop
 from lowres_hps.models.codecs.centernet import CenterNetBoxCodec
 from lowres_hps.models.heads.iterative_regressor import IterativeRegressor
+from lowres_hps.models.kinds import register_kind
 from lowres_hps.models.movenet import MULTIPOSE_WIDTH, MobileNetV2FPN, MoveNetHead
 
-__all__ = ["MILIConfig", "MILINet", "SpatialAttention", "Restoration", "RoIHeads", "DENSE_HEADS", "roi_boxes",
-           "crop_regions", "build_mili_model"]
+__all__ = ["MILIConfig", "MILINet", "MILIEstimator", "SpatialAttention", "Restoration", "RoIHeads", "DENSE_HEADS",
+           "roi_boxes", "crop_regions", "build_mili_model"]
 
 DENSE_HEADS = {"center": 1, "box_scale": 2, "box_offset": 2}
 """The detector's dense heads (MultiPose's names and channels)."""
@@ -346,3 +347,78 @@ class MILINet(nn.Module):
 def build_mili_model(cfg: MILIConfig, pretrained: bool = True) -> MILINet:
     """The network of ``cfg``; ``pretrained=False`` ignores ``cfg.pretrained``."""
     return MILINet(cfg, pretrained=pretrained)
+
+
+def mili_card_fields(cfg: MILIConfig) -> dict[str, Any]:
+    """Model card summary fields of a MILI network (whole images, MoveNet's normalisation)."""
+    return {"input_size": (0, 0), "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5), "convention": cfg.convention,
+            "scale_factor": float(cfg.scale_factor), "codec": "centernet", "codec_params": {"stride": 4}}
+
+
+@register_kind("mili", "multi-person (MILI)", config=MILIConfig, build=build_mili_model, card_fields=mili_card_fields)
+class MILIEstimator:
+    """A :class:`MILINet` as a :class:`~lowres_hps.models.estimator.MultiPersonEstimator`: whole RGB images ->
+    every person's box, score and 2D keypoints (:class:`~lowres_hps.models.estimator.ImagePeople`).
+
+    Each image is resized so that its long side is ``target_long_side`` (between x1 and x``max_upscale``, as the
+    paper upsamples its low-resolution inputs), zero-padded to multiples of 32, and run through the
+    low-resolution branch; boxes and keypoints are mapped back to the image.
+    """
+
+    convention = "coco17"
+
+    def __init__(self, model: MILINet, card: Any = None, min_score: float = 0.2, target_long_side: int = 1024,
+                 max_upscale: float = 4.0) -> None:
+        self.model = model.eval()
+        self.card = card
+        self.min_score = float(min_score)
+        self.target_long_side = int(target_long_side)
+        self.max_upscale = float(max_upscale)
+
+    @classmethod
+    def from_network(cls, network: MILINet, card: Any = None, device: torch.device | str | None = None,
+                     **options) -> MILIEstimator:
+        return cls(network.to(device or "cpu"), card=card, **options)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def factor(self, height: int, width: int) -> float:
+        return min(max(self.target_long_side / max(height, width), 1.0), self.max_upscale)
+
+    @torch.no_grad()
+    def predict_people(self, images) -> list:
+        """See :class:`~lowres_hps.models.estimator.MultiPersonEstimator`."""
+        import cv2
+        import numpy as np
+
+        from lowres_hps.core.checks import check_image
+        from lowres_hps.models.estimator import ImagePeople
+
+        results = []
+        for image in images:
+            check_image(image)
+            height, width = image.shape[:2]
+            scale = self.factor(height, width)
+            new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+            work = image if scale == 1.0 else cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+            work = np.pad(work, ((0, -new_h % 32), (0, -new_w % 32), (0, 0)))
+            tensor = torch.from_numpy(np.ascontiguousarray(work)).permute(2, 0, 1)[None].to(self.device)
+            found = self.model.detect(tensor, min_score=self.min_score)[0]
+            sx, sy = new_w / width, new_h / height
+            boxes = found["boxes"].double().cpu().numpy()
+            boxes = np.stack([(boxes[:, 0] + 0.5) / sx - 0.5, (boxes[:, 1] + 0.5) / sy - 0.5, boxes[:, 2] / sx,
+                              boxes[:, 3] / sy], axis=1) if len(boxes) else np.zeros((0, 4))
+            keypoints = found["keypoints"].double().cpu().numpy()
+            if len(keypoints):
+                keypoints = np.stack([(keypoints[..., 0] + 0.5) / sx - 0.5, (keypoints[..., 1] + 0.5) / sy - 0.5,
+                                      found["keypoint_scores"].double().cpu().numpy()], axis=-1)
+            else:
+                keypoints = np.zeros((0, 17, 3))
+            results.append(ImagePeople(boxes=boxes, keypoints=keypoints, scores=found["scores"].double().cpu().numpy()))
+        return results
+
+    def __repr__(self) -> str:
+        name = getattr(self.card, "name", None) or "MILINet"
+        return f"MILIEstimator({name}, min_score={self.min_score}, long side {self.target_long_side})"
