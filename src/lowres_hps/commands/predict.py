@@ -94,7 +94,7 @@ __all__ = [
 
 DEFAULT_MODEL = "lrmove_l_128"
 """Registry name of the model ``--model`` defaults to."""
-DEFAULT_MODEL_3D = "rsc_move_c128_ft"
+DEFAULT_MODEL_3D = "rsc_move_c128_ft2"
 """Registry name of the 3D model ``--model3d`` defaults to, when it is installed."""
 MESH_FORMATS = ("obj", "ply", "glb")
 """``--mesh-format`` choices (trimesh exporters; glb is binary glTF)."""
