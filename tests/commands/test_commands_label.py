@@ -174,6 +174,28 @@ def test_label_video_frames(tmp_path, teachers, monkeypatch):
     assert [ann["image_id"] for ann in data["annotations"]] == [1, 2, 3]
 
 
+def test_label_with_multipose_boxes(tmp_path, teachers, monkeypatch):
+    from lowres_hps.apis import detector as detector_module
+
+    made = []
+
+    class OneBox:
+        def __init__(self, **kwargs):
+            made.append(kwargs)
+
+        def __call__(self, image):
+            return np.array([[20.0, 10.0, 40.0, 70.0]]), np.array([0.9])
+
+    monkeypatch.setattr(detector_module, "MultiPoseDetector", OneBox)
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), np.full((96, 96, 3), 90, np.uint8))
+    out = tmp_path / "out"
+    assert main(["label", str(image), "--detector", "multipose", "--out", str(out)]) == 0
+    data = _check_coco(out)
+    assert made == [{"upscale": 2.0, "min_score": 0.25}] and data["info"]["boxes"] == "detector: multipose"
+    assert len(data["annotations"]) == 1
+
+
 def test_missing_teacher_files_are_one_clear_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("LOWRES_HPS_PRETRAINED_DIR", str(tmp_path / "empty"))
     source = _write_coco_dataset(tmp_path / "data")

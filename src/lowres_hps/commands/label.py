@@ -1,7 +1,8 @@
 """`lowres-hps label`: COCO keypoint pseudo-labels of real people from high-resolution teachers.
 
 Sources: a dataset through the readers (``--dataset lsp:PATH``, ground truth kept, the teacher fills
-the joints it lacks), or images, folders and videos with ``--boxes`` or the HOG detector. Video
+the joints it lacks), or images, folders and videos with ``--boxes`` or a detector (``--detector``: OpenCV's HOG, or
+MoveNet MultiPose on the image upscaled 2x as a high-resolution box teacher). Video
 frames (``--frames A:B``, 1-based inclusive, every ``--every``-th) are written as JPEG to
 ``OUT/images``. The result is ``OUT/labels.json``, written atomically after every image so an
 interrupted run keeps what it labelled.
@@ -32,6 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "coco:ann.json; its ground-truth joints are kept")
     p.add_argument("--indices", default=None, metavar="A:B", help="with --dataset: people A (inclusive) to B (exclusive)")
     p.add_argument("--boxes", default=None, help="COCO json with the person boxes of the input images")
+    p.add_argument("--detector", choices=["hog", "multipose"], default="hog",
+                   help="people without --boxes: OpenCV's HOG (2x upscaled) or MoveNet MultiPose (2x upscaled, people "
+                        "scoring >= 0.25: it finds the small, sitting and turned people HOG misses; make pretrained)")
     p.add_argument("--frames", default=None, metavar="A:B", help="videos: frames A to B, 1-based inclusive")
     p.add_argument("--every", type=int, default=1, help="videos: label every N-th frame")
     p.add_argument("--teacher", choices=TEACHERS, default="movenet_thunder")
@@ -133,9 +137,12 @@ def _label_inputs(args, labeler: TeacherLabeler, output: _Output) -> tuple[int, 
     boxes = PersonBoxes.from_coco(args.boxes, all_boxes=True) if args.boxes else None
     detector = None
     if boxes is None:
-        from lowres_hps.apis.detector import HOGPeopleDetector
+        from lowres_hps.apis import detector as detectors
 
-        detector = HOGPeopleDetector()
+        if getattr(args, "detector", "hog") == "multipose":
+            detector = detectors.MultiPoseDetector(upscale=2.0, min_score=0.25)
+        else:
+            detector = detectors.HOGPeopleDetector()
     frames = _span(args.frames, "--frames")
     people = kept = 0
 
@@ -185,6 +192,7 @@ def main(args: argparse.Namespace) -> int:
             "filters": {"min_score": config.min_score, "max_disagreement": config.max_disagreement,
                         "min_keypoints": config.min_keypoints},
             "source": args.dataset or [str(p) for p in args.inputs],
+            "boxes": "dataset" if args.dataset else (args.boxes or f"detector: {getattr(args, 'detector', 'hog')}"),
             "date": time.strftime("%Y-%m-%d")}
     output = _Output(out, info)
     start = time.time()
