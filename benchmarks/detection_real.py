@@ -1,12 +1,13 @@
 """Person detection AP50 on real frames made small: HOG against MoveNet MultiPose (and later MILI).
 
     python benchmarks/detection_real.py [--sets vtest_val coco_holdout] [--heights 80 40 27 20]
-        [--detectors hog multipose@1 multipose@2] [--every 16] [--threads 2]
+        [--detectors hog multipose@1 multipose@2] [--vtest-frames 1:400] [--every 16] [--threads 2]
 
 Sets (never the held-out vtest frames 401-795):
-- ``vtest_val``: vtest.avi frames 1-400, every ``--every``-th, with **teacher boxes** as ground truth:
-  MoveNet MultiPose on the full-resolution frame upscaled 2x (people 120-320 px for it), people scoring at least
-  ``--teacher-min-score``; cached in ``data/labels/vtest_1_400_boxes/labels.json``. The detectors under test see
+- ``vtest_val``: vtest.avi frames ``--vtest-frames`` (within 1-400), every ``--every``-th, with **teacher boxes**
+  as ground truth: MoveNet MultiPose on the full-resolution frame upscaled 2x (people 120-320 px for it), people
+  scoring at least ``--teacher-min-score``; cached in ``data/labels/vtest_A_B_boxes/labels.json``. Results of
+  another frame range go under ``vtest_val_A_B``. The detectors under test see
   the frame downscaled; the teacher saw it at 2x. This is validation for choosing settings, not ground truth:
   it favours detectors that agree with MultiPose, and misses what MultiPose misses at full resolution.
 - ``coco_holdout``: ``data/real/coco_holdout.json`` (17 COCO images, 66 people, real boxes; crowd ignored),
@@ -31,19 +32,20 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared/data"
 VTEST = SHARED / "opencv_samples/vtest.avi"
-VTEST_BOXES = ROOT / "data/labels/vtest_1_400_boxes/labels.json"
 COCO_HOLDOUT = ROOT / "data/real/coco_holdout.json"
 COCO_IMAGES = SHARED / "coco_mini_train/train2017"
 RESULTS = ROOT / "benchmarks/results/detection_real.json"
 
 
-def vtest_frames(every: int) -> dict[int, np.ndarray]:
-    """Frames 1-400 (1-based ids), every ``every``-th, RGB."""
+def vtest_frames(first: int, last: int, every: int) -> dict[int, np.ndarray]:
+    """Frames ``first``-``last`` (1-based ids, within 1-400), every ``every``-th, RGB."""
     import cv2
 
+    if not 1 <= first <= last <= 400:
+        sys.exit(f"vtest frames must lie within 1-400 (401-795 are held out), got {first}:{last}")
     capture = cv2.VideoCapture(str(VTEST))
     frames = {}
-    for index in range(0, 400, every):
+    for index in range(first - 1, last, every):
         capture.set(cv2.CAP_PROP_POS_FRAMES, index)
         ok, frame = capture.read()
         if not ok:
@@ -52,11 +54,11 @@ def vtest_frames(every: int) -> dict[int, np.ndarray]:
     return frames
 
 
-def vtest_teacher_boxes(frames: dict[int, np.ndarray], min_score: float) -> dict:
-    """Teacher boxes for the frames (cached; recomputed for frames the cache lacks)."""
+def vtest_teacher_boxes(frames: dict[int, np.ndarray], min_score: float, cache: Path) -> dict:
+    """Teacher boxes for the frames (cached in ``cache``; recomputed when it lacks a frame)."""
     from lowres_hps.apis.detector import MultiPoseDetector
 
-    cached = json.loads(VTEST_BOXES.read_text()) if VTEST_BOXES.is_file() else None
+    cached = json.loads(cache.read_text()) if cache.is_file() else None
     if cached and cached["info"]["teacher_min_score"] == min_score and \
             {i["id"] for i in cached["images"]} >= set(frames):
         keep = set(frames)
@@ -76,19 +78,22 @@ def vtest_teacher_boxes(frames: dict[int, np.ndarray], min_score: float) -> dict
                      "teacher": repr(teacher), "teacher_min_score": min_score, "source": str(VTEST),
                      "date": time.strftime("%Y-%m-%d")},
             "images": images, "annotations": anns, "categories": [{"id": 1, "name": "person"}]}
-    VTEST_BOXES.parent.mkdir(parents=True, exist_ok=True)
-    VTEST_BOXES.write_text(json.dumps(data))
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(data))
     return data
 
 
-def load_set(name: str, every: int, teacher_min_score: float) -> tuple[dict, dict[int, np.ndarray]]:
+def load_set(name: str, every: int, teacher_min_score: float, vtest_range: tuple[int, int] = (1, 400)
+             ) -> tuple[dict, dict[int, np.ndarray]]:
     from PIL import Image
 
     if name == "vtest_val":
         if not VTEST.is_file():
             sys.exit(f"{VTEST} not found (this benchmark reads ../shared/data in place)")
-        frames = vtest_frames(every)
-        return vtest_teacher_boxes(frames, teacher_min_score), frames
+        first, last = vtest_range
+        frames = vtest_frames(first, last, every)
+        cache = ROOT / f"data/labels/vtest_{first}_{last}_boxes/labels.json"
+        return vtest_teacher_boxes(frames, teacher_min_score, cache), frames
     if name == "coco_holdout":
         if not COCO_HOLDOUT.is_file():
             sys.exit(f"{COCO_HOLDOUT} not found: make it with python scripts/make_real_splits.py")
@@ -147,7 +152,8 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=["vtest_val", "coco_holdout"])
     parser.add_argument("--heights", nargs="+", type=float, default=[80, 40, 27, 20])
     parser.add_argument("--detectors", nargs="+", default=["hog", "multipose@1", "multipose@2"])
-    parser.add_argument("--every", type=int, default=16, help="vtest_val: every n-th of frames 1-400")
+    parser.add_argument("--every", type=int, default=16, help="vtest_val: every n-th frame")
+    parser.add_argument("--vtest-frames", default="1:400", help="vtest_val: frames A:B (1-based, within 1-400)")
     parser.add_argument("--teacher-min-score", type=float, default=0.25)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -159,8 +165,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     detectors = {spec: build_detector(spec) for spec in args.detectors}
+    first, last = (int(v) for v in args.vtest_frames.split(":"))
+    keys = {name: (f"vtest_val_{first}_{last}" if name == "vtest_val" and (first, last) != (1, 400) else name)
+            for name in args.sets}
     for set_name in args.sets:
-        gt, images = load_set(set_name, args.every, args.teacher_min_score)
+        gt, images = load_set(set_name, args.every, args.teacher_min_score, (first, last))
         for height in args.heights:
             small_gt, small = scaled(gt, images, height, per_image=set_name == "coco_holdout")
             for spec, detector in detectors.items():
@@ -176,12 +185,12 @@ def main() -> None:
                        "ms_per_image": 1000 * float(np.median(seconds)),
                        "image_size": list(next(iter(small.values())).shape[1::-1]), "detector": repr(detector),
                        "threads": args.threads, "date": time.strftime("%Y-%m-%d")}
-                results.setdefault(set_name, {}).setdefault(f"{height:g}", {})[spec] = row
-                print(f"{set_name} {height:g}px {spec}: AP50 {row['AP50']:.3f} AP {row['AP']:.3f} "
+                results.setdefault(keys[set_name], {}).setdefault(f"{height:g}", {})[spec] = row
+                print(f"{keys[set_name]} {height:g}px {spec}: AP50 {row['AP50']:.3f} AP {row['AP']:.3f} "
                       f"({row['people']} people, {row['detections']} boxes, {row['ms_per_image']:.0f} ms/image)", flush=True)
                 RESULTS.parent.mkdir(parents=True, exist_ok=True)
                 RESULTS.write_text(json.dumps(results, indent=1))
-    for set_name in args.sets:
+    for set_name in (keys[name] for name in args.sets):
         print(f"\n{set_name}: AP50 at person heights (px)\n")
         heights = list(results[set_name])
         print("| detector | " + " | ".join(heights) + " |")

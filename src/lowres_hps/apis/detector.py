@@ -1,4 +1,4 @@
-"""Person detectors for the predictor: a small ``Detector`` protocol and OpenCV's HOG people detector.
+"""Person detectors for the predictor: a small ``Detector`` protocol, MoveNet MultiPose and OpenCV's HOG detector.
 
 :class:`MultiPoseDetector` runs MoveNet MultiPose (Google, Apache-2.0; a CenterNet with person boxes, ported in
 :mod:`lowres_hps.models.movenet`) on the whole image, upscaled so that small people reach its comfort zone.
