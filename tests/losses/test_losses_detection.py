@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lowres_hps.losses.detection import center_focal_loss, gather_cells, masked_l1
+from lowres_hps.losses.detection import center_focal_loss, masked_l1
+from lowres_hps.models.codecs.base import gather_cells
 
 
 def test_focal_loss_is_small_for_the_target_and_large_for_its_opposite():

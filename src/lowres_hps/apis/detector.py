@@ -20,6 +20,7 @@ import torch
 import torchvision
 
 from lowres_hps.core.checks import check_image
+from lowres_hps.imaging.frame import long_side_factor, resize_and_pad
 
 __all__ = ["Detector", "HOGPeopleDetector", "HOG_WINDOW", "HOG_PERSON_EXTENT", "HOG_MAX_PIXELS", "hog_available",
            "MultiPoseDetector", "PeopleDetector"]
@@ -213,23 +214,16 @@ class MultiPoseDetector:
 
     def factor(self, height: int, width: int) -> float:
         """The resize factor used for an image of ``height x width``."""
-        wanted = self.upscale
-        if wanted is None:
-            wanted = min(max(self.target_long_side / max(height, width), 1.0), self.max_upscale)
-        return min(wanted, math.sqrt(self.max_pixels / (width * height)))
+        if self.upscale is None:
+            return long_side_factor(height, width, self.target_long_side, self.max_upscale, self.max_pixels)
+        return min(self.upscale, math.sqrt(self.max_pixels / (width * height)))
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """See :class:`Detector`."""
         check_image(image)
         height, width = image.shape[:2]
-        scale = self.factor(height, width)
-        new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
-        work = image if (new_w, new_h) == (width, height) else cv2.resize(
-            image, (new_w, new_h), interpolation=cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA)
-        pad_h, pad_w = -new_h % 32, -new_w % 32
-        if pad_h or pad_w:
-            work = np.pad(work, ((0, pad_h), (0, pad_w), (0, 0)))
-        tensor = torch.from_numpy(np.ascontiguousarray(work)).permute(2, 0, 1).unsqueeze(0).to(self.device)
+        work, (new_h, new_w) = resize_and_pad(image, self.factor(height, width))
+        tensor = torch.from_numpy(work).permute(2, 0, 1).unsqueeze(0).to(self.device)
         with torch.no_grad():
             out = self.model(tensor)[0].float().cpu().numpy()  # (P, 56)
         in_h, in_w = work.shape[:2]

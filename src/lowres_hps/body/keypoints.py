@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 __all__ = [
+    "hips_root",
     "KeypointConvention",
     "KeypointMapping",
     "COCO17",
@@ -379,3 +380,10 @@ def map_keypoints(keypoints, mapping: KeypointMapping, mask=None):
     if mask is not None:
         m = m * np.asarray(mask)[..., mapping.source_index]
     return out, m
+
+
+def hips_root(points: torch.Tensor, convention: str = "coco17") -> torch.Tensor:
+    """(..., K, 3) tensor -> (..., 1, 3): the midpoint of the hips of ``convention``, the root of 3D errors."""
+    conv = get_convention(convention)
+    hips = [conv.index("left_hip"), conv.index("right_hip")]
+    return points[..., hips, :].mean(dim=-2, keepdim=True)

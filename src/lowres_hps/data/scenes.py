@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from lowres_hps.body.keypoints import hips_root
+
 __all__ = ["SceneAugmentConfig", "SceneDataset"]
 
 
@@ -161,8 +163,7 @@ class SceneDataset(Dataset):
                 has_params[slot] = 1.0
             if s.keypoints3d is not None and s.convention3d == "coco17" and not s.extra.get("keypoints3d_weak"):
                 points = s.keypoints3d[:, :3].astype(np.float32)
-                hips = points[[11, 12]].mean(0, keepdims=True)
-                kp3d[slot] = points - hips
+                kp3d[slot] = points - hips_root(torch.from_numpy(points)).numpy()
                 vis3d[slot] = (s.keypoints3d[:, 3] > 0).astype(np.float32)
                 has_3d[slot] = 1.0
             slot += 1

@@ -1,11 +1,12 @@
 """Losses of a CenterNet person detector: the penalty-reduced focal loss on the centre heatmap and L1 on
-values read at the people's peak cells (Zhou et al. 2019)."""
+values read at the people's peak cells (Zhou et al. 2019; read them with
+:func:`lowres_hps.models.codecs.base.gather_cells`)."""
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["center_focal_loss", "gather_cells", "masked_l1"]
+__all__ = ["center_focal_loss", "masked_l1"]
 
 
 def center_focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 2.0, beta: float = 4.0) -> torch.Tensor:
@@ -25,12 +26,6 @@ def center_focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float =
     pos_loss = -(1 - p).pow(alpha) * log_p * positive
     neg_loss = -(1 - target).pow(beta) * p.pow(alpha) * log_not_p * (1 - positive)
     return (pos_loss.sum() + neg_loss.sum()) / positive.sum().clamp(min=1)
-
-
-def gather_cells(maps: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """maps (B, C, h, w), index (B, N) flat cells -> (B, N, C)."""
-    b, c = maps.shape[:2]
-    return maps.flatten(2).gather(2, index.unsqueeze(1).expand(b, c, index.shape[1])).transpose(1, 2)
 
 
 def masked_l1(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

@@ -31,12 +31,14 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
+from lowres_hps.body.keypoints import hips_root
 from lowres_hps.core.config import load_config
 from lowres_hps.data.scenes import SceneAugmentConfig, SceneDataset
 from lowres_hps.engine.trainer import Task
 from lowres_hps.geometry.camera import project_to_crop
 from lowres_hps.losses.consistency import FeatureQueue, feature_consistency_loss
-from lowres_hps.losses.detection import center_focal_loss, gather_cells, masked_l1
+from lowres_hps.losses.detection import center_focal_loss, masked_l1
+from lowres_hps.models.codecs.base import gather_cells
 from lowres_hps.models.codecs.centernet import CenterNetBoxCodec
 from lowres_hps.models.mili import HIGH, LOW, MILIConfig, MILINet, build_mili_model, crop_regions, roi_boxes
 
@@ -44,10 +46,6 @@ __all__ = ["MODEL_KIND", "MILILoss", "mili_task", "evaluate_mili", "keypoint_roi
 
 MODEL_KIND = "mili"
 """The model kind this task trains."""
-
-
-def _hips_root(points: torch.Tensor) -> torch.Tensor:
-    return points[..., [11, 12], :].mean(dim=-2, keepdim=True)  # COCO-17 hips
 
 
 def keypoint_roi_targets(keypoints: torch.Tensor, rois: torch.Tensor, grid: tuple[int, int], sigma: float = 1.0
@@ -149,7 +147,7 @@ class MILILoss:
         with torch.autocast(pose.device.type, enabled=False):
             keypoints3d, _ = self.body.forward_vector(pose.to(self.body.dtype), keypoints_only=True).keypoints("coco17")
         keypoints3d = keypoints3d.to(pose.dtype)
-        rooted = keypoints3d - _hips_root(keypoints3d)
+        rooted = keypoints3d - hips_root(keypoints3d)
         vis3d = batch["visible3d"][valid].float()
         error3d = ((rooted - batch["keypoints3d"][valid].float()).pow(2).sum(-1) * vis3d).sum(-1) / \
             vis3d.sum(-1).clamp(min=1)
@@ -265,7 +263,7 @@ def evaluate_mili(model: MILINet, body, batches, pck_threshold: float = 0.15) ->
     if pred3d:
         vectors = torch.stack(pred3d).to(body.dtype)
         keypoints, _ = body.forward_vector(vectors.to(body.device), keypoints_only=True).keypoints("coco17")
-        p = (keypoints - _hips_root(keypoints)).double().cpu()
+        p = (keypoints - hips_root(keypoints)).double().cpu()
         g = torch.stack(gt3d).double()
         m = torch.stack(vis3d) > 0
         metrics["mpjpe_mm"] = float(1000 * mpjpe(p, g, m).nanmean())

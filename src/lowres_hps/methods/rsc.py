@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lowres_hps.body.keypoints import hips_root
 from lowres_hps.data.multires_dataset import MultiResAugmentConfig, MultiResolutionDataset
 from lowres_hps.core.config import load_config
 from lowres_hps.engine.trainer import Task
@@ -54,15 +55,6 @@ MODEL_KIND = "hps3d"
 
 # Positions in the 2D ResNet backbone's nn.Sequential trunk -> torchvision ResNet attribute names.
 _POSE2D_TRUNK_NAMES = {"0": "conv1", "1": "bn1", "4": "layer1", "5": "layer2", "6": "layer3", "7": "layer4"}
-
-
-def hips_root(points: torch.Tensor, convention: str = "coco17") -> torch.Tensor:
-    """(..., K, 3) -> (..., 1, 3): the midpoint of the hips, the root used for COCO-17 3D errors."""
-    from lowres_hps.body.keypoints import get_convention
-
-    conv = get_convention(convention)
-    hips = [conv.index("left_hip"), conv.index("right_hip")]
-    return points[..., hips, :].mean(dim=-2, keepdim=True)
 
 
 class RSCLoss:

@@ -30,6 +30,7 @@ from torch import nn
 
 from lowres_hps.core.checks import check_shape
 from lowres_hps.geometry.camera import project_to_crop
+from lowres_hps.imaging.frame import long_side_factor, resize_and_pad
 from lowres_hps.models.codecs.centernet import CenterNetBoxCodec
 from lowres_hps.models.heads.iterative_regressor import IterativeRegressor
 from lowres_hps.models.kinds import register_kind
@@ -191,13 +192,6 @@ class RoIHeads(nn.Module):
                 "pose_vector": params[:, :-3], "camera": params[:, -3:]}
 
 
-def gather_cells_xy(maps: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
-    """maps (R, K, h, w), integer positions xy (R, K, 2) -> values (R, K)."""
-    w = maps.shape[-1]
-    flat = (xy[..., 1] * w + xy[..., 0]).unsqueeze(-1)
-    return maps.flatten(-2).gather(-1, flat).squeeze(-1)
-
-
 def roi_boxes(boxes: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """Padded boxes (B, N, 4) x, y, w, h (pixel centres at integers) and ``valid`` (B, N) -> ``roi_align``'s (R, 5)
     ``batch index, x0, y0, x1, y1`` in edge coordinates, for the valid ones in (b, n) order."""
@@ -278,7 +272,7 @@ class MILINet(nn.Module):
         """Keypoint heatmaps (R, 17, h, w) of ``rois`` -> (keypoints (R, 17, 2) image px, pixel centres at integers,
         scores (R, 17)), with a quarter-cell shift towards the higher neighbour. The heads are trained as a spatial
         softmax: a score is the softmax mass in the 3 x 3 cells around the peak."""
-        from lowres_hps.models.codecs.base import heatmap_argmax
+        from lowres_hps.models.codecs.base import gather_at, heatmap_argmax
         from lowres_hps.models.codecs.msra import quarter_offset_refine
 
         maps = heatmaps.float()
@@ -286,7 +280,7 @@ class MILINet(nn.Module):
         refined = quarter_offset_refine(maps, xy)
         probs = torch.softmax(maps.flatten(-2), dim=-1).view_as(maps)
         mass = F.avg_pool2d(probs.flatten(0, 1).unsqueeze(1), 3, stride=1, padding=1, count_include_pad=True) * 9
-        peak = gather_cells_xy(mass.view_as(maps), xy)
+        peak = gather_at(mass.view_as(maps).unsqueeze(2), xy)[..., 0]
         h, w = maps.shape[-2:]
         x0, y0, x1, y1 = (rois[:, i, None] for i in range(1, 5))
         x = x0 + (refined[..., 0] + 0.5) * (x1 - x0) / w - 0.5
@@ -385,12 +379,11 @@ class MILIEstimator:
         return next(self.model.parameters()).device
 
     def factor(self, height: int, width: int) -> float:
-        return min(max(self.target_long_side / max(height, width), 1.0), self.max_upscale)
+        return long_side_factor(height, width, self.target_long_side, self.max_upscale)
 
     @torch.no_grad()
     def predict_people(self, images) -> list:
         """See :class:`~lowres_hps.models.estimator.MultiPersonEstimator`."""
-        import cv2
         import numpy as np
 
         from lowres_hps.core.checks import check_image
@@ -400,11 +393,8 @@ class MILIEstimator:
         for image in images:
             check_image(image)
             height, width = image.shape[:2]
-            scale = self.factor(height, width)
-            new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
-            work = image if scale == 1.0 else cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-            work = np.pad(work, ((0, -new_h % 32), (0, -new_w % 32), (0, 0)))
-            tensor = torch.from_numpy(np.ascontiguousarray(work)).permute(2, 0, 1)[None].to(self.device)
+            work, (new_h, new_w) = resize_and_pad(image, self.factor(height, width))
+            tensor = torch.from_numpy(work).permute(2, 0, 1)[None].to(self.device)
             found = self.model.detect(tensor, min_score=self.min_score)[0]
             sx, sy = new_w / width, new_h / height
             boxes = found["boxes"].double().cpu().numpy()

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lowres_hps.models.codecs.base import gather_cells
+
 __all__ = [
     "MOVENET_VARIANTS",
     "MoveNetVariant",
@@ -458,13 +460,6 @@ class MoveNetMultiPose(nn.Module):
         return decode_multipose(self.head_outputs(images), self.max_people)
 
 
-def _gather_cells(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """values (B, C, h, w), index (B, K) flat cell indices -> (B, K, C)."""
-    b, c = values.shape[:2]
-    flat = values.flatten(2)
-    return flat.gather(2, index.unsqueeze(1).expand(b, c, index.shape[1])).transpose(1, 2)
-
-
 def decode_multipose(outputs: Mapping[str, torch.Tensor], max_people: int = 6) -> torch.Tensor:
     """MoveNet MultiPose's decoder on raw head outputs (batched; the graph's own steps and constants).
 
@@ -494,15 +489,15 @@ def decode_multipose(outputs: Mapping[str, torch.Tensor], max_people: int = 6) -
     peak_scores, index = peaks.topk(min(max_people, h * w), dim=1)  # (B, P)
     p = index.shape[1]
     cy, cx = (index // w).float(), (index % w).float()
-    scale = _gather_cells(outputs["box_scale"].float(), index).clamp(min=0)  # (B, P, 2)
-    shift = _gather_cells(outputs["box_offset"].float(), index)
+    scale = gather_cells(outputs["box_scale"].float(), index).clamp(min=0)  # (B, P, 2)
+    shift = gather_cells(outputs["box_offset"].float(), index)
     box_y, box_x = cy + shift[..., 0], cx + shift[..., 1]
     ymin = (box_y - scale[..., 0] / 2).clamp(0, h)
     xmin = (box_x - scale[..., 1] / 2).clamp(0, w)
     ymax = (box_y + scale[..., 0] / 2).clamp(0, h)
     xmax = (box_x + scale[..., 1] / 2).clamp(0, w)
 
-    regress = _gather_cells(outputs["kpt_regress"].float(), index).view(b, p, k, 2)
+    regress = gather_cells(outputs["kpt_regress"].float(), index).view(b, p, k, 2)
     reg_y = cy.unsqueeze(-1) + regress[..., 0]
     reg_x = cx.unsqueeze(-1) + regress[..., 1]
     ys = torch.arange(h, device=heatmap.device, dtype=torch.float32).view(1, 1, 1, h, 1)

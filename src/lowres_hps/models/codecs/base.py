@@ -18,6 +18,7 @@ __all__ = [
     "OffsetCodec",
     "heatmap_argmax",
     "gather_at",
+    "gather_cells",
     "udp_radius",
 ]
 
@@ -70,6 +71,12 @@ def gather_at(maps: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
     flat = (xy[..., 1] * w + xy[..., 0])[..., None, None]  # (..., 1, 1)
     index = flat.expand(*maps.shape[:-2], 1)
     return maps.flatten(-2).gather(-1, index)[..., 0]
+
+
+def gather_cells(maps: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Values of ``maps`` (B, C, h, w) at flat cells ``index`` (B, N) (``y * w + x``) -> (B, N, C)."""
+    b, c = maps.shape[:2]
+    return maps.flatten(2).gather(2, index.unsqueeze(1).expand(b, c, index.shape[1])).transpose(1, 2)
 
 
 class KeypointCodec(abc.ABC):

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from lowres_hps.models.codecs.base import gather_cells
+
 __all__ = ["CenterTargets", "CenterNetBoxCodec", "gaussian_radius"]
 
 
@@ -116,13 +118,8 @@ class CenterNetBoxCodec:
         peaks = (prob * (prob >= pooled)).flatten(1)
         scores, index = peaks.topk(min(max_people, h * w), dim=1)
         cy, cx = (index // w).float(), (index % w).float()
-
-        def at(maps):
-            flat = maps.float().flatten(2)
-            return flat.gather(2, index.unsqueeze(1).expand(b, maps.shape[1], index.shape[1])).transpose(1, 2)
-
-        size = at(box_scale).clamp(min=0) * self.stride
-        centre = torch.stack([cy, cx], dim=-1) + at(box_offset)
+        size = gather_cells(box_scale.float(), index).clamp(min=0) * self.stride
+        centre = torch.stack([cy, cx], dim=-1) + gather_cells(box_offset.float(), index)
         centre = centre * self.stride
         boxes = torch.stack([centre[..., 1] - size[..., 1] / 2 - 0.5, centre[..., 0] - size[..., 0] / 2 - 0.5,
                              size[..., 1], size[..., 0]], dim=-1)
