@@ -32,7 +32,9 @@ from lowres_hps.engine import (  # noqa: E402
     SampleSeededDataset,
     TrainConfig,
     Trainer,
+    base_lr,
     batch_to_device,
+    build_optimizer,
     build_task,
     import_object,
     load_checkpoint,
@@ -265,6 +267,22 @@ def test_optimizers(tmp_path, name, kind):
     assert isinstance(trainer.optimizer, kind)
     assert trainer.optimizer.param_groups[0]["weight_decay"] == 0.1
     assert OptimConfig(name=name).name == name
+
+
+def test_lr_mult_scales_groups_by_longest_name_prefix_and_keeps_the_logged_base_lr():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1), torch.nn.Linear(1, 1))
+    cfg = OptimConfig(name="adam", lr=1e-2, lr_mult={"0": 0.1, "0.bias": 0.5, "2": 0.0})
+    optimizer = build_optimizer(model.named_parameters(), cfg)
+    lr_of = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    assert lr_of[id(model[0].weight)] == pytest.approx(1e-3)
+    assert lr_of[id(model[0].bias)] == pytest.approx(5e-3)
+    assert lr_of[id(model[1].weight)] == pytest.approx(1e-2)
+    assert id(model[2].weight) not in lr_of  # factor 0: not trained
+    assert base_lr(optimizer) == pytest.approx(1e-2)
+    with pytest.raises(ValueError, match="named parameters"):
+        build_optimizer(model.parameters(), cfg)
+    with pytest.raises(ValueError, match="lr_mult"):
+        OptimConfig(lr_mult={"0": -1.0})
 
 
 def test_sample_seeded_dataset_depends_only_on_seed_epoch_and_index():

@@ -25,6 +25,7 @@ from lowres_hps.engine.trainer import (
     SampleSeededDataset,
     Task,
     Trainer,
+    base_lr,
     batch_to_device,
     build_optimizer,
     build_scheduler,
@@ -37,7 +38,7 @@ from lowres_hps.engine.trainer import (
 __all__ = [
     "OptimConfig", "TrainerConfig", "TrainConfig", "load_config", "dump_config", "save_config", "parse_override",
     "Task", "Trainer", "build_task", "import_object", "seed_everything", "seed_worker", "batch_to_device",
-    "build_optimizer", "build_scheduler", "LRSchedule", "SampleSeededDataset",
+    "build_optimizer", "base_lr", "build_scheduler", "LRSchedule", "SampleSeededDataset",
     "DistributedContext", "init_distributed", "destroy_distributed", "ResumableDistributedSampler",
     "MetricLogger",
     "atomic_write", "save_checkpoint", "load_checkpoint", "capture_rng_state", "restore_rng_state",

@@ -23,8 +23,12 @@ class OptimConfig:
     min_lr_factor: float = 0.0  # cosine: final lr = min_lr_factor * lr
     milestones: tuple[int, ...] = ()  # step: epochs at which lr is multiplied by gamma
     gamma: float = 0.1  # step
+    # Per-parameter learning-rate factors by name prefix (mmengine's paramwise ``custom_keys``), e.g.
+    # {features: 0.1} trains a pretrained trunk ten times slower than fresh heads; the longest prefix wins.
+    lr_mult: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        _check(all(v >= 0 for v in self.lr_mult.values()), "optim.lr_mult factors must be >= 0", self.lr_mult)
         _check(self.lr > 0, "optim.lr must be > 0", self.lr)
         _check(self.weight_decay >= 0, "optim.weight_decay must be >= 0", self.weight_decay)
         _check(self.warmup_steps >= 0, "optim.warmup_steps must be >= 0", self.warmup_steps)

@@ -57,6 +57,7 @@ __all__ = [
     "seed_worker",
     "batch_to_device",
     "build_optimizer",
+    "base_lr",
     "build_scheduler",
     "LRSchedule",
     "SampleSeededDataset",
@@ -247,17 +248,42 @@ class _DeviceBatches:
 # Optimizer and schedule
 
 
-def build_optimizer(params: Iterable[nn.Parameter], cfg: OptimConfig) -> torch.optim.Optimizer:
-    """Adam, AdamW or SGD from ``cfg``."""
-    params = [p for p in params if p.requires_grad]
+def build_optimizer(params: Iterable[nn.Parameter] | Iterable[tuple[str, nn.Parameter]], cfg: OptimConfig
+                    ) -> torch.optim.Optimizer:
+    """Adam, AdamW or SGD from ``cfg`` over the parameters that need gradients.
+
+    ``params`` are parameters or ``(name, parameter)`` pairs (``model.named_parameters()``); ``cfg.lr_mult`` needs
+    the names: each parameter's learning rate is ``lr`` times the factor of the longest matching name prefix (1
+    without one). Factor-0 parameters are left out. The schedule multiplies every group alike.
+    """
+    items = list(params)
+    named = bool(items) and isinstance(items[0], tuple)
+    if cfg.lr_mult and not named:
+        raise ValueError("optim.lr_mult needs named parameters: pass model.named_parameters()")
+    groups: dict[float, list[nn.Parameter]] = {}
+    for item in items:
+        name, parameter = item if named else ("", item)
+        if not parameter.requires_grad:
+            continue
+        prefixes = [prefix for prefix in cfg.lr_mult if name.startswith(prefix)]
+        factor = float(cfg.lr_mult[max(prefixes, key=len)]) if prefixes else 1.0
+        if factor > 0:
+            groups.setdefault(factor, []).append(parameter)
+    param_groups = [{"params": group, "lr": cfg.lr * factor, "lr_mult": factor} for factor, group in sorted(groups.items(), reverse=True)]
     if cfg.name == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(param_groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     if cfg.name == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+        return torch.optim.AdamW(param_groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     if cfg.name == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+        return torch.optim.SGD(param_groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                                weight_decay=cfg.weight_decay)
     raise ValueError(f"unknown optimizer {cfg.name!r}")
+
+
+def base_lr(optimizer: torch.optim.Optimizer) -> float:
+    """The scheduled learning rate before ``lr_mult`` factors (the one ``metrics.csv`` logs)."""
+    group = optimizer.param_groups[0]
+    return group["lr"] / group.get("lr_mult", 1.0)
 
 
 @dataclass
@@ -374,7 +400,7 @@ class Trainer:
                 f"({self.cfg.batch_size}) with drop_last"
             )
 
-        self.optimizer = build_optimizer(self.model.parameters(), self.cfg.optim)
+        self.optimizer = build_optimizer(self.model.named_parameters(), self.cfg.optim)
         self.scheduler = build_scheduler(self.optimizer, self.cfg.optim, self.steps_per_epoch, self.cfg.epochs)
         self.amp_dtype = torch.bfloat16 if self.device.type == "cpu" else torch.float16
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.cfg.amp and self.amp_dtype == torch.float16)
@@ -384,7 +410,7 @@ class Trainer:
         self.global_step = 0  # completed optimizer steps
         self._window_count = 0  # steps accumulated since the last metrics row
         self._window_sums: dict[str, Any] = {}
-        self._last_lr = self.optimizer.param_groups[0]["lr"]
+        self._last_lr = base_lr(self.optimizer)
 
     @property
     def checkpoint_path(self) -> Path:
@@ -471,7 +497,7 @@ class Trainer:
         if self.cfg.grad_clip is not None:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-        self._last_lr = self.optimizer.param_groups[0]["lr"]  # the lr this step used
+        self._last_lr = base_lr(self.optimizer)  # the lr this step used
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
