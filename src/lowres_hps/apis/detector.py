@@ -1,6 +1,6 @@
 """Person detectors for the predictor: a small ``Detector`` protocol, MoveNet MultiPose and OpenCV's HOG detector.
 
-:class:`MultiPoseDetector` runs MoveNet MultiPose (Google, Apache-2.0; a CenterNet with person boxes, ported in
+:class:`MILIDetector` runs a MILI network's person detector (PyTorch or ONNX Runtime). :class:`MultiPoseDetector` runs MoveNet MultiPose (Google, Apache-2.0; a CenterNet with person boxes, ported in
 :mod:`lowres_hps.models.movenet`) on the whole image, upscaled so that small people reach its comfort zone.
 :class:`HOGPeopleDetector` (Dalal & Triggs 2005,
 OpenCV's pretrained linear SVM, nothing to download) finds people. Its 64 x 128 window misses people
@@ -12,6 +12,7 @@ OpenCV 5 moved HOG to opencv-contrib: the ``opencv-contrib-python-headless`` whe
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import cv2
@@ -23,7 +24,7 @@ from lowres_hps.core.checks import check_image
 from lowres_hps.imaging.frame import long_side_factor, resize_and_pad
 
 __all__ = ["Detector", "HOGPeopleDetector", "HOG_WINDOW", "HOG_PERSON_EXTENT", "HOG_MAX_PIXELS", "hog_available",
-           "MultiPoseDetector", "PeopleDetector"]
+           "MultiPoseDetector", "MILIDetector", "PeopleDetector", "boxes_in_image"]
 
 HOG_WINDOW = (64, 128)
 """Width and height in px of the default people detector's window."""
@@ -180,17 +181,7 @@ class MultiPoseDetector:
     def __init__(self, upscale: float | None = None, min_score: float = 0.1, nms_iou: float = 0.5,
                  max_people: int = 20, max_pixels: int = 1920 * 1088, target_long_side: int = 1024,
                  max_upscale: float = 4.0, model=None, device: str | torch.device = "cpu") -> None:
-        if upscale is not None and not 0 < upscale < math.inf:
-            raise ValueError(f"upscale must be positive and finite, got {upscale}")
-        if not target_long_side >= 32 or not 1.0 <= max_upscale < math.inf:
-            raise ValueError(f"target_long_side must be >= 32 and max_upscale >= 1, got {target_long_side}, "
-                             f"{max_upscale}")
-        if not 0.0 <= min_score < 1.0:
-            raise ValueError(f"min_score must be in [0, 1), got {min_score}")
-        if not 0.0 < nms_iou <= 1.0:
-            raise ValueError(f"nms_iou must be in (0, 1], got {nms_iou}")
-        if max_people < 1 or max_pixels < 32 * 32:
-            raise ValueError(f"max_people must be >= 1 and max_pixels >= 1024, got {max_people}, {max_pixels}")
+        _check_resize_options(upscale, target_long_side, max_upscale, min_score, nms_iou, max_people, max_pixels)
         if model is None:
             from lowres_hps.models.movenet import load_movenet_multipose
 
@@ -229,23 +220,131 @@ class MultiPoseDetector:
         in_h, in_w = work.shape[:2]
         boxes_norm, scores = out[:, 51:55].astype(np.float64), out[:, 55].astype(np.float64)
         keep = scores >= max(self.min_score, 1e-6)
-        boxes_norm, scores = boxes_norm[keep], scores[keep]
-        # Normalised edges (0 = the first pixel's edge) -> edges in the resized image -> image px, centres at
-        # integers (cv2.resize maps a resized pixel centre u to (u + 0.5) / s - 0.5).
-        x0 = boxes_norm[:, 1] * in_w / (new_w / width) - 0.5
-        y0 = boxes_norm[:, 0] * in_h / (new_h / height) - 0.5
-        x1 = boxes_norm[:, 3] * in_w / (new_w / width) - 0.5
-        y1 = boxes_norm[:, 2] * in_h / (new_h / height) - 0.5
-        x0, x1 = np.clip(x0, -0.5, width - 0.5), np.clip(x1, -0.5, width - 0.5)
-        y0, y1 = np.clip(y0, -0.5, height - 0.5), np.clip(y1, -0.5, height - 0.5)
-        valid = (x1 - x0 > 0) & (y1 - y0 > 0)
-        corners = np.stack([x0, y0, x1, y1], axis=1)[valid]
-        scores = scores[valid]
-        if len(scores) == 0:
-            return np.zeros((0, 4)), np.zeros(0)
-        order = torchvision.ops.nms(torch.from_numpy(corners), torch.from_numpy(scores), self.nms_iou).numpy()
-        corners, scores = corners[order], scores[order]
-        return np.concatenate([corners[:, :2], corners[:, 2:] - corners[:, :2]], axis=1), scores
+        # Normalised edges (0 = the first pixel's edge) -> edges in the resized image.
+        edges = boxes_norm[keep][:, [1, 0, 3, 2]] * np.array([in_w, in_h, in_w, in_h])
+        return boxes_in_image(edges, scores[keep], (new_h / height, new_w / width), (height, width), self.nms_iou)
+
+
+def boxes_in_image(edges: np.ndarray, scores: np.ndarray, scale: tuple[float, float], size: tuple[int, int],
+                   nms_iou: float) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes found on a resized image -> the image's boxes: ``edges`` (N, 4) ``x0, y0, x1, y1`` in the resized
+    image's edge coordinates (0 = the first pixel's left edge), ``scale`` its ``(sy, sx)`` factors, ``size`` the
+    image's ``(height, width)`` -> ``(boxes (N', 4) x, y, w, h image px with pixel centres at integers, scores)``,
+    clipped to the image, empty boxes dropped, non-maximum suppression at ``nms_iou``, strongest first.
+    (cv2.resize maps a resized pixel centre u to (u + 0.5) / s - 0.5, so an edge e maps to e / s - 0.5.)"""
+    height, width = size
+    sy, sx = scale
+    edges = np.asarray(edges, np.float64).reshape(-1, 4)
+    x0 = np.clip(edges[:, 0] / sx - 0.5, -0.5, width - 0.5)
+    y0 = np.clip(edges[:, 1] / sy - 0.5, -0.5, height - 0.5)
+    x1 = np.clip(edges[:, 2] / sx - 0.5, -0.5, width - 0.5)
+    y1 = np.clip(edges[:, 3] / sy - 0.5, -0.5, height - 0.5)
+    valid = (x1 - x0 > 0) & (y1 - y0 > 0)
+    corners = np.stack([x0, y0, x1, y1], axis=1)[valid]
+    scores = np.asarray(scores, np.float64)[valid]
+    if len(scores) == 0:
+        return np.zeros((0, 4)), np.zeros(0)
+    order = torchvision.ops.nms(torch.from_numpy(corners), torch.from_numpy(scores), nms_iou).numpy()
+    corners, scores = corners[order], scores[order]
+    return np.concatenate([corners[:, :2], corners[:, 2:] - corners[:, :2]], axis=1), scores
+
+
+class MILIDetector:
+    """People from a MILI network's detector: its CenterNet centre and box heads on the low-resolution branch
+    (:mod:`lowres_hps.models.mili`), without its RoI heads, in PyTorch or in ONNX Runtime.
+
+    Steps as :class:`MultiPoseDetector`'s: resize (long side to ``target_long_side`` by default) -> zero-pad to
+    multiples of 32 -> the dense heads -> the ``max_people`` strongest 3 x 3 centre peaks
+    (:class:`~lowres_hps.models.codecs.centernet.CenterNetBoxCodec`) -> boxes mapped back, those below
+    ``min_score`` dropped -> non-maximum suppression. The score is the centre peak's probability. An untrained
+    MILI network carries MoveNet MultiPose's centre and box heads, so ``MILIDetector(MILINet(MILIConfig()))``
+    is MultiPose without its keypoint decoder (most of :class:`MultiPoseDetector`'s time).
+
+    Args:
+        model: a :class:`~lowres_hps.models.mili.MILINet`, a :class:`~lowres_hps.models.mili.MILIEstimator`, or
+            the path of its detector's ONNX export (``lowres-hps export``; float32 or int8).
+        upscale, target_long_side, max_upscale, max_pixels: the resize, as :class:`MultiPoseDetector`'s.
+        min_score, nms_iou, max_people: as :class:`MultiPoseDetector`'s.
+        num_threads: ONNX Runtime's intra-op threads (None: its default).
+        device: where a PyTorch network runs.
+    """
+
+    def __init__(self, model, upscale: float | None = None, min_score: float = 0.2, nms_iou: float = 0.5,
+                 max_people: int = 20, max_pixels: int = 1920 * 1088, target_long_side: int = 1024,
+                 max_upscale: float = 4.0, num_threads: int | None = None, device: str | torch.device = "cpu") -> None:
+        _check_resize_options(upscale, target_long_side, max_upscale, min_score, nms_iou, max_people, max_pixels)
+        from lowres_hps.models.codecs.centernet import CenterNetBoxCodec
+
+        self.codec = CenterNetBoxCodec(stride=4)
+        self.session = None
+        if isinstance(model, (str, Path)):
+            from lowres_hps.apis.export import open_session, read_onnx_card
+
+            card = read_onnx_card(model)
+            if card.task != "mili":
+                raise ValueError(f"{model}: a {card.task} model, not a MILI detector export")
+            self.session, _ = open_session(model, num_threads, None)
+            self.name = f"{card.name} (ONNX Runtime, {Path(model).name})"
+        else:
+            network = getattr(model, "model", model)
+            self.network = network.eval().to(device)
+            card = getattr(model, "card", None)
+            self.name = getattr(card, "name", None) or "MILINet"
+        self.device = torch.device(device)
+        self.upscale = None if upscale is None else float(upscale)
+        self.target_long_side = int(target_long_side)
+        self.max_upscale = float(max_upscale)
+        self.min_score = float(min_score)
+        self.nms_iou = float(nms_iou)
+        self.max_people = int(max_people)
+        self.max_pixels = int(max_pixels)
+
+    def __repr__(self) -> str:
+        upscale = f"auto (long side {self.target_long_side}, at most x{self.max_upscale:g})" if self.upscale is None \
+            else f"{self.upscale:g}"
+        return (f"MILIDetector({self.name}, upscale={upscale}, min_score={self.min_score}, nms_iou={self.nms_iou}, "
+                f"max_people={self.max_people})")
+
+    factor = MultiPoseDetector.factor
+
+    def heads(self, work: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The dense heads on one padded (H, W, 3) uint8 image: ``center`` (1, 1, H/4, W/4) logits, ``box_scale``
+        and ``box_offset`` (1, 2, H/4, W/4), on the CPU."""
+        if self.session is not None:
+            images = np.ascontiguousarray(work.transpose(2, 0, 1)[None], dtype=np.float32)
+            return tuple(torch.from_numpy(v) for v in self.session.run(None, {"images": images}))
+        tensor = torch.from_numpy(work).permute(2, 0, 1).unsqueeze(0).to(self.device)
+        with torch.no_grad():
+            from lowres_hps.models.mili import LOW
+
+            out = self.network(tensor, LOW)
+        return tuple(out[k].float().cpu() for k in ("center", "box_scale", "box_offset"))
+
+    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """See :class:`Detector`."""
+        check_image(image)
+        height, width = image.shape[:2]
+        work, (new_h, new_w) = resize_and_pad(image, self.factor(height, width))
+        boxes, scores, _ = self.codec.decode(*self.heads(work), self.max_people)
+        boxes, scores = boxes[0].double().numpy(), scores[0].double().numpy()
+        keep = scores >= max(self.min_score, 1e-6)
+        boxes, scores = boxes[keep], scores[keep]
+        edges = np.concatenate([boxes[:, :2] + 0.5, boxes[:, :2] + 0.5 + boxes[:, 2:]], axis=1)
+        return boxes_in_image(edges, scores, (new_h / height, new_w / width), (height, width), self.nms_iou)
+
+
+def _check_resize_options(upscale, target_long_side, max_upscale, min_score, nms_iou, max_people, max_pixels) -> None:
+    if upscale is not None and not 0 < upscale < math.inf:
+        raise ValueError(f"upscale must be positive and finite, got {upscale}")
+    if not target_long_side >= 32 or not 1.0 <= max_upscale < math.inf:
+        raise ValueError(f"target_long_side must be >= 32 and max_upscale >= 1, got {target_long_side}, "
+                         f"{max_upscale}")
+    if not 0.0 <= min_score < 1.0:
+        raise ValueError(f"min_score must be in [0, 1), got {min_score}")
+    if not 0.0 < nms_iou <= 1.0:
+        raise ValueError(f"nms_iou must be in (0, 1], got {nms_iou}")
+    if max_people < 1 or max_pixels < 32 * 32:
+        raise ValueError(f"max_people must be >= 1 and max_pixels >= 1024, got {max_people}, {max_pixels}")
 
 
 class PeopleDetector:

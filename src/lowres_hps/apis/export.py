@@ -15,6 +15,7 @@ is not a dependency.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import warnings
@@ -36,9 +37,11 @@ __all__ = [
     "read_onnx_card",
     "OnnxEstimator",
     "OnnxBody3DNet",
+    "open_session",
     "CALIBRATION_METHODS",
     "CalibrationSet",
     "calibration_crops",
+    "calibration_frames",
     "quantize_onnx",
     "export_onnx_int8",
     "read_onnx_metadata",
@@ -51,6 +54,8 @@ RANGE_INPUT_NAME = "range_index"
 BODY3D_OUTPUT_NAMES = ("pose_vector", "camera", "features")
 CALIBRATION_METHODS = ("minmax", "percentile")
 """Activation range estimators of :func:`quantize_onnx`: ONNX Runtime's MinMax and Percentile calibrators."""
+INT8_KINDS = ("kp2d", "mili")
+"""Kinds :func:`quantize_onnx` takes: their graphs have one input, ``images``."""
 PRECISION_KEY = "precision"
 QUANTIZATION_KEY = "quantization"
 NEEDS_CALIBRATION = ("int8 quantization needs calibration images: pass a COCO keypoints json of real people "
@@ -67,13 +72,17 @@ def _default_card(network, path: Path) -> ModelCard:
 
 
 def _write_onnx(wrapper: nn.Module, examples: tuple[torch.Tensor, ...], path: Path, input_names: list[str],
-                output_names: list[str], dynamic: bool, opset: int, doc: str, metadata: dict[str, str]) -> None:
-    """Export, then set the doc string and ``metadata_props``, check and save (atomically)."""
+                output_names: list[str], dynamic: bool, opset: int, doc: str, metadata: dict[str, str],
+                extra_axes: dict[str, dict[int, str]] | None = None) -> None:
+    """Export, then set the doc string and ``metadata_props``, check and save (atomically). ``extra_axes``: other
+    dynamic axes than the batch, per input/output name."""
     import onnx
 
     from lowres_hps.core.io import atomic_write
 
-    dynamic_axes = {name: {0: "batch"} for name in [*input_names, *output_names]} if dynamic else None
+    names = [*input_names, *output_names]
+    dynamic_axes = {name: {**({0: "batch"} if dynamic else {}), **(extra_axes or {}).get(name, {})} for name in names}
+    dynamic_axes = {name: axes for name, axes in dynamic_axes.items() if axes} or None
     with atomic_write(path) as tmp, warnings.catch_warnings():
         # dynamo=False is deprecated upstream, but the dynamo exporter needs onnxscript (not a dependency).
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -131,7 +140,7 @@ def export_onnx(
     inputs = {k: v.to(device) for k, v in graph.sample_inputs(1 if batch == "dynamic" else batch, None).items()}
     metadata = {**graph.metadata, CARD_METADATA_KEY: card.to_json()}
     _write_onnx(graph.module, tuple(inputs.values()), path, list(inputs), graph.output_names, batch == "dynamic",
-                opset, graph.doc.replace("{name}", repr(card.name)), metadata)
+                opset, graph.doc.replace("{name}", repr(card.name)), metadata, graph.dynamic_axes)
     return path
 
 
@@ -172,7 +181,7 @@ def read_onnx_card(path: str | os.PathLike) -> ModelCard:
     return ModelCard.from_json(props[CARD_METADATA_KEY])
 
 
-def _open_session(path, num_threads: int | None, providers: list[str] | None):
+def open_session(path, num_threads: int | None, providers: list[str] | None):
     """An ONNX Runtime session (``num_threads`` intra-op threads when given) and its fixed batch size,
     or None when the batch dimension is dynamic."""
     import onnxruntime as ort
@@ -219,7 +228,7 @@ class OnnxEstimator:
         self.scale_factor: float = float(self.config.scale_factor)
         self.convention: str = self.config.convention
         self.flip_permutation = get_convention(self.convention).flip_permutation
-        self.session, self.fixed_batch = _open_session(path, num_threads, providers)
+        self.session, self.fixed_batch = open_session(path, num_threads, providers)
 
     def run(self, images: np.ndarray) -> list[np.ndarray]:
         """Raw outputs ``[heatmaps, (offsets)]`` of float32 images (N, 3, h, w) 0..255, any N."""
@@ -279,7 +288,7 @@ class OnnxBody3DNet:
         self.card = read_onnx_card(path)
         self.config = self.card.model_config("hps3d")
         self.input_size: tuple[int, int] = self.config.input_size
-        self.session, self.fixed_batch = _open_session(path, num_threads, providers)
+        self.session, self.fixed_batch = open_session(path, num_threads, providers)
         # A baseline (not resolution-aware) network does not use range_index, so its graph has no such input.
         self.takes_range_index = RANGE_INPUT_NAME in {i.name for i in self.session.get_inputs()}
 
@@ -366,7 +375,6 @@ def calibration_crops(
         person_heights: ``(low, high)`` person heights of the degraded crops, px.
         seed: seed of the draws.
     """
-    import hashlib
     import re
 
     from lowres_hps.apis.inputs import load_image
@@ -434,6 +442,80 @@ def calibration_crops(
     return CalibrationSet(np.ascontiguousarray(np.stack([crops[i] for i in kept])), source)
 
 
+def calibration_frames(
+    source: str | os.PathLike,
+    num_frames: int = 8,
+    frames: tuple[int, int] | None = None,
+    target_long_side: int = 1024,
+    max_upscale: float = 4.0,
+    reduce: tuple[float, float] = (1.0, 4.0),
+    seed: int = 0,
+) -> CalibrationSet:
+    """Whole frames as a MILI detector sees them, to calibrate its int8 export: ``num_frames`` frames evenly
+    spaced over a video (within ``frames``, 1-based first and last, when given) or the images of a folder; each
+    reduced by a random factor in ``reduce`` (log-uniform, area averaging; small people, as the detector meets
+    them), then resized as the detector resizes it (long side to ``target_long_side``, between x1 and
+    ``max_upscale``) and zero-padded to multiples of 32. All frames share the first one's padded size (images of
+    other shapes are letterboxed into it), since the calibrator stacks them. Memory: the percentile calibrator keeps
+    every activation of every frame, about 1.5 GB per 1024 x 768 frame for MultiPose's trunk (16 frames did not fit
+    in 24 GiB); min/max calibration keeps only running ranges.
+
+    Returns:
+        A :class:`CalibrationSet` of (N, 3, H, W) uint8 images; its ``source`` names the file and frames.
+    """
+    import cv2
+
+    from lowres_hps.apis.inputs import VideoReader, collect_inputs, load_image
+    from lowres_hps.imaging.frame import long_side_factor, resize_and_pad
+
+    sources, errors = collect_inputs([source])
+    if errors:
+        raise ValueError(f"calibration frames: {errors[0]}")
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be at least 1, got {num_frames}")
+    if not 1.0 <= reduce[0] <= reduce[1]:
+        raise ValueError(f"reduce must be 1 <= lo <= hi, got {reduce}")
+    picked: list[tuple[str, np.ndarray]] = []
+    if len(sources) == 1 and sources[0].kind == "video":
+        with VideoReader(sources[0].path) as reader:
+            count = reader.frame_count or 0
+            first, last = frames or (1, max(1, count))
+            wanted = set(np.linspace(first - 1, last - 1, num_frames).round().astype(int).tolist())
+            for index, frame in reader:
+                if index in wanted:
+                    picked.append((str(index + 1), frame))
+                if index >= last - 1:
+                    break
+        described = {"video": str(sources[0].path), "frames": [int(f) for f, _ in picked]}
+    else:
+        images = [s.path for s in sources if s.kind == "image"]
+        chosen = [images[i] for i in sorted(set(np.linspace(0, len(images) - 1, num_frames).round().astype(int)))]
+        picked = [(p.name, load_image(p)[0]) for p in chosen]
+        described = {"images": str(source), "files": [name for name, _ in picked]}
+    if not picked:
+        raise ValueError(f"calibration frames: no frame of {source} could be read")
+    rng = np.random.default_rng(seed)
+    shaped: list[np.ndarray] = []
+    for _, image in picked:
+        factor = float(np.exp(rng.uniform(np.log(reduce[0]), np.log(reduce[1]))))
+        if factor > 1:
+            size = (max(1, round(image.shape[1] / factor)), max(1, round(image.shape[0] / factor)))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        work, _ = resize_and_pad(image, long_side_factor(*image.shape[:2], target_long_side, max_upscale))
+        if shaped and work.shape != shaped[0].shape:
+            fit = min(shaped[0].shape[0] / work.shape[0], shaped[0].shape[1] / work.shape[1])
+            resized = cv2.resize(work, (int(work.shape[1] * fit), int(work.shape[0] * fit)), interpolation=cv2.INTER_AREA)
+            work = np.zeros_like(shaped[0])
+            work[:resized.shape[0], :resized.shape[1]] = resized
+        shaped.append(work)
+    path = Path(source)
+    return CalibrationSet(
+        crops=np.stack(shaped).transpose(0, 3, 1, 2).copy(),
+        source={**described, **({"sha256": hashlib.sha256(path.read_bytes()).hexdigest()[:16]} if path.is_file() else {}),
+                "reduced": list(reduce),
+                "long_side": target_long_side, "seed": seed})
+
+
 def _output_heads(graph) -> list[str]:
     """Names of the nodes from each graph output back to (and including) the convolution that computes it
     (e.g. heatmap Conv -> Sigmoid; offset Conv -> Reshape), following each node's first input."""
@@ -474,7 +556,7 @@ def quantize_onnx(
     float_first_convs: int = 3,
     float_heads: bool | None = None,
 ) -> Path:
-    """Static int8 quantization of a 2D export (:func:`export_onnx`) by ONNX Runtime: QDQ format, weights int8
+    """Static int8 quantization of a 2D or MILI detector export (:func:`export_onnx`) by ONNX Runtime: QDQ format, weights int8
     per output channel (symmetric), activations uint8 per tensor with ranges calibrated on ``calibration``.
 
     The graph keeps its interface (``images`` float32 0..255, the same outputs), so :class:`OnnxEstimator`
@@ -494,13 +576,15 @@ def quantize_onnx(
     refines on the heatmap's shape.
 
     Args:
-        fp32_path: a 2D (``kp2d``) export of :func:`export_onnx`.
+        fp32_path: a 2D (``kp2d``) or MILI (``mili``) export of :func:`export_onnx`.
         path: the int8 ``.onnx`` to write.
-        calibration: crops (:func:`calibration_crops`).
+        calibration: crops (:func:`calibration_crops`) for a 2D model; for a MILI detector whole images as it
+            sees them (resized and padded, (N, 3, H, W) uint8, one size).
         method: ``"minmax"`` or ``"percentile"`` (:data:`CALIBRATION_METHODS`).
         percentile: the percentile method's coverage of each activation's histogram, %.
         float_first_convs: leading convolutions kept float32.
-        float_heads: keep the output heads float32 (None: when the codec has no offsets).
+        float_heads: keep the output heads float32 (None: for a 2D model when its codec has no offsets; always
+            for a MILI detector).
 
     Returns:
         The path written.
@@ -520,18 +604,26 @@ def quantize_onnx(
     if not 0 < percentile <= 100:
         raise ValueError(f"percentile must be in (0, 100], got {percentile}")
     card = read_onnx_card(fp32_path)
-    if card.task != "kp2d":
-        raise ValueError(f"{fp32_path}: int8 export is for 2D keypoint models (kp2d), not {card.task}")
+    if card.task not in INT8_KINDS:
+        raise ValueError(f"{fp32_path}: int8 export is for 2D keypoint models and MILI detectors "
+                         f"({', '.join(INT8_KINDS)}), not {card.task}")
     if QUANTIZATION_KEY in read_onnx_metadata(fp32_path):
         raise ValueError(f"{fp32_path} is already quantized; quantize the float32 export")
-    h, w = card.input_size
-    if calibration.crops.ndim != 4 or calibration.crops.shape[1:] != (3, h, w) or calibration.crops.dtype != np.uint8:
-        raise ValueError(f"calibration crops must be (N, 3, {h}, {w}) uint8 (the model's input), got "
-                         f"{calibration.crops.shape} {calibration.crops.dtype}")
-    if float_heads is None:
+    crops = calibration.crops
+    if card.task == "kp2d":
+        h, w = card.input_size
+        if crops.ndim != 4 or crops.shape[1:] != (3, h, w) or crops.dtype != np.uint8:
+            raise ValueError(f"calibration crops must be (N, 3, {h}, {w}) uint8 (the model's input), got "
+                             f"{crops.shape} {crops.dtype}")
+    elif crops.ndim != 4 or crops.shape[1] != 3 or crops.shape[2] % 32 or crops.shape[3] % 32 or crops.dtype != np.uint8:
+        raise ValueError(f"calibration images must be (N, 3, H, W) uint8 with H and W multiples of 32 (whole "
+                         f"frames as the detector sees them), got {crops.shape} {crops.dtype}")
+    if float_heads is None and card.task == "kp2d":
         from lowres_hps.models.pose2d import build_codec
 
         float_heads = not build_codec(card.model_config("kp2d")).has_offsets
+    elif float_heads is None:
+        float_heads = True  # a detector's centre logits: int8 steps near the score threshold move people in or out
     source = onnx.load(str(fp32_path))
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"

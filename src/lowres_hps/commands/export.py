@@ -1,5 +1,6 @@
 """``lowres-hps export``: a registered model or checkpoint of any kind -> ONNX (checked, then compared with
-PyTorch); 2D models also as int8 (static quantization calibrated on real people, compared with float32)."""
+PyTorch); 2D models also as int8 (static quantization calibrated on real people, compared with float32), and
+MILI detectors (calibrated on whole frames of a video or image folder)."""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +11,7 @@ from typing import Any
 from lowres_hps.apis.export import (
     NEEDS_CALIBRATION,
     calibration_crops,
+    calibration_frames,
     compare_onnx,
     export_onnx,
     quantize_onnx,
@@ -22,6 +24,8 @@ __all__ = ["main"]
 
 # int8 exports whose heatmaps correlate less with the float32 ones than this are reported as failed.
 MIN_INT8_HEATMAP_CORRELATION = 0.95
+# int8 detector exports that find fewer of the float32 detections (score >= 0.2) than this are reported as failed.
+MIN_INT8_DETECTIONS_KEPT = 0.9
 
 
 def main(args: argparse.Namespace) -> int:
@@ -54,11 +58,13 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _export_int8(estimator, args: argparse.Namespace, batch: Any, what: str) -> int:
+    if estimator.card.task == "mili":
+        return _export_detector_int8(estimator, args, batch, what)
     if estimator.card.task != "kp2d":
-        raise ValueError(f"model {estimator.card.name!r}: --int8 is for 2D keypoint models (kp2d), "
-                         f"not {estimator.card.task}")
+        raise ValueError(f"model {estimator.card.name!r}: --int8 is for 2D keypoint models (kp2d) and MILI "
+                         f"detectors (mili), not {estimator.card.task}")
     calibration = calibration_crops(args.calibration, tuple(estimator.input_size), estimator.scale_factor,
-                                    num_crops=args.calibration_crops, image_root=args.calibration_images)
+                                    num_crops=args.calibration_crops or 256, image_root=args.calibration_images)
     src = calibration.source
     print(f"calibration: {src['crops']} crops of {src['people']} people of {args.calibration} "
           f"({src['degraded']} degraded to {src['person_heights_px'][0]:g}-{src['person_heights_px'][1]:g} px), "
@@ -76,5 +82,56 @@ def _export_int8(estimator, args: argparse.Namespace, batch: Any, what: str) -> 
           f"heatmap correlation {diff['heatmap_correlation']:.4f}")
     if not diff["heatmap_correlation"] >= MIN_INT8_HEATMAP_CORRELATION:
         print(f"warning: int8 heatmaps correlate below {MIN_INT8_HEATMAP_CORRELATION} with the float32 ones")
+        return 1
+    return 0
+
+
+def _export_detector_int8(estimator, args: argparse.Namespace, batch: Any, what: str) -> int:
+    """A MILI detector's int8 export, calibrated on whole frames of a video or image folder (``--calibration``),
+    then compared with float32 on them: the detections' boxes and scores."""
+    import numpy as np
+
+    from lowres_hps.apis.detector import MILIDetector
+
+    frames = None
+    if args.calibration_frames_range is not None:
+        first, _, last = args.calibration_frames_range.partition(":")
+        if not (first.isdigit() and last.isdigit() and 1 <= int(first) <= int(last)):
+            raise ValueError(f"--calibration-frames-range must be A:B with 1 <= A <= B, got "
+                             f"{args.calibration_frames_range!r}")
+        frames = (int(first), int(last))
+    calibration = calibration_frames(args.calibration, num_frames=args.calibration_crops or 8, frames=frames)
+    print(f"calibration: {len(calibration.crops)} frames of {args.calibration} at "
+          f"{calibration.crops.shape[3]}x{calibration.crops.shape[2]}, {args.calibration_method}")
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = export_onnx(estimator, Path(tmp) / "float32.onnx", batch=batch, opset=args.opset)
+        out = quantize_onnx(fp32, args.out, calibration, method=args.calibration_method)
+        size_mb = out.stat().st_size / 2**20
+        print(f"wrote {out} ({size_mb:.1f} MiB, int8, opset {args.opset}, batch {batch}, {what})")
+        if not args.verify:
+            return 0
+        reference, candidate = MILIDetector(fp32, upscale=1.0), MILIDetector(out, upscale=1.0)
+        found, kept, shifts = 0, 0, []
+        for image in calibration.crops.transpose(0, 2, 3, 1):
+            boxes, _ = reference(image)
+            others, _ = candidate(image)
+            found += len(boxes)
+            for box in boxes:
+                if len(others) == 0:
+                    continue
+                centre = box[:2] + box[2:] / 2
+                distance = np.linalg.norm(others[:, :2] + others[:, 2:] / 2 - centre, axis=1) / max(box[3], 1.0)
+                if distance.min() < 0.25:
+                    kept += 1
+                    shifts.append(distance.min())
+    share = kept / max(found, 1)
+    if not found:
+        print("int8 vs float32: the float32 detector finds nobody on the calibration frames; nothing to compare")
+        return 0
+    print(f"int8 vs float32 on the calibration frames: {kept} of {found} people found again "
+          f"(centre within a quarter of the height), median centre shift "
+          f"{100 * float(np.median(shifts)) if shifts else 0.0:.1f}% of the height")
+    if share < MIN_INT8_DETECTIONS_KEPT:
+        print(f"warning: int8 finds fewer than {100 * MIN_INT8_DETECTIONS_KEPT:.0f}% of the float32 detections")
         return 1
     return 0

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["ModelKind", "OnnxGraph", "register_kind", "get_kind", "kind_of", "registered_kinds", "card_fields"]
@@ -41,6 +41,8 @@ class OnnxGraph:
         doc: the graph's doc string; ``{name}`` in it becomes the model's name (quoted).
         metadata: ``metadata_props`` documenting preprocessing, crop protocol and outputs (the card is added).
         summary: one line for ``lowres-hps export``.
+        dynamic_axes: axes besides the batch that may vary, per input or output name (e.g. a whole-image
+            detector's height and width: ``{"images": {2: "height", 3: "width"}}``).
     """
 
     module: Any
@@ -49,6 +51,7 @@ class OnnxGraph:
     doc: str
     metadata: dict[str, str]
     summary: str
+    dynamic_axes: dict[str, dict[int, str]] = field(default_factory=dict)
 
 
 def card_fields(config: Any) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from lowres_hps.geometry.camera import project_to_crop
 from lowres_hps.imaging.frame import long_side_factor, resize_and_pad
 from lowres_hps.models.codecs.centernet import CenterNetBoxCodec
 from lowres_hps.models.heads.iterative_regressor import IterativeRegressor
-from lowres_hps.models.kinds import register_kind
+from lowres_hps.models.kinds import OnnxGraph, register_kind
 from lowres_hps.models.movenet import MULTIPOSE_WIDTH, MobileNetV2FPN, MoveNetHead
 
 __all__ = ["MILIConfig", "MILINet", "MILIEstimator", "SpatialAttention", "Restoration", "RoIHeads", "DENSE_HEADS",
@@ -343,13 +343,64 @@ def build_mili_model(cfg: MILIConfig, pretrained: bool = True) -> MILINet:
     return MILINet(cfg, pretrained=pretrained)
 
 
+class _DetectorOutputs(nn.Module):
+    """The low-resolution branch's dense detector heads as a tuple (ONNX has no dict outputs)."""
+
+    def __init__(self, network: MILINet) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        out = self.network(images, LOW)
+        return out["center"], out["box_scale"], out["box_offset"]
+
+
+def mili_onnx_graph(network: MILINet) -> OnnxGraph:
+    """The ONNX export of a MILI network's person detector (the low-resolution branch up to its dense heads; the
+    RoI heads stay in PyTorch): ``images`` (B, 3, H, W) float32 RGB 0..255, H and W any multiples of 32 ->
+    ``center`` logits (B, 1, H/4, W/4), ``box_scale`` and ``box_offset`` (B, 2, H/4, W/4) in cells, decoded by
+    :class:`~lowres_hps.models.codecs.centernet.CenterNetBoxCodec` (``lowres_hps.apis.detector.MILIDetector``)."""
+    import json
+
+    cfg = network.config
+    metadata = {
+        "input": "images: float32 (B, 3, H, W), NCHW, H and W multiples of 32 (zero-pad right and bottom)",
+        "color_order": "RGB",
+        "value_range": "0..255 (uint8 pixel values cast to float32; do not scale to [0, 1])",
+        "normalization": "applied inside the model: x / 127.5 - 1 (MoveNet's)",
+        "image_protocol": ("whole image resized so that its long side is 1024 px (between x1 and x4, "
+                           "lowres_hps.imaging.frame.long_side_factor), then zero-padded to multiples of 32"),
+        "outputs": "center (B, 1, H/4, W/4) logits; box_scale (B, 2, H/4, W/4) (h, w) in cells; "
+                   "box_offset (B, 2, H/4, W/4) (dy, dx) of the box centre from its peak cell, in cells",
+        "decode": ("peaks of sigmoid(center) (3 x 3 max-pool test), strongest first; box centre = (cell + offset) x 4, "
+                   "box size = box_scale x 4 (input px, pixel centres at integers); then non-maximum suppression"),
+        "stride": "4",
+        "branch": "low-resolution (Eq. 1's attention branch 1, restoration network on)",
+        "parts": json.dumps({"attention": cfg.attention, "restoration": cfg.restoration}),
+    }
+    dtype = next(network.parameters()).dtype
+
+    def sample_inputs(batch: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        images = torch.randint(0, 256, (batch, 3, 128, 96), generator=generator, dtype=torch.uint8)
+        return {"images": images.to(dtype)}
+
+    spatial = {2: "height", 3: "width"}
+    return OnnxGraph(
+        module=_DetectorOutputs(network).eval(), sample_inputs=sample_inputs,
+        output_names=["center", "box_scale", "box_offset"],
+        doc="lowres-hps MILI person detector {name}: whole RGB images 0..255 -> CenterNet heads; see metadata_props",
+        metadata=metadata, summary="whole images RGB 0..255, sides multiples of 32 -> centre and box heads",
+        dynamic_axes={"images": spatial, "center": spatial, "box_scale": spatial, "box_offset": spatial})
+
+
 def mili_card_fields(cfg: MILIConfig) -> dict[str, Any]:
     """Model card summary fields of a MILI network (whole images, MoveNet's normalisation)."""
     return {"input_size": (0, 0), "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5), "convention": cfg.convention,
             "scale_factor": float(cfg.scale_factor), "codec": "centernet", "codec_params": {"stride": 4}}
 
 
-@register_kind("mili", "multi-person (MILI)", config=MILIConfig, build=build_mili_model, card_fields=mili_card_fields)
+@register_kind("mili", "multi-person (MILI)", config=MILIConfig, build=build_mili_model, export=mili_onnx_graph,
+               card_fields=mili_card_fields)
 class MILIEstimator:
     """A :class:`MILINet` as a :class:`~lowres_hps.models.estimator.MultiPersonEstimator`: whole RGB images ->
     every person's box, score and 2D keypoints (:class:`~lowres_hps.models.estimator.ImagePeople`).
