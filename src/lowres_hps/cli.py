@@ -122,8 +122,9 @@ def _add_models(p: argparse.ArgumentParser) -> None:
 
 def _add_export(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True,
-                   help="registered model name or .safetensors checkpoint path: a 2D keypoint model, or a 3D body "
-                        "model (exported: the network, inputs images + range_index; the body model runs after it)")
+                   help="registered model name or .safetensors checkpoint path: a 2D keypoint model, a 3D body "
+                        "model (exported: the network, inputs images + range_index; the body model runs after it), "
+                        "or a MILI model (exported: its person detector on whole images of any size)")
     p.add_argument("--format", choices=["onnx"], default="onnx")
     p.add_argument("--out", required=True, help="output file (.onnx); metadata_props document the preprocessing")
     p.add_argument("--batch", default="dynamic", help="'dynamic' or a fixed batch size")
@@ -131,16 +132,21 @@ def _add_export(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-verify", dest="verify", action="store_false",
                    help="skip the onnxruntime run that compares the outputs with PyTorch (int8: with float32)")
     p.add_argument("--int8", action="store_true",
-                   help="2D models: static int8 quantization (ONNX Runtime, QDQ, per-channel weights), calibrated "
-                        "on --calibration; OnnxEstimator runs it like the float32 export")
-    p.add_argument("--calibration", default=None, metavar="ANN.json",
-                   help="--int8: COCO keypoints json of real people (not a test split); crops of them at the "
-                        "model's input size, half degraded to 16-96 px, set the int8 ranges")
+                   help="2D models and MILI detectors: static int8 quantization (ONNX Runtime, QDQ, per-channel "
+                        "weights), calibrated on --calibration; runs like the float32 export")
+    p.add_argument("--calibration", default=None, metavar="ANN.json|VIDEO|DIR",
+                   help="--int8, 2D models: COCO keypoints json of real people (not a test split); crops of them at "
+                        "the model's input size, half degraded to 16-96 px, set the int8 ranges. MILI: a video or "
+                        "image folder of the camera (frames reduced 1-4x, resized as the detector does)")
+    p.add_argument("--calibration-frames-range", default=None, metavar="A:B",
+                   help="MILI --int8 on a video: calibrate on frames A-B only (1-based; keep held-out frames out)")
     p.add_argument("--calibration-images", default=None, metavar="DIR",
                    help="image folder of --calibration (default: found like the dataset readers do)")
     p.add_argument("--calibration-method", choices=["percentile", "minmax"], default="percentile",
                    help="activation ranges: 99.999th percentile of each histogram, or min/max")
-    p.add_argument("--calibration-crops", type=int, default=256, help="number of calibration crops")
+    p.add_argument("--calibration-crops", type=int, default=None,
+                   help="number of calibration crops (default 256), or of frames for MILI (default 8: the percentile "
+                        "calibrator holds every activation of every frame, ~1.5 GB per 1024 x 768 frame)")
 
 
 def _add_predict(p: argparse.ArgumentParser) -> None:
@@ -174,14 +180,18 @@ def _add_predict(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="torch device of the model, e.g. cuda:0 (default: CPU)")
     p.add_argument("--flip-test", action=argparse.BooleanOptionalAction, default=None,
                    help="average with the mirrored crop (default: the model's own setting)")
-    p.add_argument("--detector", choices=["auto", "hog", "multipose"], default="auto",
-                   help="people source without --boxes: MoveNet MultiPose (its weights come with make pretrained) or "
-                        "OpenCV's HOG; auto (default): MultiPose when its weights are there, else HOG")
+    p.add_argument("--detector", choices=["auto", "hog", "multipose", "mili"], default="auto",
+                   help="people source without --boxes: MILI's detector (a shipped model, or --detector-model), "
+                        "MoveNet MultiPose (its weights come with make pretrained) or OpenCV's HOG; auto (default): "
+                        "MultiPose when its weights are there, else HOG")
+    p.add_argument("--detector-model", default=None, metavar="NAME|PATH",
+                   help="--detector mili: a MILI model name or checkpoint, or its detector's ONNX export (fast: "
+                        "`lowres-hps export`; default mili_multipose)")
     p.add_argument("--detector-upscale", type=float, default=None,
                    help="upscale factor before detection (default: HOG 2, its window needs people ~100 px tall; "
-                        "MultiPose: the long side to 1024 px, x1 to x4)")
+                        "MultiPose and MILI: the long side to 1024 px, x1 to x4)")
     p.add_argument("--detector-min-score", type=float, default=None,
-                   help="minimum box score (default: HOG 0.5, the logistic of SVM margin 0; MultiPose 0.2)")
+                   help="minimum box score (default: HOG 0.5, the logistic of SVM margin 0; MultiPose and MILI 0.2)")
     p.add_argument("--kpt-threshold", type=float, default=0.3, help="overlays: keypoints scoring below are not drawn")
     p.add_argument("--no-overlay", action="store_true", help="write no overlay images or videos")
     p.add_argument("--max-frames", type=int, default=None, metavar="N", help="videos: stop after the first N frames")
@@ -203,7 +213,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "body": ("body models: info, warm-up of the Anny cache, mesh export", _add_body),
     "train": ("train a model from a YAML config (torchrun for several processes)", _add_train),
     "models": ("list the installed named 2D and 3D models (model cards)", _add_models),
-    "export": ("export a 2D or 3D model to ONNX with its preprocessing documented", _add_export),
+    "export": ("export a 2D, 3D or MILI model to ONNX with its preprocessing documented", _add_export),
     "predict": ("2D keypoints and 3D bodies of the people in images, folders and videos", _add_predict),
     "label": ("COCO keypoint pseudo-labels of real people from high-resolution teachers (MoveNet)", _add_label),
 }

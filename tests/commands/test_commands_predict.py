@@ -798,6 +798,44 @@ def test_detector_choice_and_its_defaults(tmp_path, estimator, monkeypatch):
     assert code == 0 and made[-1] == {"upscale": 3.0, "min_score": 0.4}
 
 
+def test_mili_detector_from_a_checkpoint_or_an_onnx_export(tmp_path, estimator, monkeypatch):
+    from lowres_hps.apis.registry import ModelCard, save_checkpoint
+    from lowres_hps.models.mili import MILIConfig, MILIEstimator, build_mili_model
+
+    cfg = MILIConfig(width_mult=0.35, pretrained=None, roi_size=(8, 6), roi_channels=16, hidden=32)
+    checkpoint = save_checkpoint(build_mili_model(cfg), ModelCard.from_config("tiny_mili", cfg), tmp_path / "m.safetensors")
+    made = []
+    monkeypatch.setattr(detector_module, "MILIDetector", lambda **kw: made.append(kw) or FixedDetector(**kw))
+    Image.fromarray(_scene()).save(tmp_path / "a.png")
+    base = [str(tmp_path / "a.png"), "--no-overlay", "--detector", "mili"]
+    code, stdout, _ = _run(base + ["--out", str(tmp_path / "o1"), "--detector-model", str(checkpoint)])
+    assert code == 0 and isinstance(made[-1]["model"], MILIEstimator) and made[-1]["min_score"] == 0.2
+    assert made[-1]["upscale"] is None and json.loads(stdout)["people"] == 1
+    onnx_file = tmp_path / "m.onnx"
+    onnx_file.write_bytes(b"stands in for an export")
+    code, _, _ = _run(base + ["--out", str(tmp_path / "o2"), "--detector-model", str(onnx_file)])
+    assert code == 0 and made[-1]["model"] == str(onnx_file)
+
+
+def test_detector_model_errors_name_the_problem(tmp_path, estimator, monkeypatch):
+    from lowres_hps.apis.registry import ModelCard, save_checkpoint
+    from lowres_hps.models.pose2d import Pose2DConfig, build_pose_model
+
+    cfg = Pose2DConfig(backbone="mobilenet_v3_small", input_size=(64, 48),
+                       backbone_params={"width_mult": 0.25, "neck_channels": 8})
+    pose = save_checkpoint(build_pose_model(cfg), ModelCard.from_config("pose", cfg), tmp_path / "pose.safetensors")
+    monkeypatch.setattr(detector_module, "HOGPeopleDetector", FixedDetector)
+    Image.fromarray(_scene()).save(tmp_path / "a.png")
+    base = [str(tmp_path / "a.png"), "--out", str(tmp_path / "out"), "--no-overlay"]
+    cases = [(["--detector", "mili", "--detector-model", str(pose)], "a kp2d model, not a MILI model"),
+             (["--detector", "mili", "--detector-model", str(tmp_path / "no.onnx")], "ONNX file not found"),
+             (["--detector", "mili", "--detector-model", str(tmp_path / "no.safetensors")], "no.safetensors"),
+             (["--detector", "hog", "--detector-model", str(pose)], "--detector-model is for --detector mili")]
+    for extra, message in cases:
+        code, _, stderr = _run(base + extra)
+        assert code == 2 and message in stderr, (extra, stderr)
+
+
 def test_multipose_without_its_weights_is_a_clear_error(tmp_path, estimator, monkeypatch):
     monkeypatch.setenv("LOWRES_HPS_PRETRAINED_DIR", str(tmp_path / "nothing"))
     Image.fromarray(_scene()).save(tmp_path / "a.png")

@@ -80,6 +80,7 @@ from lowres_hps.models.estimator import BodyEstimator
 __all__ = [
     "DEFAULT_MODEL",
     "DEFAULT_MODEL_3D",
+    "DEFAULT_MILI_MODEL",
     "DEFAULT_VIDEO_FPS",
     "MESH_FORMATS",
     "PERSON_HEIGHT_RANGE",
@@ -96,6 +97,8 @@ DEFAULT_MODEL = "lrmove_l_128"
 """Registry name of the model ``--model`` defaults to."""
 DEFAULT_MODEL_3D = "rsc_move_c128_ft2"
 """Registry name of the 3D model ``--model3d`` defaults to, when it is installed."""
+DEFAULT_MILI_MODEL = "mili_multipose"
+"""Registry name of the MILI model ``--detector mili`` uses without ``--detector-model``."""
 MESH_FORMATS = ("obj", "ply", "glb")
 """``--mesh-format`` choices (trimesh exporters; glb is binary glTF)."""
 DEFAULT_VIDEO_FPS = 25.0
@@ -645,7 +648,8 @@ def _fit_config(args: argparse.Namespace, estimator, body_estimator) -> Keypoint
 
 
 # Per detector: (class name in lowres_hps.apis.detector, default upscale (None: its own choice), default score).
-DETECTORS = {"hog": ("HOGPeopleDetector", 2.0, 0.5), "multipose": ("MultiPoseDetector", None, 0.2)}
+DETECTORS = {"hog": ("HOGPeopleDetector", 2.0, 0.5), "multipose": ("MultiPoseDetector", None, 0.2),
+             "mili": ("MILIDetector", None, 0.2)}
 
 
 def default_detector() -> str:
@@ -675,10 +679,34 @@ def build_detector(args: argparse.Namespace):
     class_name, upscale, min_score = DETECTORS[name]
     upscale = upscale if args.detector_upscale is None else args.detector_upscale
     min_score = min_score if args.detector_min_score is None else args.detector_min_score
+    options = {"upscale": upscale, "min_score": min_score}
+    requested_model = getattr(args, "detector_model", None)
+    if requested_model is not None and name != "mili":
+        raise ValueError(f"--detector-model is for --detector mili (a MILI model), not --detector {name}")
     try:
-        return getattr(detectors, class_name)(upscale=upscale, min_score=min_score)
+        if name == "mili":
+            options["model"] = _mili_model(requested_model or DEFAULT_MILI_MODEL, args.device)
+        return getattr(detectors, class_name)(**options)
     except (RuntimeError, MissingPretrainedError) as exc:  # setup problems the user can fix
         raise ValueError(f"--detector {name}: {exc}") from None
+
+
+def _mili_model(name_or_path: str, device: str | None):
+    """``--detector-model``: an ONNX export of a MILI detector (its path, run by ONNX Runtime), or a MILI model's
+    name or checkpoint (PyTorch)."""
+    if str(name_or_path).lower().endswith(".onnx"):
+        if not Path(name_or_path).is_file():
+            raise ValueError(f"--detector-model: ONNX file not found: {name_or_path}")
+        return str(name_or_path)
+    from lowres_hps.apis.registry import load_model, read_card, resolve_model_path
+
+    try:
+        task = read_card(resolve_model_path(name_or_path)).task
+    except (FileNotFoundError, KeyError) as exc:
+        raise ValueError(f"--detector-model: {exc}") from None
+    if task != "mili":
+        raise ValueError(f"--detector-model {name_or_path}: a {task} model, not a MILI model")
+    return load_model(name_or_path, device)
 
 
 def main(args: argparse.Namespace) -> int:
