@@ -187,6 +187,9 @@ def _add_predict(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detector-model", default=None, metavar="NAME|PATH",
                    help="--detector mili: a MILI model name or checkpoint, or its detector's ONNX export (fast: "
                         "`lowres-hps export`; default mili_multipose)")
+    p.add_argument("--masks", action="store_true",
+                   help="--detector mili: each person's instance mask from MILI's occlusion-aware mask head, in "
+                        "predictions.json (COCO RLE `segmentation`) and filled on the overlays")
     p.add_argument("--detector-upscale", type=float, default=None,
                    help="upscale factor before detection (default: HOG 2, its window needs people ~100 px tall; "
                         "MultiPose and MILI: the long side to 1024 px, x1 to x4)")

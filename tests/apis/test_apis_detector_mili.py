@@ -28,7 +28,7 @@ class _FixedHeads(MILIDetector):
         self.cell, self.size, self.offset, self.logit = cell, size, offset, logit
         self.seen = None
 
-    def heads(self, work):
+    def _forward(self, work):
         self.seen = work.shape
         h, w = work.shape[0] // 4, work.shape[1] // 4
         center = torch.full((1, 1, h, w), -10.0)
@@ -37,7 +37,7 @@ class _FixedHeads(MILIDetector):
         center[0, 0, cy, cx] = self.logit
         scale[0, :, cy, cx] = torch.tensor(self.size)
         offset[0, :, cy, cx] = torch.tensor(self.offset)
-        return center, scale, offset
+        return center, scale, offset, None
 
 
 def test_is_a_detector(net):
@@ -132,3 +132,41 @@ def test_int8_export_from_the_command_line_calibrated_on_a_folder_of_frames(net,
     code = main(["export", "--model", str(checkpoint), "--out", str(out), "--int8", "--calibration", str(frames),
                  "--calibration-frames-range", "9:2"])
     assert code == 2 and "--calibration-frames-range must be A:B" in capsys.readouterr().err
+
+
+def test_masks_are_pasted_into_their_boxes(net):
+    import copy
+
+    full = copy.deepcopy(net)  # a mask head that says "person" everywhere: each mask is exactly its box
+    torch.nn.init.zeros_(full.roi_heads.mask.weight)
+    torch.nn.init.constant_(full.roi_heads.mask.bias, 20.0)
+
+    class TwoPeople(MILIDetector):  # the network's features, fixed detections (one partly outside the image)
+        def _forward(self, work):
+            center, scale, offset, features = super()._forward(work)
+            center, scale, offset = torch.full_like(center, -10.0), torch.zeros_like(scale), torch.zeros_like(offset)
+            for (cy, cx), size in (((8, 12), (10.0, 5.0)), ((14, 22), (9.0, 6.5))):
+                center[0, 0, cy, cx] = 3.0
+                scale[0, :, cy, cx] = torch.tensor(size)
+            return center, scale, offset, features
+
+    detector = TwoPeople(full, upscale=1.0, masks=True)
+    image = np.random.default_rng(1).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    found = detector.detect(image)
+    assert len(found.boxes) == 2 and found.masks.shape == (2, 64, 96)
+    for mask, (x, y, w, h) in zip(found.masks, found.boxes):
+        box = np.zeros((64, 96), bool)
+        box[int(np.floor(y + 0.5)):int(np.ceil(y + h + 0.5)), int(np.floor(x + 0.5)):int(np.ceil(x + w + 0.5))] = True
+        assert np.array_equal(mask, box)
+    boxes, scores = detector(image)
+    assert np.array_equal(boxes, found.boxes) and np.array_equal(scores, found.scores)
+    assert TwoPeople(net).detect(image).masks is None
+
+
+def test_masks_need_the_pytorch_model_with_a_mask_head(net, tmp_path):
+    path = export_onnx(net, tmp_path / "mili.onnx", card=ModelCard.from_config("tiny_mili", net.config))
+    with pytest.raises(ValueError, match="RoI heads"):
+        MILIDetector(path, masks=True)
+    headless = build_mili_model(MILIConfig(**{**SMALL, "mask_head": False}))
+    with pytest.raises(ValueError, match="no mask head"):
+        MILIDetector(headless, masks=True)

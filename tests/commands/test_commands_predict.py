@@ -817,6 +817,43 @@ def test_mili_detector_from_a_checkpoint_or_an_onnx_export(tmp_path, estimator, 
     assert code == 0 and made[-1]["model"] == str(onnx_file)
 
 
+def test_masks_from_the_detector_go_to_predictions_and_overlays(tmp_path, estimator, monkeypatch):
+    from pycocotools import mask as mask_utils
+
+    from lowres_hps.apis.detector import Detections
+
+    class MaskedDetector(FixedDetector):
+        masks = True
+
+        def detect(self, image):
+            boxes, scores = self(image)
+            mask = np.zeros((1, *image.shape[:2]), bool)
+            mask[0, 20:90, 40:120] = True
+            return Detections(boxes, scores, mask)
+
+    made = []
+    monkeypatch.setattr(detector_module, "MILIDetector", lambda **kw: made.append(kw) or MaskedDetector(**kw))
+    monkeypatch.setattr(predict_cmd, "_mili_model", lambda name, device: "stands in for a MILI model")
+    flat = np.full((120, 160, 3), 120, np.uint8)  # flat, so that the JPEG overlay changes little by itself
+    Image.fromarray(flat).save(tmp_path / "a.png")
+    out = tmp_path / "out"
+    code, _, _ = _run([str(tmp_path / "a.png"), "--out", str(out), "--detector", "mili", "--masks"])
+    assert code == 0 and made[-1]["masks"] is True
+    person = json.loads((out / "predictions.json").read_text())[0]
+    decoded = mask_utils.decode({**person["segmentation"], "counts": person["segmentation"]["counts"].encode()})
+    assert decoded.shape == (120, 160) and decoded.sum() == 70 * 80 and decoded[20:90, 40:120].all()
+    overlay = np.asarray(Image.open(next((out / "overlays").iterdir()))).astype(float)
+    change = np.abs(overlay - flat).mean(axis=-1)
+    assert change[25:35, 45:60].mean() > 20 and change[0:10, 0:30].mean() < 3  # filled inside the mask only
+
+
+def test_masks_need_the_mili_detector(tmp_path, estimator, monkeypatch):
+    monkeypatch.setattr(detector_module, "HOGPeopleDetector", FixedDetector)
+    Image.fromarray(_scene()).save(tmp_path / "a.png")
+    code, _, stderr = _run([str(tmp_path / "a.png"), "--out", str(tmp_path / "out"), "--masks"])
+    assert code == 2 and "--masks needs --detector mili" in stderr
+
+
 def test_detector_model_errors_name_the_problem(tmp_path, estimator, monkeypatch):
     from lowres_hps.apis.registry import ModelCard, save_checkpoint
     from lowres_hps.models.pose2d import Pose2DConfig, build_pose_model

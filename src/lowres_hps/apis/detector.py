@@ -12,6 +12,7 @@ OpenCV 5 moved HOG to opencv-contrib: the ``opencv-contrib-python-headless`` whe
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -24,7 +25,7 @@ from lowres_hps.core.checks import check_image
 from lowres_hps.imaging.frame import long_side_factor, resize_and_pad
 
 __all__ = ["Detector", "HOGPeopleDetector", "HOG_WINDOW", "HOG_PERSON_EXTENT", "HOG_MAX_PIXELS", "hog_available",
-           "MultiPoseDetector", "MILIDetector", "PeopleDetector", "boxes_in_image"]
+           "MultiPoseDetector", "MILIDetector", "Detections", "PeopleDetector", "boxes_in_image"]
 
 HOG_WINDOW = (64, 128)
 """Width and height in px of the default people detector's window."""
@@ -271,7 +272,8 @@ class MILIDetector:
 
     def __init__(self, model, upscale: float | None = None, min_score: float = 0.2, nms_iou: float = 0.5,
                  max_people: int = 20, max_pixels: int = 1920 * 1088, target_long_side: int = 1024,
-                 max_upscale: float = 4.0, num_threads: int | None = None, device: str | torch.device = "cpu") -> None:
+                 max_upscale: float = 4.0, num_threads: int | None = None, device: str | torch.device = "cpu",
+                 masks: bool = False) -> None:
         _check_resize_options(upscale, target_long_side, max_upscale, min_score, nms_iou, max_people, max_pixels)
         from lowres_hps.models.codecs.centernet import CenterNetBoxCodec
 
@@ -283,6 +285,9 @@ class MILIDetector:
             card = read_onnx_card(model)
             if card.task != "mili":
                 raise ValueError(f"{model}: a {card.task} model, not a MILI detector export")
+            if masks:
+                raise ValueError(f"{model}: instance masks come from the RoI heads, which the ONNX export leaves "
+                                 f"out; use the MILI model itself (its name or checkpoint) for masks")
             self.session, _ = open_session(model, num_threads, None)
             self.name = f"{card.name} (ONNX Runtime, {Path(model).name})"
         else:
@@ -290,6 +295,9 @@ class MILIDetector:
             self.network = network.eval().to(device)
             card = getattr(model, "card", None)
             self.name = getattr(card, "name", None) or "MILINet"
+            if masks and not network.config.mask_head:
+                raise ValueError(f"{self.name} has no mask head (mask_head: false): it gives no instance masks")
+        self.masks = bool(masks)
         self.device = torch.device(device)
         self.upscale = None if upscale is None else float(upscale)
         self.target_long_side = int(target_long_side)
@@ -303,13 +311,17 @@ class MILIDetector:
         upscale = f"auto (long side {self.target_long_side}, at most x{self.max_upscale:g})" if self.upscale is None \
             else f"{self.upscale:g}"
         return (f"MILIDetector({self.name}, upscale={upscale}, min_score={self.min_score}, nms_iou={self.nms_iou}, "
-                f"max_people={self.max_people})")
+                f"max_people={self.max_people}{', masks' if self.masks else ''})")
 
     factor = MultiPoseDetector.factor
 
     def heads(self, work: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The dense heads on one padded (H, W, 3) uint8 image: ``center`` (1, 1, H/4, W/4) logits, ``box_scale``
         and ``box_offset`` (1, 2, H/4, W/4), on the CPU."""
+        return self._forward(work)[:3]
+
+    def _forward(self, work: np.ndarray) -> tuple[torch.Tensor, ...]:
+        """:meth:`heads`, plus the stride-4 features (PyTorch only) for the RoI heads."""
         if self.session is not None:
             images = np.ascontiguousarray(work.transpose(2, 0, 1)[None], dtype=np.float32)
             return tuple(torch.from_numpy(v) for v in self.session.run(None, {"images": images}))
@@ -318,19 +330,66 @@ class MILIDetector:
             from lowres_hps.models.mili import LOW
 
             out = self.network(tensor, LOW)
-        return tuple(out[k].float().cpu() for k in ("center", "box_scale", "box_offset"))
+        return (*(out[k].float().cpu() for k in ("center", "box_scale", "box_offset")), out["features"])
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """See :class:`Detector`."""
+        found = self.detect(image)
+        return found.boxes, found.scores
+
+    def detect(self, image: np.ndarray) -> Detections:
+        """The people of one (H, W, 3) uint8 RGB image: boxes and scores as :meth:`__call__`, and with ``masks``
+        each person's instance mask from the occlusion-aware mask head (Eq. 5), pasted into the image."""
         check_image(image)
         height, width = image.shape[:2]
         work, (new_h, new_w) = resize_and_pad(image, self.factor(height, width))
-        boxes, scores, _ = self.codec.decode(*self.heads(work), self.max_people)
+        outputs = self._forward(work)
+        boxes, scores, _ = self.codec.decode(*outputs[:3], self.max_people)
         boxes, scores = boxes[0].double().numpy(), scores[0].double().numpy()
         keep = scores >= max(self.min_score, 1e-6)
         boxes, scores = boxes[keep], scores[keep]
         edges = np.concatenate([boxes[:, :2] + 0.5, boxes[:, :2] + 0.5 + boxes[:, 2:]], axis=1)
-        return boxes_in_image(edges, scores, (new_h / height, new_w / width), (height, width), self.nms_iou)
+        scale = (new_h / height, new_w / width)
+        boxes, scores = boxes_in_image(edges, scores, scale, (height, width), self.nms_iou)
+        if not self.masks:
+            return Detections(boxes, scores)
+        return Detections(boxes, scores, self._masks(outputs[3], boxes, scale, (height, width)))
+
+    def _masks(self, features: torch.Tensor, boxes: np.ndarray, scale: tuple[float, float],
+               size: tuple[int, int]) -> np.ndarray:
+        """(N, H, W) bool masks of ``boxes`` (image px): the mask head's probabilities on each box's RoI grid,
+        resized to the box and thresholded at 0.5."""
+        height, width = size
+        masks = np.zeros((len(boxes), height, width), bool)
+        if not len(boxes):
+            return masks
+        sy, sx = scale
+        # Image boxes -> edges in the resized image (the inverse of boxes_in_image's mapping).
+        x0, y0 = (boxes[:, 0] + 0.5) * sx, (boxes[:, 1] + 0.5) * sy
+        x1, y1 = (boxes[:, 0] + boxes[:, 2] + 0.5) * sx, (boxes[:, 1] + boxes[:, 3] + 0.5) * sy
+        rois = torch.from_numpy(np.stack([np.zeros(len(boxes)), x0, y0, x1, y1], axis=1)).float().to(features.device)
+        with torch.no_grad():
+            probs = torch.sigmoid(self.network.roi(features, rois)["mask_logits"].float())[:, 0].cpu().numpy()
+        for n, (box, prob) in enumerate(zip(boxes, probs)):
+            left, top = int(np.floor(box[0] + 0.5)), int(np.floor(box[1] + 0.5))
+            right = int(np.ceil(box[0] + box[2] + 0.5))
+            bottom = int(np.ceil(box[1] + box[3] + 0.5))
+            if right <= left or bottom <= top:
+                continue
+            pasted = cv2.resize(prob, (right - left, bottom - top), interpolation=cv2.INTER_LINEAR) >= 0.5
+            t0, l0, t1, l1 = max(0, top), max(0, left), min(height, bottom), min(width, right)
+            masks[n, t0:t1, l0:l1] = pasted[t0 - top:t1 - top, l0 - left:l1 - left]
+        return masks
+
+
+@dataclass(frozen=True)
+class Detections:
+    """People found in one image: ``boxes`` (N, 4) float64 ``x, y, w, h`` image px, ``scores`` (N,), and ``masks``
+    (N, H, W) bool instance masks when the detector gives them, else None."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    masks: np.ndarray | None = None
 
 
 def _check_resize_options(upscale, target_long_side, max_upscale, min_score, nms_iou, max_people, max_pixels) -> None:

@@ -49,7 +49,7 @@ from lowres_hps.imaging.protocol import LowResCrop, LowResProtocol, input_range_
 from lowres_hps.models.estimator import BodyEstimator, ImagePeople, MultiPersonEstimator, PoseEstimator
 
 __all__ = ["MAX_CROP_SIDE", "PersonPrediction", "Predictor", "full_image_camera", "bounded_crop", "project_to_image",
-           "why_no_keypoint_fit"]
+           "why_no_keypoint_fit", "mask_to_rle", "rle_to_mask"]
 
 MAX_CROP_SIDE = 4096
 """Crop regions with a longer side (px; people above ~3300 px tall) are reduced before the protocol."""
@@ -97,6 +97,8 @@ class PersonPrediction:
             ``principal_point``), image px; None without a 3D model. It differs from a 3D model's own 2D
             keypoints (``keypoints``, its crop camera's view mapped back) off the plane of the root, by the
             perspective of the full camera.
+        mask: the person's instance mask as COCO RLE (``size`` [H, W], ``counts`` a string; ``pycocotools.mask``
+            decodes it) from a detector that gives masks (``MILIDetector(masks=True)``), else None.
     """
 
     bbox: np.ndarray
@@ -107,6 +109,24 @@ class PersonPrediction:
     body: dict[str, Any] | None = None
     vertices: np.ndarray | None = None
     keypoints_3d_projected: np.ndarray | None = None
+    mask: dict[str, Any] | None = None
+
+
+def mask_to_rle(mask: np.ndarray) -> dict[str, Any]:
+    """(H, W) bool mask -> COCO RLE with a JSON-ready string ``counts`` (pycocotools)."""
+    from pycocotools import mask as mask_utils
+
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+def rle_to_mask(rle: dict[str, Any]) -> np.ndarray:
+    """COCO RLE (``counts`` a string or bytes) -> (H, W) bool mask."""
+    from pycocotools import mask as mask_utils
+
+    counts = rle["counts"]
+    return mask_utils.decode({"size": list(rle["size"]), "counts": counts.encode("ascii") if isinstance(counts, str)
+                              else counts}).astype(bool)
 
 
 @dataclass(frozen=True)
@@ -294,6 +314,7 @@ class Predictor:
         """
         for image in images:
             check_image(image)
+        masks: list[list[dict[str, Any]]] | None = None
         if self.multi_person:
             if boxes is not None or box_scores is not None:
                 raise ValueError("a multi-person estimator finds the people itself: give no boxes")
@@ -303,8 +324,13 @@ class Predictor:
                 raise ValueError("box_scores need boxes")
             if self.detector is None:
                 raise ValueError("no boxes given and the predictor has no detector")
-            detections = [self.detector(image) for image in images]
-            boxes, box_scores = [d[0] for d in detections], [d[1] for d in detections]
+            if getattr(self.detector, "masks", False):  # a detector with instance masks (MILIDetector(masks=True))
+                found = [self.detector.detect(image) for image in images]
+                boxes, box_scores = [d.boxes for d in found], [d.scores for d in found]
+                masks = [[mask_to_rle(m) for m in d.masks] for d in found]
+            else:
+                detections = [self.detector(image) for image in images]
+                boxes, box_scores = [d[0] for d in detections], [d[1] for d in detections]
         if len(boxes) != len(images) or (box_scores is not None and len(box_scores) != len(images)):
             raise ValueError(f"expected boxes for {len(images)} images, got {len(boxes)}")
         checked = [_check_boxes(b, None if box_scores is None else box_scores[i]) for i, b in enumerate(boxes)]
@@ -329,7 +355,7 @@ class Predictor:
                     vertices=None if bodies.vertices is None else bodies.vertices[n])
                 results[i][j] = _with_projection(PersonPrediction(
                     bbox=box.copy(), keypoints=person, score=float(person[:, 2].mean()) * score, box_score=score,
-                    **extra))
+                    mask=None if masks is None else masks[i][j], **extra))
         return results  # type: ignore[return-value]
 
     def _people(self, images: Sequence[np.ndarray]) -> list[list[PersonPrediction]]:

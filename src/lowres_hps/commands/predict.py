@@ -99,6 +99,9 @@ DEFAULT_MODEL_3D = "rsc_move_c128_ft2"
 """Registry name of the 3D model ``--model3d`` defaults to, when it is installed."""
 DEFAULT_MILI_MODEL = "mili_multipose"
 """Registry name of the MILI model ``--detector mili`` uses without ``--detector-model``."""
+MASK_COLOURS = ((230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
+                (70, 240, 240), (240, 50, 230))
+"""Overlay fill colours of people's masks (RGB), in turn."""
 MESH_FORMATS = ("obj", "ply", "glb")
 """``--mesh-format`` choices (trimesh exporters; glb is binary glTF)."""
 DEFAULT_VIDEO_FPS = 25.0
@@ -149,7 +152,7 @@ def default_model3d() -> str | None:
 def coco_result(image_id: int, person: PersonPrediction, mesh: str | None = None) -> dict:
     """One COCO keypoint results entry (coordinates to 0.01 px, scores to 1e-4), plus, when the person has
     a body, ``keypoints_3d`` (metres, to 1e-4), ``keypoints_3d_projected`` (image px, to 0.01), ``body`` (floats
-    to 6 significant digits) and ``mesh``."""
+    to 6 significant digits) and ``mesh``; with a mask, ``segmentation`` (COCO RLE)."""
     keypoints = np.column_stack([np.round(person.keypoints[:, :2], 2), np.round(person.keypoints[:, 2], 4)])
     result = {
         "image_id": int(image_id),
@@ -164,6 +167,8 @@ def coco_result(image_id: int, person: PersonPrediction, mesh: str | None = None
         result["keypoints_3d_projected"] = np.round(person.keypoints_3d_projected, 2).tolist()
     if person.body is not None:
         result["body"] = _rounded(person.body)
+    if person.mask is not None:
+        result["segmentation"] = person.mask
     if mesh is not None:
         result["mesh"] = mesh
     return result
@@ -196,6 +201,7 @@ def write_mesh(path: Path, vertices: np.ndarray, faces: np.ndarray) -> Path:
 def draw_predictions(image: np.ndarray, people: list[PersonPrediction], convention: str,
                      keypoint_threshold: float = 0.3, faces: np.ndarray | None = None) -> np.ndarray:
     """The image with each person's box and skeleton; keypoints scoring below the threshold are not drawn.
+    People with a mask (:attr:`PersonPrediction.mask`) get it filled in a colour of their own, half transparent.
 
     With ``faces``, the people's meshes (:attr:`PersonPrediction.vertices`, in the camera of their
     ``body``) are drawn first, shaded and half transparent, under the skeletons.
@@ -209,6 +215,14 @@ def draw_predictions(image: np.ndarray, people: list[PersonPrediction], conventi
 
         body = with_mesh[0].body  # every person of an image shares its camera
         canvas = draw_meshes(canvas, [p.vertices for p in with_mesh], faces, body["focal"], body["principal_point"])
+    masked = [p for p in people if p.mask is not None]
+    if masked:
+        from lowres_hps.apis.predictor import rle_to_mask
+
+        for n, person in enumerate(masked):  # half-transparent fills, one colour per person
+            colour = np.array(MASK_COLOURS[n % len(MASK_COLOURS)], np.float32)
+            region = rle_to_mask(person.mask)
+            canvas[region] = (0.55 * canvas[region] + 0.45 * colour).astype(np.uint8)
     thickness = max(1, round(max(image.shape[:2]) / 512))
     for person in people:
         x, y, w, h = person.bbox
@@ -584,6 +598,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--max-frames must be at least 1, got {max_frames}")
     if args.all_boxes and args.boxes is None:
         raise ValueError("--all-boxes needs --boxes")
+    if getattr(args, "masks", False) and args.boxes is not None:
+        raise ValueError("--masks come from the detector (--detector mili), which --boxes replaces")
     mesh_format = getattr(args, "mesh_format", None)
     if mesh_format is not None and mesh_format not in MESH_FORMATS:
         raise ValueError(f"--mesh-format must be one of {', '.join(MESH_FORMATS)}, got {mesh_format!r}")
@@ -683,6 +699,10 @@ def build_detector(args: argparse.Namespace):
     requested_model = getattr(args, "detector_model", None)
     if requested_model is not None and name != "mili":
         raise ValueError(f"--detector-model is for --detector mili (a MILI model), not --detector {name}")
+    if getattr(args, "masks", False):
+        if name != "mili":
+            raise ValueError(f"--masks needs --detector mili (MILI's mask head), not --detector {name}")
+        options["masks"] = True
     try:
         if name == "mili":
             options["model"] = _mili_model(requested_model or DEFAULT_MILI_MODEL, args.device)
