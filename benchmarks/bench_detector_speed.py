@@ -1,12 +1,16 @@
 """Person detector speed on one 768 x 576 surveillance frame (vtest.avi frame 200), 2 threads.
 
-    python benchmarks/bench_detector_speed.py [--repeats 5] [--threads 2] [--onnx]
+    python benchmarks/bench_detector_speed.py [--repeats 5] [--threads 2] [--onnx] [--mili [MODEL]] [--no-multipose]
 
 Rows: OpenCV HOG (2x upscale, predict's old default); MoveNet MultiPose in PyTorch float32 at x1 (768 x 576),
 auto (1024 x 768) and at half resolution (384 x 288), network and decoder together; with ``--onnx`` the
 MultiPose network (heads only, no decoder) in ONNX Runtime float32 and int8 (static QDQ, calibrated on 8 frames
-of vtest frames 1-400) at 768 x 576. Median of ``--repeats`` runs after one warm-up. Results:
-``benchmarks/results/detector_speed.json``. Issue 12's bar is 15 frames/s for the detector on such a frame.
+of vtest frames 1-400) at 768 x 576. With ``--mili``: MILI's detector (:class:`~lowres_hps.apis.detector.MILIDetector`,
+whole call: resize, network, decode, NMS) at x1 and auto (1024 x 768) in PyTorch, ONNX Runtime float32 and int8
+(``lowres-hps export --int8``: calibrated on 16 frames of vtest frames 1-300, reduced 1-4x; min/max ranges, FPN and heads float); MODEL is a MILI
+model name, checkpoint or run folder (default: the untrained network, same architecture and speed).
+Median of ``--repeats`` runs after one warm-up. Results (merged by row): ``benchmarks/results/detector_speed.json``.
+Issue 12's bar is 15 frames/s for the detector on such a frame.
 """
 from __future__ import annotations
 
@@ -53,6 +57,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--onnx", action="store_true")
+    parser.add_argument("--mili", nargs="?", const="untrained", default=None)
+    parser.add_argument("--no-multipose", action="store_true", help="skip the HOG and MultiPose rows")
     args = parser.parse_args()
     if not VTEST.is_file():
         sys.exit(f"{VTEST} not found (this benchmark reads ../shared/data in place)")
@@ -64,13 +70,16 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     image = frames([199])[0]
     rows = {}
-    rows["hog x2"] = timed(lambda: HOGPeopleDetector()(image), args.repeats)
-    model = load_movenet_multipose()
-    for name, upscale in (("multipose x1 (768x576)", 1.0), ("multipose auto (1024x768)", None),
-                          ("multipose x0.5 (384x288)", 0.5)):
-        detector = MultiPoseDetector(upscale=upscale, model=model)
-        rows[name] = timed(lambda: detector(image), args.repeats)
-    if args.onnx:
+    if args.mili:
+        rows.update(mili_rows(args.mili, image, args.threads, args.repeats))
+    if not args.no_multipose:
+        rows["hog x2"] = timed(lambda: HOGPeopleDetector()(image), args.repeats)
+        model = load_movenet_multipose()
+        for name, upscale in (("multipose x1 (768x576)", 1.0), ("multipose auto (1024x768)", None),
+                              ("multipose x0.5 (384x288)", 0.5)):
+            detector = MultiPoseDetector(upscale=upscale, model=model)
+            rows[name] = timed(lambda: detector(image), args.repeats)
+    if args.onnx and not args.no_multipose:
         import onnxruntime as ort
         from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
@@ -114,9 +123,36 @@ def main() -> None:
         else:
             print(f"{name}: {1000 * value:.0f} ms ({1 / value:.1f} frames/s)")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(RESULTS.read_text()).get("seconds", {}) if RESULTS.is_file() else {}
     RESULTS.write_text(json.dumps({"threads": args.threads, "repeats": args.repeats, "frame": "vtest.avi #200, 768x576",
                                    "date": time.strftime("%Y-%m-%d"), "torch": torch.__version__,
-                                   "seconds": rows}, indent=1))
+                                   "seconds": {**previous, **rows}}, indent=1))
+
+
+def mili_rows(model_name: str, image: np.ndarray, threads: int, repeats: int) -> dict[str, float]:
+    """MILI's detector in PyTorch, ONNX Runtime float32 and int8, at x1 and auto (seconds per frame)."""
+    from lowres_hps.apis.detector import MILIDetector
+    from lowres_hps.apis.export import calibration_frames, export_onnx, quantize_onnx
+    from lowres_hps.apis.registry import ModelCard, load_model, load_run
+    from lowres_hps.models.mili import MILIConfig, build_mili_model
+
+    if model_name == "untrained":
+        network = build_mili_model(MILIConfig()).eval()
+        card = ModelCard.from_config("mili_untrained", network.config)
+    else:
+        estimator = load_run(model_name) if Path(model_name).is_dir() else load_model(model_name)
+        network, card = estimator.model, estimator.card or ModelCard.from_config("mili", estimator.model.config)
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = export_onnx(network, Path(tmp) / "mili.onnx", card=card)
+        calibration = calibration_frames(VTEST, num_frames=16, frames=(1, 300))
+        int8 = quantize_onnx(fp32, Path(tmp) / "mili_int8.onnx", calibration)
+        for runtime, source in (("PyTorch", network), ("ORT float32", str(fp32)), ("ORT int8", str(int8))):
+            for scale, upscale in (("x1 (768x576)", 1.0), ("auto (1024x768)", None)):
+                options = {} if runtime == "PyTorch" else {"num_threads": threads}
+                detector = MILIDetector(source, upscale=upscale, **options)
+                rows[f"mili {scale}, {runtime}"] = timed(lambda: detector(image), repeats)
+    return rows
 
 
 if __name__ == "__main__":

@@ -142,11 +142,11 @@ def _add_export(p: argparse.ArgumentParser) -> None:
                    help="MILI --int8 on a video: calibrate on frames A-B only (1-based; keep held-out frames out)")
     p.add_argument("--calibration-images", default=None, metavar="DIR",
                    help="image folder of --calibration (default: found like the dataset readers do)")
-    p.add_argument("--calibration-method", choices=["percentile", "minmax"], default="percentile",
-                   help="activation ranges: 99.999th percentile of each histogram, or min/max")
+    p.add_argument("--calibration-method", choices=["percentile", "minmax"], default=None,
+                   help="activation ranges: 99.999th percentile of each histogram, or min/max (default: percentile "
+                        "for 2D models, min/max for MILI)")
     p.add_argument("--calibration-crops", type=int, default=None,
-                   help="number of calibration crops (default 256), or of frames for MILI (default 8: the percentile "
-                        "calibrator holds every activation of every frame, ~1.5 GB per 1024 x 768 frame)")
+                   help="number of calibration crops (default 256), or of frames for MILI (default 16)")
 
 
 def _add_predict(p: argparse.ArgumentParser) -> None:

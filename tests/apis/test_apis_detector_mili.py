@@ -2,6 +2,8 @@
 ONNX Runtime against PyTorch, clear errors."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -127,6 +129,11 @@ def test_int8_export_from_the_command_line_calibrated_on_a_folder_of_frames(net,
     code = main(["export", "--model", str(checkpoint), "--out", str(out), "--int8", "--calibration", str(frames),
                  "--calibration-crops", "3"])
     assert code == 0 and read_onnx_metadata(out)["precision"] == "int8"
+    quantization = json.loads(read_onnx_metadata(out)["quantization"])
+    assert quantization["calibration"]["method"] == "minmax"  # a MILI detector's default
+    kept = quantization["float32_nodes"]
+    for part in ("/smooth.", "/laterals.", "/center/", "/box_scale/"):  # the FPN and heads stay float (accuracy)
+        assert any(part in name for name in kept), part
     boxes, scores = MILIDetector(out, num_threads=1)(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
     assert boxes.shape[1] == 4 and len(boxes) == len(scores)
     code = main(["export", "--model", str(checkpoint), "--out", str(out), "--int8", "--calibration", str(frames),

@@ -68,7 +68,7 @@ def _export_int8(estimator, args: argparse.Namespace, batch: Any, what: str) -> 
     src = calibration.source
     print(f"calibration: {src['crops']} crops of {src['people']} people of {args.calibration} "
           f"({src['degraded']} degraded to {src['person_heights_px'][0]:g}-{src['person_heights_px'][1]:g} px), "
-          f"{args.calibration_method}")
+          f"{args.calibration_method or 'percentile'}")
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = export_onnx(estimator, Path(tmp) / "float32.onnx", batch=batch, opset=args.opset)
         out = quantize_onnx(fp32, args.out, calibration, method=args.calibration_method)
@@ -100,9 +100,9 @@ def _export_detector_int8(estimator, args: argparse.Namespace, batch: Any, what:
             raise ValueError(f"--calibration-frames-range must be A:B with 1 <= A <= B, got "
                              f"{args.calibration_frames_range!r}")
         frames = (int(first), int(last))
-    calibration = calibration_frames(args.calibration, num_frames=args.calibration_crops or 8, frames=frames)
+    calibration = calibration_frames(args.calibration, num_frames=args.calibration_crops or 16, frames=frames)
     print(f"calibration: {len(calibration.crops)} frames of {args.calibration} at "
-          f"{calibration.crops.shape[3]}x{calibration.crops.shape[2]}, {args.calibration_method}")
+          f"{calibration.crops.shape[3]}x{calibration.crops.shape[2]}, {args.calibration_method or 'minmax'}")
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = export_onnx(estimator, Path(tmp) / "float32.onnx", batch=batch, opset=args.opset)
         out = quantize_onnx(fp32, args.out, calibration, method=args.calibration_method)
