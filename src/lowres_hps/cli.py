@@ -192,7 +192,7 @@ def _add_predict(p: argparse.ArgumentParser) -> None:
                         "predictions.json (COCO RLE `segmentation`) and filled on the overlays")
     p.add_argument("--detector-upscale", type=float, default=None,
                    help="upscale factor before detection (default: HOG 2, its window needs people ~100 px tall; "
-                        "MultiPose and MILI: the long side to 1024 px, x1 to x4)")
+                        "MultiPose: the long side to 1024 px, MILI: to 768 px, x1 to x4)")
     p.add_argument("--detector-min-score", type=float, default=None,
                    help="minimum box score (default: HOG 0.5, the logistic of SVM margin 0; MultiPose and MILI 0.2)")
     p.add_argument("--kpt-threshold", type=float, default=0.3, help="overlays: keypoints scoring below are not drawn")

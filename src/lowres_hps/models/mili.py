@@ -368,7 +368,7 @@ def mili_onnx_graph(network: MILINet) -> OnnxGraph:
         "color_order": "RGB",
         "value_range": "0..255 (uint8 pixel values cast to float32; do not scale to [0, 1])",
         "normalization": "applied inside the model: x / 127.5 - 1 (MoveNet's)",
-        "image_protocol": ("whole image resized so that its long side is 1024 px (between x1 and x4, "
+        "image_protocol": ("whole image resized so that its long side is 768 px (between x1 and x4, "
                            "lowres_hps.imaging.frame.long_side_factor), then zero-padded to multiples of 32"),
         "outputs": "center (B, 1, H/4, W/4) logits; box_scale (B, 2, H/4, W/4) (h, w) in cells; "
                    "box_offset (B, 2, H/4, W/4) (dy, dx) of the box centre from its peak cell, in cells",
