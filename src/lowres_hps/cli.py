@@ -198,6 +198,14 @@ def _add_predict(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kpt-threshold", type=float, default=0.3, help="overlays: keypoints scoring below are not drawn")
     p.add_argument("--no-overlay", action="store_true", help="write no overlay images or videos")
     p.add_argument("--max-frames", type=int, default=None, metavar="N", help="videos: stop after the first N frames")
+    p.add_argument("--track", action=argparse.BooleanOptionalAction, default=True,
+                   help="videos: track people across frames (ByteTrack-style; each person gets a track_id), write "
+                        "<video>_mot.txt (MOTChallenge, frame by frame), tracks/<video>.json (per-track outputs) "
+                        "and tracks/<video>_trajectories.png (default: on; people of a track's first frame wait "
+                        "for its second)")
+    p.add_argument("--smooth", action=argparse.BooleanOptionalAction, default=True,
+                   help="with --track: One-Euro smoothing of each track's keypoints and body (rotations on the "
+                        "manifold); meshes stay unsmoothed (default: on)")
 
 
 def _add_label(p: argparse.ArgumentParser) -> None:

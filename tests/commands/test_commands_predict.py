@@ -246,6 +246,33 @@ def test_video_gets_an_overlay_video_with_every_frame(tmp_path, estimator, monke
     np.testing.assert_allclose(results[3]["keypoints"][:2], [64.0, 48.0], atol=0.005)  # 128 x 96 frame centre
 
 
+def test_videos_are_tracked_with_mot_file_per_track_outputs_and_a_trajectory_plot(tmp_path, estimator, monkeypatch):
+    from lowres_hps.tracking import read_mot
+
+    monkeypatch.setattr(detector_module, "HOGPeopleDetector", FixedDetector)
+    _write_video(tmp_path / "walk.mp4")
+    out = tmp_path / "out"
+    code, stdout, stderr = _run([str(tmp_path / "walk.mp4"), "--out", str(out), "--no-overlay", "--batch-size", "2"])
+    assert code == 0, stderr
+    summary = json.loads(stdout)
+    assert summary["frames_per_second"] > 0
+    assert summary["tracks"] == [str(out / "walk_mot.txt"), str(out / "tracks/walk.json"),
+                                 str(out / "tracks/walk_trajectories.png")]
+    results = json.loads((out / "predictions.json").read_text())
+    assert [r["track_id"] for r in results] == [1] * 5
+    rows = read_mot(out / "walk_mot.txt")
+    assert rows[:, 0].tolist() == [1, 2, 3, 4, 5] and set(rows[:, 1]) == {1}
+    np.testing.assert_allclose(rows[0, 2:6], results[0]["bbox"], atol=0.01)
+    tracks = json.loads((out / "tracks/walk.json").read_text())["tracks"]
+    assert [t["track_id"] for t in tracks] == [1] and tracks[0]["frames"] == [0, 1, 2, 3, 4]
+    assert Image.open(out / "tracks/walk_trajectories.png").size == (128, 96)  # the frame's size
+
+    code, stdout, _ = _run([str(tmp_path / "walk.mp4"), "--out", str(tmp_path / "plain"), "--no-overlay", "--no-track"])
+    assert code == 0 and "tracks" not in json.loads(stdout)
+    assert not (tmp_path / "plain/walk_mot.txt").exists()
+    assert all("track_id" not in r for r in json.loads((tmp_path / "plain/predictions.json").read_text()))
+
+
 def test_real_hog_on_blank_frames_finds_nobody(tmp_path, estimator):
     if not detector_module.hog_available():
         pytest.skip("this OpenCV has no HOG (opencv-contrib needed in 5.x)")

@@ -99,6 +99,8 @@ class PersonPrediction:
             perspective of the full camera.
         mask: the person's instance mask as COCO RLE (``size`` [H, W], ``counts`` a string; ``pycocotools.mask``
             decodes it) from a detector that gives masks (``MILIDetector(masks=True)``), else None.
+        track_id: the person's id across a video's frames (:class:`~lowres_hps.apis.people_tracker.PeopleTracker`),
+            else None.
     """
 
     bbox: np.ndarray
@@ -110,6 +112,7 @@ class PersonPrediction:
     vertices: np.ndarray | None = None
     keypoints_3d_projected: np.ndarray | None = None
     mask: dict[str, Any] | None = None
+    track_id: int | None = None
 
 
 def mask_to_rle(mask: np.ndarray) -> dict[str, Any]:

@@ -37,6 +37,8 @@ __all__ = [
     "ANNY_POSE_SPEC",
     "SMPL_POSE_SPEC",
     "SMPLX_POSE_SPEC",
+    "POSE_SPECS",
+    "get_pose_spec",
     "JOINT_RANGES_DEG",
     "ANNY_SHAPE_RANGES",
 ]
@@ -235,6 +237,15 @@ ANNY_POSE_SPEC = _anny_pose_spec()
 SMPL_POSE_SPEC = _smpl_pose_spec("smpl", 24)
 # SMPL-X: global orientation and the 21 body joints; hands, jaw and eyes stay at rest (flat hands).
 SMPLX_POSE_SPEC = _smpl_pose_spec("smplx", 22)
+POSE_SPECS = {"anny": ANNY_POSE_SPEC, "smpl": SMPL_POSE_SPEC, "smplx": SMPLX_POSE_SPEC}
+"""The pose vector layout of each body model, by the model's name."""
+
+
+def get_pose_spec(body_model: str) -> RegressionPoseSpec:
+    """The pose vector layout of ``body_model`` (``"anny"``, ``"smpl"``, ``"smplx"``)."""
+    if body_model not in POSE_SPECS:
+        raise ValueError(f"no pose vector layout for body model {body_model!r}; known: {', '.join(POSE_SPECS)}")
+    return POSE_SPECS[body_model]
 
 
 # --- Random plausible poses --------------------------------------------------------------------

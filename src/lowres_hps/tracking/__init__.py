@@ -11,7 +11,7 @@ Boxes are ``x, y, w, h`` (top-left corner, width, height) in pixels throughout.
 """
 from lowres_hps.tracking.bytetrack import ByteTrackConfig, ByteTracker, Track, iou_matrix
 from lowres_hps.tracking.kalman import BoxKalmanFilter, xyah_to_xywh, xywh_to_xyah
-from lowres_hps.tracking.mot import mot_metrics, mot_rows, read_mot, write_mot
+from lowres_hps.tracking.mot import mot_lines, mot_metrics, mot_rows, read_mot, write_mot
 from lowres_hps.tracking.smoothing import (
     DEFAULT_POSITION_CONFIG,
     DEFAULT_ROTATION_CONFIG,
@@ -48,5 +48,6 @@ __all__ = [
     "write_mot",
     "read_mot",
     "mot_rows",
+    "mot_lines",
     "mot_metrics",
 ]

@@ -18,7 +18,7 @@ import numpy as np
 
 from lowres_hps.tracking.bytetrack import Track, iou_matrix
 
-__all__ = ["MOT_COLUMNS", "mot_rows", "write_mot", "read_mot", "mot_metrics"]
+__all__ = ["MOT_COLUMNS", "mot_rows", "mot_lines", "write_mot", "read_mot", "mot_metrics"]
 
 MOT_COLUMNS = 10
 _FORMATS = ["%d", "%d", "%.3f", "%.3f", "%.3f", "%.3f", "%.6g", "%g", "%g", "%g"]
@@ -67,12 +67,15 @@ def write_mot(path: str | Path, rows: np.ndarray | Sequence[Sequence[float]]) ->
         path: the file; its folder is created if needed.
         rows: (N, 6..10) ``frame, id, x, y, w, h[, score, -1, -1, -1]``; missing trailing columns are written -1.
     """
-    rows = _as_rows(rows, "rows")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as f:
-        for row in rows:
-            f.write(",".join(fmt % value for fmt, value in zip(_FORMATS, row)) + "\n")
+        f.writelines(mot_lines(rows))
+
+
+def mot_lines(rows: np.ndarray | Sequence[Sequence[float]]) -> list[str]:
+    """Rows as the lines of a MOTChallenge file (``\\n``-terminated), e.g. to append a frame's rows as they come."""
+    return [",".join(fmt % value for fmt, value in zip(_FORMATS, row)) + "\n" for row in _as_rows(rows, "rows")]
 
 
 def read_mot(path: str | Path) -> np.ndarray:

@@ -1,0 +1,85 @@
+"""PeopleTracker: ids across frames for the predictor's people, and their outputs smoothed over time."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lowres_hps.apis.people_tracker import PeopleTracker, TrackingConfig
+from lowres_hps.apis.predictor import PersonPrediction
+from lowres_hps.body.pose import ANNY_POSE_SPEC
+from lowres_hps.tracking import acceleration_jitter
+
+
+def _person(x, y, rng, noise=2.0, body=None, score=0.9):
+    keypoints = np.column_stack([x + 10 + rng.normal(0, noise, 17), y + np.linspace(5, 75, 17) + rng.normal(0, noise, 17),
+                                 np.full(17, 0.8)])
+    return PersonPrediction(bbox=np.array([x, y, 20.0, 80.0]), keypoints=keypoints, score=0.8, box_score=score,
+                            body=body)
+
+
+def _walk(frames=30, seed=0, body=False):
+    """Two people walking towards each other in opposite directions (boxes given in a shuffled order)."""
+    rng = np.random.default_rng(seed)
+    video = []
+    for t in range(frames):
+        people = [_person(20 + 3 * t, 40, rng, body=_body(rng, t) if body else None),
+                  _person(200 - 3 * t, 60, rng, body=_body(rng, t) if body else None)]
+        video.append(people[::-1] if t % 2 else people)
+    return video
+
+
+def _body(rng, t):
+    rest = ANNY_POSE_SPEC.rest_vector(1, dtype=torch.float64)[0]
+    rotations, shape = ANNY_POSE_SPEC.split(rest)
+    angle = torch.tensor(0.3 * np.sin(t / 5) + rng.normal(0, 0.05))
+    turn = torch.tensor([[torch.cos(angle), 0, torch.sin(angle)], [0, 1, 0], [-torch.sin(angle), 0, torch.cos(angle)]],
+                        dtype=torch.float64)
+    rotations = rotations.clone()
+    rotations[0] = turn
+    vector = ANNY_POSE_SPEC.join(rotations, shape + 0.1)
+    return {"body_model": "anny", "pose_vector": vector.tolist(), "translation": [0.1 * t, 0.0, 8.0 + rng.normal(0, 0.05)],
+            "camera": [1.0, 0.0, 0.0]}
+
+
+def test_ids_follow_people_through_a_shuffled_order():
+    tracker = PeopleTracker(TrackingConfig(smooth=False), fps=25)
+    seen: dict[int, list[float]] = {}
+    for t, people in enumerate(_walk()):
+        for person in tracker.update(t, people):
+            seen.setdefault(person.track_id, []).append(person.bbox[1])
+    assert sorted(seen) == [1, 2]
+    assert {round(float(np.mean(ys))) for ys in seen.values()} == {40, 60}  # each id stays on one person
+    assert all(len(ys) == 30 for ys in seen.values())
+
+
+def test_smoothing_reduces_keypoint_jitter_and_keeps_scores():
+    raw, smoothed = {}, {}
+    plain, smooth = PeopleTracker(TrackingConfig(smooth=False)), PeopleTracker()
+    for t, people in enumerate(_walk(frames=60)):
+        for store, tracker in ((raw, plain), (smoothed, smooth)):
+            for person in tracker.update(t, people):
+                store.setdefault(person.track_id, []).append(person.keypoints)
+                assert np.all(person.keypoints[:, 2] == 0.8)
+    for track_id in raw:
+        before = acceleration_jitter(np.stack(raw[track_id])[:, :, :2], 25)
+        after = acceleration_jitter(np.stack(smoothed[track_id])[:, :, :2], 25)
+        assert after < 0.6 * before
+
+
+def test_bodies_are_smoothed_on_the_rotation_manifold():
+    _, rest_shape = ANNY_POSE_SPEC.split(ANNY_POSE_SPEC.rest_vector(1, dtype=torch.float64)[0])
+    tracker = PeopleTracker(fps=25)
+    for t, people in enumerate(_walk(frames=10, body=True)):
+        for person in tracker.update(t, people):
+            vector = torch.tensor(person.body["pose_vector"], dtype=torch.float64)
+            rotations, shape = ANNY_POSE_SPEC.split(vector)
+            eye = torch.eye(3, dtype=torch.float64).expand_as(rotations)
+            assert torch.allclose(rotations @ rotations.transpose(-1, -2), eye, atol=1e-6)
+            assert torch.allclose(shape, rest_shape + 0.1, atol=1e-9)  # a constant shape stays put
+            assert len(person.body["translation"]) == 3 and person.body["camera"] == [1.0, 0.0, 0.0]
+
+
+def test_bad_frame_rate_is_a_clear_error():
+    with pytest.raises(ValueError, match="fps"):
+        PeopleTracker(fps=0)
