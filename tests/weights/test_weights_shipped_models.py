@@ -26,6 +26,9 @@ STUDENTS_REFERENCE = Path(__file__).with_name("students_reference.npz")
 STUDENTS_2D = ("lrmove_l_128", "lrmove_l_128x96")
 STUDENTS_3D = ("rsc_move_c128", "rsc_move_c128_ft", "rsc_move_c128_ft2")  # 3D models on the 2D students' trunk, pinned at registration too
 MODEL_3D = "rsc_r18_c64"
+# MILI detectors, pinned at registration in their own file (python tests/weights/test_weights_shipped_models.py --mili).
+MILI_REFERENCE = Path(__file__).with_name("mili_reference.npz")
+MILI_MODELS = ("mili_multipose",)
 HEIGHTS = {"source": None, "r32": 32.0}
 BOXES = np.array([[120.0, 30.0, 70.0, 190.0], [30.0, 150.0, 26.0, 70.0]])
 MIN_MARGIN = 1e-3  # relative gap between the two highest heatmap values of a "clear" maximum
@@ -115,8 +118,34 @@ def compute_3d(name: str) -> dict[str, np.ndarray]:
     return out
 
 
+def compute_mili(name: str) -> dict[str, np.ndarray]:
+    """A MILI model's dense detector heads (summaries of the raw outputs) and its strongest centre peaks, on the
+    test image at its size and halved, through MILIDetector's resize and padding."""
+    import cv2
+
+    from lowres_hps.apis.detector import MILIDetector
+    from lowres_hps.apis.registry import load_model
+    from lowres_hps.imaging.frame import resize_and_pad
+
+    detector = MILIDetector(load_model(name))
+    out = {}
+    for tag, image in (("source", test_image()), ("half", cv2.resize(test_image(), (160, 120), interpolation=cv2.INTER_AREA))):
+        work, _ = resize_and_pad(image, detector.factor(*image.shape[:2]))
+        center, box_scale, box_offset = (v.double().numpy() for v in detector.heads(work))
+        out[f"{tag}/center_max"] = center.max(axis=(2, 3))
+        out[f"{tag}/center_mean"] = center.mean(axis=(2, 3))
+        out[f"{tag}/box_scale_mean"] = box_scale.mean(axis=(2, 3))
+        out[f"{tag}/box_offset_mean"] = box_offset.mean(axis=(2, 3))
+        out[f"{tag}/top_scores"] = np.sort(1 / (1 + np.exp(-center.reshape(-1))))[-5:]
+    return out
+
+
 def _reference(name: str) -> dict[str, np.ndarray]:
-    with np.load(STUDENTS_REFERENCE if name in STUDENTS_2D + STUDENTS_3D else REFERENCE) as data:
+    if name in MILI_MODELS:
+        source = MILI_REFERENCE
+    else:
+        source = STUDENTS_REFERENCE if name in STUDENTS_2D + STUDENTS_3D else REFERENCE
+    with np.load(source) as data:
         return {k.split(":", 1)[1]: data[k] for k in data.files if k.startswith(name + ":")}
 
 
@@ -173,7 +202,18 @@ def test_shipped_3d_model_predictions_are_pinned(name):
     assert not np.array_equal(expected["source/range_index"], expected["r32/range_index"])
 
 
-if __name__ == "__main__" and sys.argv[1:] == ["--students"]:  # pin newly registered students
+@pytest.mark.parametrize("name", MILI_MODELS)
+def test_shipped_mili_detector_outputs_are_pinned(name):
+    expected, got = _pinned(name, compute_mili)
+    for key, value in expected.items():
+        _close(got[key], value, 1e-4, f"{name} {key}")
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--mili"]:  # pin newly registered MILI models
+    arrays = {f"{model}:{k}": v.astype(np.float32) for model in MILI_MODELS for k, v in compute_mili(model).items()}
+    np.savez_compressed(MILI_REFERENCE, **arrays)
+    print(f"wrote {MILI_REFERENCE} ({MILI_REFERENCE.stat().st_size} bytes)", file=sys.stderr)
+elif __name__ == "__main__" and sys.argv[1:] == ["--students"]:  # pin newly registered students
     arrays = {f"{model}:{k}": v for model in STUDENTS_2D for k, v in compute_2d(model).items()}
     arrays.update({f"{model}:{k}": v for model in STUDENTS_3D for k, v in compute_3d(model).items()})
     arrays = {k: v.astype(np.float32) if v.dtype == np.float64 else v for k, v in arrays.items()}

@@ -47,6 +47,9 @@ _REGISTERED: dict[str, str] = {
     "rsc_move_c128_ft": "rsc_move_c128_ft.safetensors",
     "rsc_move_c128_ft2": "rsc_move_c128_ft2.safetensors",
     "rsc_r18_c64": "rsc_r18_c64.safetensors",
+    # MILI on MoveNet MultiPose's trunk (configs/mili/mili_multipose_slowtrunk.yaml): the detector of
+    # `predict --detector mili` (boxes, and masks with --masks).
+    "mili_multipose": "mili_multipose.safetensors",
 }
 
 
