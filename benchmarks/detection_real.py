@@ -16,7 +16,8 @@ Sets (never the held-out vtest frames 401-795):
 Each frame is downscaled (area averaging) so that the set's median person (vtest) or the image's median
 person (COCO) is ``--heights`` px tall, ground-truth boxes scaled with it; each detector runs on that image;
 COCO box AP at IoU 0.5 (pycocotools) per set and height. ``name@u`` runs a detector on the image upscaled by
-``u``; ``multipose@auto`` lets it choose (``predict``'s default); ``mili:RUN`` is a trained MILI run folder. Results: ``benchmarks/results/detection_real.json`` and a markdown table on stdout.
+``u``; ``multipose@auto`` lets it choose; ``mili:RUN`` is a trained MILI run folder through its estimator (long side
+1024, RoI heads run too); ``milidet:NAME|RUN|EXPORT.onnx`` is ``predict --detector mili`` (long side 768). Results: ``benchmarks/results/detection_real.json`` and a markdown table on stdout.
 """
 from __future__ import annotations
 
@@ -139,6 +140,14 @@ def build_detector(spec: str):
         from lowres_hps.apis.registry import load_run
 
         return PeopleDetector(load_run(spec.removeprefix("mili:"), min_score=0.02))
+    if spec.startswith("milidet:"):  # milidet:NAME|RUN|EXPORT.onnx: MILIDetector, predict's --detector mili
+        from lowres_hps.apis.detector import MILIDetector
+        from lowres_hps.apis.registry import load_model, load_run
+
+        source = spec.removeprefix("milidet:")
+        if source.endswith(".onnx"):
+            return MILIDetector(source, min_score=0.02, num_threads=2)
+        return MILIDetector(load_run(source) if Path(source).is_dir() else load_model(source), min_score=0.02)
     name, _, upscale = spec.partition("@")
     if name == "hog":
         return HOGPeopleDetector(upscale=float(upscale or 2.0))

@@ -907,9 +907,11 @@ def test_multipose_without_its_weights_is_a_clear_error(tmp_path, estimator, mon
     assert code == 2 and "--detector multipose" in stderr and "scripts/get_pretrained.sh" in stderr
 
 
-def test_auto_detector_is_multipose_when_its_weights_are_there(tmp_path, monkeypatch):
+def test_auto_detector_is_mili_then_multipose_then_hog(tmp_path, monkeypatch):
     from lowres_hps.models.pretrained import PRETRAINED_FILES
 
+    assert _real_default_detector() == "mili"  # the shipped MILI model
+    monkeypatch.setattr(predict_cmd, "DEFAULT_MILI_MODEL", "not_installed_model")
     monkeypatch.setenv("LOWRES_HPS_PRETRAINED_DIR", str(tmp_path))
     assert _real_default_detector() == "hog"
     json_file = tmp_path / PRETRAINED_FILES["movenet_multipose"].relative_path

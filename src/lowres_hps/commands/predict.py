@@ -759,10 +759,17 @@ DETECTORS = {"hog": ("HOGPeopleDetector", 2.0, 0.5), "multipose": ("MultiPoseDet
 
 
 def default_detector() -> str:
-    """``--detector auto``: MultiPose when its weights are on disk (it finds people HOG misses: people under
-    ~50 px, and most poses that are not upright walking; ``benchmarks/README.md``), else HOG."""
+    """``--detector auto``: MILI's detector when the shipped :data:`DEFAULT_MILI_MODEL` is installed (validation
+    frames: AP50 above MultiPose's at 3 of 4 person heights and far above HOG's at all, ``benchmarks/README.md``),
+    else MultiPose when its weights are on disk, else HOG."""
+    from lowres_hps.apis.registry import resolve_model_path
     from lowres_hps.models.pretrained import MissingPretrainedError, find_pretrained
 
+    try:
+        resolve_model_path(DEFAULT_MILI_MODEL)
+        return "mili"
+    except (FileNotFoundError, KeyError):
+        pass
     try:
         find_pretrained("movenet_multipose")
     except MissingPretrainedError:
@@ -780,8 +787,9 @@ def build_detector(args: argparse.Namespace):
     if name == "auto":
         name = default_detector()
         if name == "hog":
-            _report("note", "people from OpenCV's HOG detector, which misses people under ~50 px: fetch MoveNet "
-                            "MultiPose with `make pretrained` (bash scripts/get_pretrained.sh) to use it instead")
+            _report("note", f"people from OpenCV's HOG detector, which misses people under ~50 px: the MILI model "
+                            f"{DEFAULT_MILI_MODEL!r} is not installed (see `lowres-hps models`), and MoveNet "
+                            f"MultiPose's weights come with `make pretrained` (bash scripts/get_pretrained.sh)")
     class_name, upscale, min_score = DETECTORS[name]
     upscale = upscale if args.detector_upscale is None else args.detector_upscale
     min_score = min_score if args.detector_min_score is None else args.detector_min_score
