@@ -35,9 +35,13 @@ flushed after every chunk of images or frames) become ``predictions.json`` and `
 and are then removed. A run that is killed keeps them; Ctrl-C stops cleanly, writes the JSON files of what
 was done, says so in one line and exits with 130.
 
-People come from ``--boxes`` (a COCO annotation file) or from a person detector (``--detector``): MoveNet
-MultiPose (:class:`~lowres_hps.apis.detector.MultiPoseDetector`, the default when its weights are on disk) or
-OpenCV's HOG (:class:`~lowres_hps.apis.detector.HOGPeopleDetector`). Unusable inputs are reported on stderr, one line
+People come from ``--boxes`` (a COCO annotation file) or from a person detector (``--detector``): MILI's detector
+(:class:`~lowres_hps.apis.detector.MILIDetector`, the default: the shipped :data:`DEFAULT_MILI_MODEL`, or
+``--detector-model``; ``--masks`` adds instance masks), MoveNet MultiPose
+(:class:`~lowres_hps.apis.detector.MultiPoseDetector`) or OpenCV's HOG
+(:class:`~lowres_hps.apis.detector.HOGPeopleDetector`). In videos people are tracked (``--track``, on by default):
+each gets a ``track_id``, its outputs are One-Euro-smoothed (``--smooth``), and ``<video>_mot.txt`` (MOTChallenge),
+``tracks/<video>.json`` and ``tracks/<video>_trajectories.png`` are written. Unusable inputs are reported on stderr, one line
 each, and skipped; the rest is processed and the exit status is 1. That includes files (missing,
 undecodable, above :data:`~lowres_hps.apis.inputs.MAX_IMAGE_PIXELS`), video frames that cannot be decoded
 (their indices are in the summary's ``failed_frames`` and in ``images.json``), ``--boxes`` annotations
