@@ -140,3 +140,27 @@ def test_synth_command_preview_and_errors(tmp_path, capsys, anny_body):
     assert (tmp_path / "sheet.png").stat().st_size > 1000 and summary["preview"].endswith("sheet.png")
     assert main(["synth", "--out", str(tmp_path / "x"), "--backgrounds", str(tmp_path / "none")]) == 2
     assert "backgrounds folder not found" in capsys.readouterr().err
+
+
+def test_sequences_keep_identities_and_move_people_steadily(anny_body):
+    generator = SynthGenerator(SynthConfig(layout="scenes", scene_size=(128, 192), people_per_scene=(2, 3),
+                                           scene_focal=(150.0, 300.0), occluder_probability=0.0))
+    frames = generator.sequence(5, 0, num_frames=4, fps=5.0)
+    again = generator.sequence(5, 0, num_frames=4, fps=5.0)
+    assert len(frames) == 4 and np.array_equal(frames[-1].image, again[-1].image)  # a function of (seed, index)
+    assert not np.array_equal(frames[0].image, frames[-1].image)  # the people moved
+    tracks: dict[int, list[np.ndarray]] = {}
+    for frame in frames:
+        ids = [p.person_id for p in frame.people]
+        assert len(ids) == len(set(ids)) and all(i >= 0 for i in ids)
+        for person in frame.people:
+            tracks.setdefault(person.person_id, []).append(person.projected2d.mean(axis=0))
+    steady = [np.stack(c) for c in tracks.values() if len(c) == 4]
+    assert steady, "some person should stay in view for the whole sequence"
+    for centres in steady:  # constant velocity: equal steps (perspective makes them nearly equal)
+        steps = np.diff(centres, axis=0)
+        assert np.linalg.norm(steps, axis=1).min() > 0.5
+        np.testing.assert_allclose(steps, np.broadcast_to(steps.mean(axis=0), steps.shape),
+                                   atol=0.15 * np.linalg.norm(steps.mean(axis=0)) + 0.2)
+    with pytest.raises(ValueError, match="num_frames"):
+        generator.sequence(5, 0, num_frames=0)

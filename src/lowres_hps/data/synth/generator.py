@@ -8,6 +8,10 @@ Two layouts:
 * ``scenes``: 832 x 512 street-like images with 2-12 people standing on a ground plane at varied
   depths, who occlude each other.
 
+:meth:`SynthGenerator.sequence` renders a static-camera video of a scene: its people walk across the ground plane
+at constant velocities (each keeps one pose and glides: the limbs do not swing), with known identities
+(``SynthPerson.person_id``), for tracking and adaptation benchmarks.
+
 Every sample is a pure function of ``(seed, index)``, so output is byte-identical for a seed
 whatever the number of worker processes.
 
@@ -92,6 +96,7 @@ class SynthPerson:
     bbox: np.ndarray              # (4,) x, y, w, h of the visible mask
     mask: np.ndarray              # (H, W) bool visible instance mask
     family: str                   # pose family ("walk", "random", ...)
+    person_id: int = -1           # index of the person in the scene (the identity across a sequence's frames)
 
 
 @dataclass
@@ -260,7 +265,7 @@ class SynthGenerator:
                 keypoints2d=keypoints.astype(np.float32), projected2d=p["projected"].astype(np.float32),
                 keypoints3d=p["coco_cam"].astype(np.float32), joints3d=p["joints_cam"].astype(np.float32),
                 pose_vector=p["vector_cam"].astype(np.float32), translation=p["translation"].astype(np.float32),
-                bbox=bbox.astype(np.float32), mask=mask, family=p["family"],
+                bbox=bbox.astype(np.float32), mask=mask, family=p["family"], person_id=i,
             ))
         return SynthSample(
             image=buffers["image"], people=people, focal=float(focal), principal_point=principal,
@@ -317,22 +322,28 @@ class SynthGenerator:
             self._add_occluder(buffers, box, rng)
         return self._finish(placed, buffers, focal, principal)
 
-    def scene_sample(self, seed: int, index: int) -> SynthSample:
-        """Several people on a ground plane seen by a raised, slightly pitched camera."""
-        cfg = self.config
-        rng, generator = _seeded(seed, index)
-        height, width = cfg.scene_size
-        focal = rng.uniform(*cfg.scene_focal)
+    def _scene_camera(self, rng: np.random.Generator) -> tuple[float, tuple[float, float], torch.Tensor, torch.Tensor]:
+        """A raised camera pitched down at the ground: ``(focal, principal, world_to_camera, camera_centre)``."""
+        height, width = self.config.scene_size
+        focal = rng.uniform(*self.config.scene_focal)
         principal = (width / 2.0, height / 2.0)
-        camera_height = rng.uniform(*cfg.scene_camera_height)
+        camera_height = rng.uniform(*self.config.scene_camera_height)
         # Aim the camera at the ground a mid-scene distance away, give or take a few degrees.
-        aim_distance = rng.uniform(*cfg.scene_aim_distance)
+        aim_distance = rng.uniform(*self.config.scene_aim_distance)
         pitch_deg = math.degrees(math.atan2(camera_height, aim_distance)) + rng.uniform(-3.0, 3.0)
         # World frame: Y up, ground at y = 0, right-handed with the camera looking along +Z, so its
         # +X is the camera's left: axes (-x, -y, z), then the camera pitches down about its x axis.
         pitch = rotation_about_axis("x", torch.tensor(pitch_deg, dtype=torch.float64), degrees=True)
         world_to_camera = pitch @ torch.diag(torch.tensor([-1.0, -1.0, 1.0], dtype=torch.float64))
         camera_centre = torch.tensor([0.0, camera_height, 0.0], dtype=torch.float64)
+        return focal, principal, world_to_camera, camera_centre
+
+    def scene_sample(self, seed: int, index: int) -> SynthSample:
+        """Several people on a ground plane seen by a raised, slightly pitched camera."""
+        cfg = self.config
+        rng, generator = _seeded(seed, index)
+        height, width = cfg.scene_size
+        focal, principal, world_to_camera, camera_centre = self._scene_camera(rng)
         count = int(rng.integers(cfg.people_per_scene[0], cfg.people_per_scene[1] + 1))
         placed = []
         for _ in range(count):
@@ -354,6 +365,59 @@ class SynthGenerator:
             box = np.concatenate([xy.min(0), xy.max(0) - xy.min(0)])
             self._add_occluder(buffers, box, rng)
         return self._finish(placed, buffers, focal, principal)
+
+    def sequence(self, seed: int, index: int, num_frames: int = 100, fps: float = 25.0,
+                 speed: tuple[float, float] = (0.7, 1.6)) -> list[SynthSample]:
+        """A static-camera video of one scene: ``num_frames`` frames at ``fps`` of the scene layout's camera,
+        background and lighting, whose people walk at constant velocities (``speed`` m/s, mostly across the view,
+        each facing where it goes; one pose per person, held). People are labelled per frame as in
+        :meth:`scene_sample`, with ``person_id`` their identity; a person wholly hidden or out of view is absent
+        from that frame. A pure function of ``(seed, index)``."""
+        if num_frames < 1 or not fps > 0:
+            raise ValueError(f"num_frames must be >= 1 and fps > 0, got {num_frames}, {fps}")
+        cfg = self.config
+        rng, generator = _seeded(seed, index)
+        height, width = cfg.scene_size
+        focal, principal, world_to_camera, camera_centre = self._scene_camera(rng)
+        count = int(rng.integers(cfg.people_per_scene[0], cfg.people_per_scene[1] + 1))
+        walkers = []
+        for _ in range(count):
+            person = self._person(rng, generator)
+            depth = rng.uniform(*cfg.scene_depth)
+            half_width = 0.45 * depth * width / focal
+            heading = rng.choice([0.0, math.pi]) + rng.uniform(-0.5, 0.5)  # mostly across the view
+            velocity = rng.uniform(*speed) * np.array([math.cos(heading), 0.0, math.sin(heading)])
+            # Start so that the walk's middle is in view: the person crosses the frame during the sequence.
+            middle = np.array([rng.uniform(-half_width, half_width), -float(person["vertices"][:, 1].min()), depth])
+            start = middle - velocity * (num_frames / fps) / 2
+            # Canonical bodies face +Z; yaw them to face their velocity (world +X is the camera's left).
+            yaw_deg = math.degrees(math.atan2(velocity[0], velocity[2]))
+            yaw = rotation_about_axis("y", torch.tensor(yaw_deg, dtype=torch.float64), degrees=True)
+            walkers.append((person, torch.from_numpy(start), torch.from_numpy(velocity), world_to_camera @ yaw))
+        background = self._background(height, width, rng)
+        light_seed = int(rng.integers(2**31))
+        frames = []
+        for frame in range(num_frames):
+            t = frame / fps
+            placed = [self._place(person, rotation, world_to_camera @ (start + velocity * t - camera_centre),
+                                  focal, principal) for person, start, velocity, rotation in walkers]
+            # Keep the people in front of the camera; the same light and shading in every frame.
+            placed = [p for p in placed if p["translation"][2] > 1.0]
+            if not placed:
+                frames.append(SynthSample(image=background.copy(), people=[], focal=float(focal),
+                                          principal_point=principal,
+                                          instance_map=np.full((height, width), -1, np.int16),
+                                          part_map=np.zeros((height, width), np.uint8),
+                                          depth=np.full((height, width), np.inf, np.float32)))
+                continue
+            buffers = self._render(placed, focal, principal, background, np.random.default_rng(light_seed))
+            sample = self._finish(placed, buffers, focal, principal)
+            ids = [i for i, (_, start, velocity, _) in enumerate(walkers)
+                   if (world_to_camera @ (start + velocity * t - camera_centre))[2] > 1.0]
+            for person in sample.people:  # back to the scene's indices when people were left out
+                person.person_id = ids[person.person_id]
+            frames.append(sample)
+        return frames
 
     def sample(self, seed: int, index: int) -> SynthSample:
         if self.config.layout == "crops":
