@@ -203,6 +203,9 @@ def _add_predict(p: argparse.ArgumentParser) -> None:
                         "<video>_mot.txt (MOTChallenge, frame by frame), tracks/<video>.json (per-track outputs) "
                         "and tracks/<video>_trajectories.png (default: on; people of a track's first frame wait "
                         "for its second)")
+    p.add_argument("--detect-every", type=int, default=1, metavar="K",
+                   help="with --track: run the detector on every K-th frame only; between, each tracked person's box "
+                        "follows its keypoints (faster; new people wait for the next detection)")
     p.add_argument("--smooth", action=argparse.BooleanOptionalAction, default=True,
                    help="with --track: One-Euro smoothing of each track's keypoints and body (rotations on the "
                         "manifold); meshes stay unsmoothed (default: on)")

@@ -21,7 +21,7 @@ from lowres_hps.apis import detector as detector_module
 from lowres_hps.apis import registry
 from lowres_hps.models import weights as named_weights
 from lowres_hps.commands import predict as predict_cmd
-from lowres_hps.apis.predictor import Predictor
+from lowres_hps.apis.predictor import PersonPrediction, Predictor
 from lowres_hps.apis.registry import ModelCard, save_checkpoint
 from lowres_hps.cli import main
 from lowres_hps.imaging.crop import crop_box
@@ -271,6 +271,41 @@ def test_videos_are_tracked_with_mot_file_per_track_outputs_and_a_trajectory_plo
     assert code == 0 and "tracks" not in json.loads(stdout)
     assert not (tmp_path / "plain/walk_mot.txt").exists()
     assert all("track_id" not in r for r in json.loads((tmp_path / "plain/predictions.json").read_text()))
+
+
+def test_detect_every_k_frames_follows_the_tracks_between(tmp_path, estimator, monkeypatch):
+    calls = []
+
+    class CountingDetector(FixedDetector):
+        def __call__(self, image):
+            calls.append(image.shape)
+            return super().__call__(image)
+
+    monkeypatch.setattr(detector_module, "HOGPeopleDetector", CountingDetector)
+    _write_video(tmp_path / "walk.mp4")
+    out = tmp_path / "out"
+    code, stdout, stderr = _run([str(tmp_path / "walk.mp4"), "--out", str(out), "--no-overlay", "--detect-every", "3"])
+    assert code == 0, stderr
+    assert len(calls) == 2  # frames 0 and 3
+    results = json.loads((out / "predictions.json").read_text())
+    assert [r["image_id"] for r in results] == [1, 2, 3, 4, 5] and {r["track_id"] for r in results} == {1}
+    assert all(r["score"] == pytest.approx(0.8 * 0.5, abs=1e-3) for r in results)  # the detector's box score kept
+    code, _, stderr = _run([str(tmp_path / "walk.mp4"), "--out", str(out), "--detect-every", "2", "--no-track"])
+    assert code == 2 and "--detect-every needs --track" in stderr
+
+
+def test_boxes_between_detections_move_with_the_confident_keypoints():
+    from lowres_hps.commands.predict import _moved_with_keypoints
+
+    keypoints = np.column_stack([np.arange(17.0), np.arange(17.0) * 2, np.full(17, 0.9)])
+    old = PersonPrediction(bbox=np.array([10.0, 20.0, 30.0, 60.0]), keypoints=keypoints, score=0.5, box_score=0.7)
+    moved = keypoints + [5.0, -2.0, 0.0]
+    moved[0, :2] += 100.0  # a keypoint the model is unsure of does not count
+    moved[0, 2] = 0.1
+    new = PersonPrediction(bbox=old.bbox.copy(), keypoints=moved, score=0.8, box_score=1.0)
+    result = _moved_with_keypoints(new, old)
+    np.testing.assert_allclose(result.bbox, [15.0, 18.0, 30.0, 60.0])
+    assert result.box_score == 0.7 and result.score == pytest.approx(moved[:, 2].mean() * 0.7)
 
 
 def test_real_hog_on_blank_frames_finds_nobody(tmp_path, estimator):

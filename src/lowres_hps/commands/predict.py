@@ -510,8 +510,11 @@ class _Run:
     def _frames(self, source: InputSource, base_id: int, frames: list[tuple[int, np.ndarray]],
                 writer, progress: tqdm, mesh_stem: str, tracks: _VideoTracks | None = None) -> None:
         names = [f"frame {index} of {source.path}" for index, _ in frames]
-        predictions = self._predict([frame for _, frame in frames], None, names)
-        if tracks is not None:  # in frame order: the tracker's state runs from frame to frame
+        if tracks is not None and tracks.detect_every > 1:  # frame by frame: each frame's boxes come from the last
+            predictions = [tracks.follow(index, frame, name) for (index, frame), name in zip(frames, names)]
+        else:
+            predictions = self._predict([frame for _, frame in frames], None, names)
+        if tracks is not None and tracks.detect_every == 1:  # in frame order: the tracker's state runs from frame to frame
             predictions = [None if people is None else tracks.update(index, frame, people)
                            for (index, frame), people in zip(frames, predictions)]
         for (index, frame), people in zip(frames, predictions):
@@ -572,6 +575,17 @@ class _Run:
         return summary
 
 
+def _moved_with_keypoints(new: PersonPrediction, old: PersonPrediction, min_score: float = 0.3) -> PersonPrediction:
+    """``new`` (found in ``old``'s box) with ``old``'s box score and its box moved by the mean motion of the
+    keypoints confident in both frames (unmoved with fewer than 3 of them)."""
+    both = (new.keypoints[:, 2] >= min_score) & (old.keypoints[:, 2] >= min_score)
+    shift = (new.keypoints[both, :2] - old.keypoints[both, :2]).mean(axis=0) if both.sum() >= 3 else np.zeros(2)
+    bbox = new.bbox.copy()
+    bbox[:2] += shift
+    return dataclasses.replace(new, bbox=bbox, box_score=old.box_score,
+                               score=float(new.keypoints[:, 2].mean()) * old.box_score)
+
+
 def _tracker_thresholds():
     from lowres_hps.tracking import ByteTrackConfig
 
@@ -602,6 +616,25 @@ class _VideoTracks:
         self.mot = self.mot_path.open("w", encoding="utf-8")
         self.first_frame: np.ndarray | None = None
         self.tracks: dict[int, dict[str, list]] = {}
+        self.run = run
+        self.detect_every = int(getattr(run.args, "detect_every", 1) or 1)
+        self.last: list[PersonPrediction] = []  # the tracked people of the last frame
+
+    def follow(self, index: int, frame: np.ndarray, name: str) -> list[PersonPrediction] | None:
+        """One frame with ``--detect-every K``: the detector on every K-th frame (and whenever nobody is tracked);
+        on the others each tracked person's last box, moved by the motion of its keypoints between the two
+        frames. The people are then tracked as usual."""
+        if index % self.detect_every == 0 or not self.last:
+            people = self.run._predict([frame], None, [name])[0]
+        else:
+            boxes = np.array([p.bbox for p in self.last])
+            people = self.run._predict([frame], [boxes], [name])[0]
+            if people is not None and len(people) == len(self.last):
+                people = [_moved_with_keypoints(new, old) for new, old in zip(people, self.last)]
+        if people is None:
+            return None
+        self.last = self.update(index, frame, people)
+        return self.last
 
     def update(self, index: int, frame: np.ndarray, people: list[PersonPrediction]) -> list[PersonPrediction]:
         from lowres_hps.tracking import mot_lines
@@ -692,6 +725,11 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--max-frames must be at least 1, got {max_frames}")
     if args.all_boxes and args.boxes is None:
         raise ValueError("--all-boxes needs --boxes")
+    detect_every = getattr(args, "detect_every", 1)
+    if detect_every is not None and detect_every < 1:
+        raise ValueError(f"--detect-every must be at least 1, got {detect_every}")
+    if detect_every not in (None, 1) and not getattr(args, "track", True):
+        raise ValueError("--detect-every needs --track (the boxes between detections come from the tracks)")
     if getattr(args, "masks", False) and args.boxes is not None:
         raise ValueError("--masks come from the detector (--detector mili), which --boxes replaces")
     mesh_format = getattr(args, "mesh_format", None)
