@@ -150,7 +150,9 @@ def _add_export(p: argparse.ArgumentParser) -> None:
 
 
 def _add_predict(p: argparse.ArgumentParser) -> None:
-    p.add_argument("inputs", nargs="+", help="image files, folders of images, videos (.avi .mp4 .mov .mkv)")
+    p.add_argument("inputs", nargs="+", help="image files, folders of images, videos (.avi .mp4 .mov .mkv), and "
+                                             "streams: camera:N (a local camera) or a URL OpenCV opens (rtsp://, "
+                                             "http://, file://); stop a stream with Ctrl-C, what was done is kept")
     p.add_argument("--out", required=True, help="output folder: predictions.json (COCO keypoint results, with 3D), "
                                                 "images.json, overlays/, <video>_overlay.mp4 and meshes/")
     p.add_argument("--model", default=None,

@@ -15,6 +15,7 @@ from lowres_hps.apis.inputs import (
     VideoReader,
     box_problem_in_image,
     collect_inputs,
+    is_stream,
     load_image,
     to_rgb8,
 )
@@ -125,6 +126,21 @@ def test_to_rgb8():
         to_rgb8(np.zeros((4, 4), np.int32))
     with pytest.raises(ValueError, match="channel"):
         to_rgb8(np.zeros((4, 4, 2), np.uint8))
+
+
+def test_streams_are_cameras_and_urls_read_as_videos(tmp_path):
+    assert is_stream("camera:0") and is_stream("rtsp://cam.local:554/live") and is_stream("file:///tmp/a.mp4")
+    assert not is_stream("camera") and not is_stream("clip.mp4") and not is_stream("/data/rtsp/clip.mp4")
+    sources, errors = collect_inputs(["camera:3", "rtsp://cam.local:554/live"])
+    assert not errors and [s.kind for s in sources] == ["video", "video"]
+    assert [s.stream for s in sources] == ["camera:3", "rtsp://cam.local:554/live"]
+    assert [s.path.stem for s in sources] == ["camera_3", "rtsp_cam_local_554_live"]  # file-safe output names
+    frames = [_rgb(64, 80, seed=i) for i in range(4)]
+    _write_video(tmp_path / "clip.avi", frames)
+    with VideoReader(f"file://{tmp_path / 'clip.avi'}") as reader:
+        assert len(list(reader)) == 4 and reader.path.stem.endswith("clip_avi")
+    with pytest.raises(InputError, match="cannot open the stream.*camera:97"):
+        VideoReader("camera:97")
 
 
 def test_video_frames_and_truncated_video(tmp_path):

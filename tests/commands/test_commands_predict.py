@@ -308,6 +308,19 @@ def test_boxes_between_detections_move_with_the_confident_keypoints():
     assert result.box_score == 0.7 and result.score == pytest.approx(moved[:, 2].mean() * 0.7)
 
 
+def test_streams_are_predicted_like_videos_and_a_missing_camera_is_reported(tmp_path, estimator, monkeypatch):
+    monkeypatch.setattr(detector_module, "HOGPeopleDetector", FixedDetector)
+    _write_video(tmp_path / "walk.mp4")
+    url = f"file://{tmp_path / 'walk.mp4'}"
+    out = tmp_path / "out"
+    code, stdout, stderr = _run([url, "camera:97", "--out", str(out), "--no-overlay"])
+    assert code == 1 and "cannot open the stream" in stderr and "camera:97" in stderr
+    assert json.loads(stdout)["frames"] == 5
+    images = json.loads((out / "images.json").read_text())
+    assert {i["file_name"] for i in images} == {url}
+    assert len(list(out.glob("*_mot.txt"))) == 1
+
+
 def test_real_hog_on_blank_frames_finds_nobody(tmp_path, estimator):
     if not detector_module.hog_available():
         pytest.skip("this OpenCV has no HOG (opencv-contrib needed in 5.x)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ __all__ = [
     "InputError",
     "InputSource",
     "collect_inputs",
+    "is_stream",
     "load_image",
     "to_rgb8",
     "VideoReader",
@@ -61,10 +63,27 @@ class InputError(ValueError):
 
 @dataclass(frozen=True)
 class InputSource:
-    """One file to predict on."""
+    """One file or stream to predict on. A stream (a camera or a URL OpenCV opens) is a video whose ``stream``
+    is what to open and whose ``path`` is a file-safe name for its outputs."""
 
     path: Path
     kind: Literal["image", "video"]
+    stream: str | None = None
+
+
+_STREAM = re.compile(r"^(camera:\d+|[A-Za-z][A-Za-z0-9+.-]*://.+)$")
+
+
+def is_stream(raw: str | Path) -> bool:
+    """``camera:N`` (a local camera by index) or a URL (``rtsp://``, ``http://``, ``file://`` ...) that OpenCV's
+    video capture opens; not a file path."""
+    return isinstance(raw, str) and bool(_STREAM.match(raw))
+
+
+def _stream_name(raw: str) -> str:
+    """A file-safe output name of a stream, without dots (it is used as a file stem):
+    ``rtsp://cam.local:554/live`` -> ``rtsp_cam_local_554_live``."""
+    return re.sub(r"[^A-Za-z0-9-]+", "_", raw).strip("_") or "stream"
 
 
 def _probe_kind(path: Path) -> Literal["image", "video"] | None:
@@ -81,7 +100,8 @@ def _probe_kind(path: Path) -> Literal["image", "video"] | None:
 def collect_inputs(paths: Sequence[str | Path]) -> tuple[list[InputSource], list[InputError]]:
     """The files to predict on, in the order given.
 
-    A folder contributes the images directly inside it (by extension, sorted by name). A file is a video by
+    A folder contributes the images directly inside it (by extension, sorted by name). ``camera:N`` and URLs are
+    streams (:func:`is_stream`), read as videos without a known length. A file is a video by
     extension (:data:`VIDEO_EXTENSIONS`), an image by extension (:data:`IMAGE_EXTENSIONS`), else whatever
     OpenCV can open it as. Whether an image decodes is checked later, by :func:`load_image`.
 
@@ -91,6 +111,9 @@ def collect_inputs(paths: Sequence[str | Path]) -> tuple[list[InputSource], list
     sources: list[InputSource] = []
     errors: list[InputError] = []
     for raw in paths:
+        if is_stream(raw):  # opened when read: a camera or a URL cannot be checked without taking frames
+            sources.append(InputSource(Path(_stream_name(str(raw))), "video", stream=str(raw)))
+            continue
         path = Path(raw)
         if path.is_dir():
             images = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
@@ -248,7 +271,9 @@ def load_image(path: str | Path, max_pixels: int | None = None) -> tuple[np.ndar
 
 
 class VideoReader:
-    """The frames of a video file as (H, W, 3) uint8 RGB, with a report of frames that could not be decoded.
+    """The frames of a video file or stream (:func:`is_stream`: ``camera:N``, a URL) as (H, W, 3) uint8 RGB, with a
+    report of frames that could not be decoded. A stream has no frame count: it is read until it ends, fails
+    :data:`MAX_CONSECUTIVE_BAD_FRAMES` times in a row, or the caller stops.
 
     Iterating yields ``(frame_index, frame)``; the index counts every frame of the stream, decoded or not.
     A frame OpenCV cannot decode is skipped and the reading goes on (OpenCV's ffmpeg backend moves past it):
@@ -262,10 +287,17 @@ class VideoReader:
     """
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._capture = cv2.VideoCapture(str(self.path))
+        stream = str(path) if is_stream(path) else None
+        self.path = Path(_stream_name(stream)) if stream else Path(path)
+        if stream is not None and stream.startswith("camera:"):
+            self._capture = cv2.VideoCapture(int(stream.removeprefix("camera:")))
+        else:
+            self._capture = cv2.VideoCapture(stream or str(self.path))
         if not self._capture.isOpened():
             self._capture.release()
+            if stream is not None:
+                raise InputError(f"cannot open the stream (no such camera, unreachable URL, or this OpenCV build "
+                                 f"cannot read it): {stream}")
             raise InputError(f"cannot open video (corrupt, truncated or unsupported format): {self.path}")
         fps = self._capture.get(cv2.CAP_PROP_FPS)
         self.fps: float | None = float(fps) if fps and np.isfinite(fps) and fps > 0 else None

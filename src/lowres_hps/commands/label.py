@@ -158,7 +158,7 @@ def _label_inputs(args, labeler: TeacherLabeler, output: _Output) -> tuple[int, 
             image_boxes = boxes.boxes[boxes.lookup(source.path)] if boxes is not None else detector(image)[0]
             run(image, Path(source.path), image_boxes)
             continue
-        with VideoReader(source.path) as video:
+        with VideoReader(source.stream or source.path) as video:
             for index, frame in video:
                 number = index + 1
                 if frames is not None and not frames[0] <= number <= frames[1]:

@@ -453,7 +453,7 @@ class _Run:
         from lowres_hps.viz.video import VideoWriterRGB
 
         try:
-            reader = VideoReader(source.path)
+            reader = VideoReader(source.stream or source.path)
         except InputError as exc:
             self.fail(exc)
             return
@@ -496,9 +496,9 @@ class _Run:
                 self.overlay_videos.append(str(writer.path))
         failed = [i for i in reader.failed_frames if max_frames is None or i < max_frames]
         if failed:
-            self.failed_frames[str(source.path)] = failed
+            self.failed_frames[source.stream or str(source.path)] = failed
             for index in failed:
-                self.add_image_entry({"id": base_id + index + 1, "file_name": str(source.path),
+                self.add_image_entry({"id": base_id + index + 1, "file_name": source.stream or str(source.path),
                                       "frame_index": index, "error": "frame could not be decoded"})
             self.journal.flush()
             self.fail(InputError(f"{len(failed)} frame(s) could not be decoded and were skipped (frame indices "
@@ -519,7 +519,7 @@ class _Run:
                            for (index, frame), people in zip(frames, predictions)]
         for (index, frame), people in zip(frames, predictions):
             image_id = base_id + index + 1
-            entry = {"id": image_id, "file_name": str(source.path), "frame_index": index,
+            entry = {"id": image_id, "file_name": source.stream or str(source.path), "frame_index": index,
                      "width": frame.shape[1], "height": frame.shape[0]}
             progress.update(1)
             if people is None:
@@ -665,7 +665,7 @@ class _VideoTracks:
         if not self.tracks:
             return written
         self.json_path.parent.mkdir(parents=True, exist_ok=True)
-        document = {"video": str(self.source.path), "fps": self.fps, "mot": str(self.mot_path),
+        document = {"video": self.source.stream or str(self.source.path), "fps": self.fps, "mot": str(self.mot_path),
                     "tracks": [{"track_id": k, **v} for k, v in sorted(self.tracks.items())]}
         atomic_write_text(self.json_path, json.dumps(document))
         written.append(str(self.json_path))
