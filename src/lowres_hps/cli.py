@@ -205,6 +205,12 @@ def _add_predict(p: argparse.ArgumentParser) -> None:
                         "<video>_mot.txt (MOTChallenge, frame by frame), tracks/<video>.json (per-track outputs) "
                         "and tracks/<video>_trajectories.png (default: on; people of a track's first frame wait "
                         "for its second)")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="N processes, each on every N-th input (files round robin), writing OUT/shards/K; then "
+                        "predictions.json and images.json are merged in OUT with unique ids")
+    p.add_argument("--shard", default=None, metavar="I/N|auto",
+                   help="only every N-th input from the I-th (0-based): one process of a cluster job; auto reads "
+                        "torchrun's RANK/WORLD_SIZE or Slurm's SLURM_PROCID/SLURM_NTASKS (README: scale-out)")
     p.add_argument("--detect-every", type=int, default=1, metavar="K",
                    help="with --track: run the detector on every K-th frame only; between, each tracked person's box "
                         "follows its keypoints (faster; new people wait for the next detection)")
@@ -251,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    # The command's own arguments, for commands that start copies of themselves (predict --workers).
+    args.argv = given[given.index(args.command) + 1:] if args.command in given else []
     func = importlib.import_module(f"lowres_hps.commands.{args.command}").main
     try:
         return int(func(args) or 0)

@@ -321,6 +321,59 @@ def test_streams_are_predicted_like_videos_and_a_missing_camera_is_reported(tmp_
     assert len(list(out.glob("*_mot.txt"))) == 1
 
 
+def test_shards_take_every_nth_input_and_merge_with_unique_ids(tmp_path, estimator, monkeypatch):
+    from lowres_hps.commands.predict import merge_shards, parse_shard
+
+    monkeypatch.setattr(detector_module, "HOGPeopleDetector", FixedDetector)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for n in range(5):
+        Image.fromarray(_scene(n)).save(folder / f"{n}.png")
+    outs = []
+    for k in range(2):
+        out = tmp_path / f"shard{k}"
+        code, stdout, _ = _run([str(folder), "--out", str(out), "--no-overlay", "--shard", f"{k}/2"])
+        assert code == 0 and json.loads(stdout)["images"] == (3, 2)[k]
+        outs.append(out)
+    files = [[i["file_name"] for i in json.loads((o / "images.json").read_text())] for o in outs]
+    assert [Path(f).name for f in files[0]] == ["0.png", "2.png", "4.png"]
+    merged = merge_shards(outs, tmp_path)
+    images = json.loads((tmp_path / "images.json").read_text())
+    predictions = json.loads((tmp_path / "predictions.json").read_text())
+    assert merged["images"] == 5 and sorted(i["id"] for i in images) == [1, 2, 3, 4, 5]
+    assert sorted(p["image_id"] for p in predictions) == [1, 2, 3, 4, 5]
+    assert {Path(i["file_name"]).name for i in images} == {f"{n}.png" for n in range(5)}
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    assert parse_shard("auto") == (1, 4) and parse_shard("2/3") == (2, 3) and parse_shard(None) is None
+    with pytest.raises(ValueError, match="--shard"):
+        parse_shard("3/3")
+
+
+def test_workers_run_shards_in_child_processes_and_merge(tmp_path):
+    """Two real child processes (a tiny 2D checkpoint, given boxes: no detector, no download)."""
+    from lowres_hps.apis.registry import ModelCard, save_checkpoint
+    from lowres_hps.models.pose2d import Pose2DConfig, build_pose_model
+
+    cfg = Pose2DConfig(backbone="mobilenet_v3_small", input_size=(64, 48),
+                       backbone_params={"width_mult": 0.25, "neck_channels": 8})
+    model = save_checkpoint(build_pose_model(cfg), ModelCard.from_config("tiny", cfg), tmp_path / "tiny.safetensors")
+    folder = tmp_path / "val"
+    folder.mkdir()
+    names = [f"{n}.png" for n in range(3)]
+    for n, name in enumerate(names):
+        Image.fromarray(_scene(n)).save(folder / name)
+    gt = _ground_truth(tmp_path, names, [[30.0, 20.0, 40.0, 80.0]] * 3)
+    out = tmp_path / "out"
+    code, stdout, stderr = _run([str(folder), "--boxes", str(gt), "--model", str(model), "--model3d", "none",
+                                 "--out", str(out), "--no-overlay", "--workers", "2"])
+    assert code == 0, stderr
+    summary = json.loads(stdout)
+    assert summary["workers"] == 2 and summary["exit_codes"] == [0, 0]
+    predictions = json.loads((out / "predictions.json").read_text())
+    assert sorted(p["image_id"] for p in predictions) == [101, 102, 103]  # the --boxes file's ids
+
+
 def test_real_hog_on_blank_frames_finds_nobody(tmp_path, estimator):
     if not detector_module.hog_available():
         pytest.skip("this OpenCV has no HOG (opencv-contrib needed in 5.x)")

@@ -86,6 +86,8 @@ __all__ = [
     "DEFAULT_MODEL",
     "DEFAULT_MODEL_3D",
     "DEFAULT_MILI_MODEL",
+    "merge_shards",
+    "parse_shard",
     "DEFAULT_VIDEO_FPS",
     "MESH_FORMATS",
     "PERSON_HEIGHT_RANGE",
@@ -730,6 +732,11 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--detect-every must be at least 1, got {detect_every}")
     if detect_every not in (None, 1) and not getattr(args, "track", True):
         raise ValueError("--detect-every needs --track (the boxes between detections come from the tracks)")
+    if getattr(args, "workers", 1) is not None and getattr(args, "workers", 1) < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    if (getattr(args, "workers", 1) or 1) > 1 and getattr(args, "shard", None) is not None:
+        raise ValueError("--workers makes its own shards: give --workers or --shard, not both")
+    parse_shard(getattr(args, "shard", None))
     if getattr(args, "masks", False) and args.boxes is not None:
         raise ValueError("--masks come from the detector (--detector mili), which --boxes replaces")
     mesh_format = getattr(args, "mesh_format", None)
@@ -869,15 +876,119 @@ def _mili_model(name_or_path: str, device: str | None):
     return load_model(name_or_path, device)
 
 
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``--shard I/N`` -> (I, N); ``auto``: torchrun's ``RANK``/``WORLD_SIZE`` or Slurm's ``SLURM_PROCID``/
+    ``SLURM_NTASKS`` (no shard when neither is set); None: no shard."""
+    import os
+
+    if text is None:
+        return None
+    if text == "auto":
+        for rank, size in (("RANK", "WORLD_SIZE"), ("SLURM_PROCID", "SLURM_NTASKS")):
+            if rank in os.environ and size in os.environ:
+                text = f"{os.environ[rank]}/{os.environ[size]}"
+                break
+        else:
+            return None
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
+        raise ValueError(f"--shard must be I/N with 0 <= I < N (or auto), got {text!r}")
+    return int(index), int(count)
+
+
+def merge_shards(shards: list[Path], out: Path) -> dict:
+    """Merge the outputs of ``predict`` runs over shards of one input list into ``out``: ``predictions.json`` and
+    ``images.json`` with the image ids made unique (each shard's ids are moved past the previous shards'; ids of a
+    ``--boxes`` file, which shards share, are kept). Overlays, meshes and track files stay in the shard folders.
+
+    Returns:
+        ``{"predictions", "images_json", "images", "people"}`` of the merged files.
+    """
+    from lowres_hps.core.io import atomic_write_text
+
+    predictions, images, offset = [], [], 0
+    for shard in shards:
+        shard_predictions = json.loads((shard / "predictions.json").read_text(encoding="utf-8"))
+        images_file = shard / "images.json"
+        if not images_file.is_file():  # --boxes: the annotation file's ids, the same in every shard
+            predictions += shard_predictions
+            continue
+        shard_images = json.loads(images_file.read_text(encoding="utf-8"))
+        predictions += [{**r, "image_id": r["image_id"] + offset} for r in shard_predictions]
+        images += [{**i, "id": i["id"] + offset, "shard": str(shard)} for i in shard_images]
+        offset = max([offset] + [i["id"] for i in images])
+    atomic_write_text(out / "predictions.json", json.dumps(predictions))
+    merged = {"predictions": str(out / "predictions.json"), "people": len(predictions)}
+    if images:
+        atomic_write_text(out / "images.json", json.dumps(images))
+        merged.update(images_json=str(out / "images.json"), images=len(images))
+    return merged
+
+
+def _run_workers(args: argparse.Namespace, argv: list[str]) -> int:
+    """``--workers N``: N child processes, each on one shard (``--shard k/N``) with its share of the CPU threads,
+    writing to ``OUT/shards/k``; then :func:`merge_shards`. Returns the worst exit status of the children."""
+    import os
+    import subprocess
+
+    out = Path(args.out)
+    _check_out(out)
+    threads = max(1, (os.cpu_count() or 1) // args.workers)
+    children = []
+    for k in range(args.workers):
+        command = [sys.executable, "-m", "lowres_hps.cli", "predict", *_without_options(argv, ("--out", "--workers")),
+                   "--out", str(out / "shards" / str(k)), "--shard", f"{k}/{args.workers}"]
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}  # torch's intra-op threads
+        children.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True))
+    codes, summaries = [], []
+    for child in children:
+        stdout, _ = child.communicate()
+        codes.append(child.returncode)
+        try:
+            summaries.append(json.loads(stdout))
+        except json.JSONDecodeError:
+            summaries.append(None)
+    shards = [out / "shards" / str(k) for k in range(args.workers) if (out / "shards" / str(k) / "predictions.json").is_file()]
+    merged = merge_shards(shards, out) if shards else {}
+    done = [s for s in summaries if s]
+    summary = {**merged, "workers": args.workers, "threads_per_worker": threads,
+               "frames": sum(s.get("frames", 0) for s in done), "failed": sum(s.get("failed", 0) for s in done),
+               "shards": [str(p) for p in shards], "exit_codes": codes}
+    print(json.dumps(summary, indent=2))
+    return max(codes) if codes else 0
+
+
+def _without_options(argv: list[str], names: tuple[str, ...]) -> list[str]:
+    """``argv`` without the named options and their values (``--name value`` or ``--name=value``)."""
+    kept, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+            continue
+        if item in names:
+            skip = True
+            continue
+        if any(item.startswith(name + "=") for name in names):
+            continue
+        kept.append(item)
+    return kept
+
+
 def main(args: argparse.Namespace) -> int:
     """Run ``predict``; returns 0, 1 when any input could not be used (reported on stderr), 130 when
     interrupted (Ctrl-C: what was done is written, with a one-line note)."""
     _check_args(args)
+    workers = getattr(args, "workers", 1) or 1
+    if workers > 1:
+        return _run_workers(args, getattr(args, "argv", None) or [])
     boxes = PersonBoxes.from_coco(args.boxes, all_boxes=args.all_boxes) if args.boxes else None
     if boxes is not None and boxes.skipped_without_keypoints:
         _report("note", f"{boxes.skipped_without_keypoints} person boxes without labelled keypoints left out "
                         f"(--all-boxes keeps them): {args.boxes}")
     sources, errors = collect_inputs(_dataset_folders(args.inputs))
+    shard = parse_shard(getattr(args, "shard", None))
+    if shard is not None:  # round robin over the inputs: shards of many files take similar time
+        sources = sources[shard[0]::shard[1]]
     if boxes is not None and any(s.kind == "video" for s in sources):
         raise ValueError("--boxes gives boxes of images, not of video frames: run videos without --boxes")
     out = Path(args.out)
