@@ -329,12 +329,10 @@ def test_shards_take_every_nth_input_and_merge_with_unique_ids(tmp_path, estimat
     folder.mkdir()
     for n in range(5):
         Image.fromarray(_scene(n)).save(folder / f"{n}.png")
-    outs = []
     for k in range(2):
-        out = tmp_path / f"shard{k}"
-        code, stdout, _ = _run([str(folder), "--out", str(out), "--no-overlay", "--shard", f"{k}/2"])
+        code, stdout, _ = _run([str(folder), "--out", str(tmp_path / "out"), "--no-overlay", "--shard", f"{k}/2"])
         assert code == 0 and json.loads(stdout)["images"] == (3, 2)[k]
-        outs.append(out)
+    outs = [tmp_path / "out" / "shards" / str(k) for k in range(2)]
     files = [[i["file_name"] for i in json.loads((o / "images.json").read_text())] for o in outs]
     assert [Path(f).name for f in files[0]] == ["0.png", "2.png", "4.png"]
     merged = merge_shards(outs, tmp_path)

@@ -897,7 +897,8 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
 
 
 def merge_shards(shards: list[Path], out: Path) -> dict:
-    """Merge the outputs of ``predict`` runs over shards of one input list into ``out``: ``predictions.json`` and
+    """Merge the outputs of ``predict`` runs over shards of one input list (``OUT/shards/I`` of ``--shard I/N``,
+    in shard order) into ``out``: ``predictions.json`` and
     ``images.json`` with the image ids made unique (each shard's ids are moved past the previous shards'; ids of a
     ``--boxes`` file, which shards share, are kept). Overlays, meshes and track files stay in the shard folders.
 
@@ -936,8 +937,8 @@ def _run_workers(args: argparse.Namespace, argv: list[str]) -> int:
     threads = max(1, (os.cpu_count() or 1) // args.workers)
     children = []
     for k in range(args.workers):
-        command = [sys.executable, "-m", "lowres_hps.cli", "predict", *_without_options(argv, ("--out", "--workers")),
-                   "--out", str(out / "shards" / str(k)), "--shard", f"{k}/{args.workers}"]
+        command = [sys.executable, "-m", "lowres_hps.cli", "predict", *_without_options(argv, ("--workers",)),
+                   "--shard", f"{k}/{args.workers}"]  # writes to OUT/shards/k
         env = {**os.environ, "OMP_NUM_THREADS": str(threads)}  # torch's intra-op threads
         children.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True))
     codes, summaries = [], []
@@ -987,11 +988,13 @@ def main(args: argparse.Namespace) -> int:
                         f"(--all-boxes keeps them): {args.boxes}")
     sources, errors = collect_inputs(_dataset_folders(args.inputs))
     shard = parse_shard(getattr(args, "shard", None))
+    out = Path(args.out)
     if shard is not None:  # round robin over the inputs: shards of many files take similar time
         sources = sources[shard[0]::shard[1]]
+        out = out / "shards" / str(shard[0])  # every process of a job may share one --out
+        args.out = str(out)
     if boxes is not None and any(s.kind == "video" for s in sources):
         raise ValueError("--boxes gives boxes of images, not of video frames: run videos without --boxes")
-    out = Path(args.out)
     _check_out(out)
 
     detector = None if boxes is not None else build_detector(args)
