@@ -80,7 +80,7 @@ from lowres_hps.apis.inputs import (
 from lowres_hps.apis.predictor import PersonPrediction, Predictor, why_no_keypoint_fit
 from lowres_hps.imaging.protocol import HIGH_RESOLUTION
 from lowres_hps.fitting import KeypointFitConfig
-from lowres_hps.models.estimator import BodyEstimator
+from lowres_hps.models.estimator import BodyEstimator, MultiPersonEstimator
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -553,7 +553,8 @@ class _Run:
             "predictions": str(predictions_path),
             "model": model,
             "model3d": model3d,
-            "people_from": f"boxes: {self.args.boxes}" if self.boxes is not None else repr(detector),
+            "people_from": f"boxes: {self.args.boxes}" if self.boxes is not None else
+            repr(detector) if detector is not None else f"the multi-person model ({model})",
             "person_height": self.args.person_height,
             "images": self.images_done,
             "frames": self.frames,
@@ -997,9 +998,10 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError("--boxes gives boxes of images, not of video frames: run videos without --boxes")
     _check_out(out)
 
-    detector = None if boxes is not None else build_detector(args)
     model = args.model or DEFAULT_MODEL
     estimator = load_estimator(model, args.device)  # the module attribute, looked up now: patchable
+    multi_person = isinstance(estimator, MultiPersonEstimator)  # e.g. a MILI model: it finds the people itself
+    detector = None if boxes is not None or multi_person else build_detector(args)
     if args.flip_test is not None:
         if not hasattr(estimator, "flip_test"):
             raise ValueError(f"model {model!r} has no flip test setting (no flip_test attribute)")
