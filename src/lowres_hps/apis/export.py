@@ -447,9 +447,9 @@ def calibration_crops(
 
 def calibration_frames(
     source: str | os.PathLike,
-    num_frames: int = 16,
+    num_frames: int = 8,
     frames: tuple[int, int] | None = None,
-    target_long_side: int = 1024,
+    target_long_side: int = 768,
     max_upscale: float = 4.0,
     reduce: tuple[float, float] = (1.0, 4.0),
     seed: int = 0,
@@ -459,9 +459,9 @@ def calibration_frames(
     reduced by a random factor in ``reduce`` (log-uniform, area averaging; small people, as the detector meets
     them), then resized as the detector resizes it (long side to ``target_long_side``, between x1 and
     ``max_upscale``) and zero-padded to multiples of 32. All frames share the first one's padded size (images of
-    other shapes are letterboxed into it), since the calibrator stacks them. Memory: the percentile calibrator keeps
-    every activation of every frame, about 1.5 GB per 1024 x 768 frame for MultiPose's trunk (16 frames did not fit
-    in 24 GiB); min/max calibration (a MILI detector's default) keeps only running ranges.
+    other shapes are letterboxed into it), since the calibrator stacks them. Memory: ONNX Runtime's calibrators
+    (min/max and percentile alike) keep every activation of every frame until the end, about 0.85 GB per 768 x 576
+    frame for MultiPose's trunk (16 frames at 1024 x 768 did not fit in 24 GiB; 8 at 768 x 576 take ~7 GB).
 
     Returns:
         A :class:`CalibrationSet` of (N, 3, H, W) uint8 images; its ``source`` names the file and frames.
@@ -653,7 +653,8 @@ def quantize_onnx(
         keep_float += [node.name for node in graph.node if node.name not in keep_float
                        and any(part in node.name for part in float_nodes)]
         batch_dim = graph.input[0].type.tensor_type.shape.dim[0]
-        batch = batch_dim.dim_value if batch_dim.HasField("dim_value") else min(16, len(calibration.crops))
+        batch = batch_dim.dim_value if batch_dim.HasField("dim_value") else \
+            (1 if card.task == "mili" else min(16, len(calibration.crops)))  # whole frames: one at a time
         quantized = Path(tmp) / "int8.onnx"
 
         def quantize(how: str) -> None:

@@ -100,7 +100,7 @@ def _export_detector_int8(estimator, args: argparse.Namespace, batch: Any, what:
             raise ValueError(f"--calibration-frames-range must be A:B with 1 <= A <= B, got "
                              f"{args.calibration_frames_range!r}")
         frames = (int(first), int(last))
-    calibration = calibration_frames(args.calibration, num_frames=args.calibration_crops or 16, frames=frames)
+    calibration = calibration_frames(args.calibration, num_frames=args.calibration_crops or 8, frames=frames)
     print(f"calibration: {len(calibration.crops)} frames of {args.calibration} at "
           f"{calibration.crops.shape[3]}x{calibration.crops.shape[2]}, {args.calibration_method or 'minmax'}")
     with tempfile.TemporaryDirectory() as tmp:
