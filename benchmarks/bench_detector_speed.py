@@ -6,7 +6,8 @@ Rows: OpenCV HOG (2x upscale, predict's old default); MoveNet MultiPose in PyTor
 auto (1024 x 768) and at half resolution (384 x 288), network and decoder together; with ``--onnx`` the
 MultiPose network (heads only, no decoder) in ONNX Runtime float32 and int8 (static QDQ, calibrated on 8 frames
 of vtest frames 1-400) at 768 x 576. With ``--mili``: MILI's detector (:class:`~lowres_hps.apis.detector.MILIDetector`,
-whole call: resize, network, decode, NMS) at x1 and auto (1024 x 768) in PyTorch, ONNX Runtime float32 and int8
+whole call: resize, network, decode, NMS) at x1 (its default on such a frame: long side 768) and x4/3
+(1024 x 768) in PyTorch, ONNX Runtime float32 and int8
 (``lowres-hps export --int8``: calibrated on 8 frames of vtest frames 1-300, reduced 1-4x; min/max ranges, FPN and heads float); MODEL is a MILI
 model name, checkpoint or run folder (default: the untrained network, same architecture and speed).
 Median of ``--repeats`` runs after one warm-up. Results (merged by row): ``benchmarks/results/detector_speed.json``.
@@ -148,7 +149,7 @@ def mili_rows(model_name: str, image: np.ndarray, threads: int, repeats: int) ->
         calibration = calibration_frames(VTEST, num_frames=8, frames=(1, 300))
         int8 = quantize_onnx(fp32, Path(tmp) / "mili_int8.onnx", calibration)
         for runtime, source in (("PyTorch", network), ("ORT float32", str(fp32)), ("ORT int8", str(int8))):
-            for scale, upscale in (("x1 (768x576)", 1.0), ("auto (1024x768)", None)):
+            for scale, upscale in (("x1 (768x576)", 1.0), ("x4/3 (1024x768)", 1024 / 768)):
                 options = {} if runtime == "PyTorch" else {"num_threads": threads}
                 detector = MILIDetector(source, upscale=upscale, **options)
                 rows[f"mili {scale}, {runtime}"] = timed(lambda: detector(image), repeats)

@@ -277,9 +277,12 @@ def test_detect_every_k_frames_follows_the_tracks_between(tmp_path, estimator, m
     calls = []
 
     class CountingDetector(FixedDetector):
-        def __call__(self, image):
+        def __call__(self, image):  # one person in the middle; from the second call on, a second one on the left
             calls.append(image.shape)
-            return super().__call__(image)
+            boxes, scores = super().__call__(image)
+            if len(calls) > 1:
+                boxes, scores = np.vstack([boxes, [[2.0, 10.0, 20.0, 60.0]]]), np.append(scores, 0.5)
+            return boxes, scores
 
     monkeypatch.setattr(detector_module, "HOGPeopleDetector", CountingDetector)
     _write_video(tmp_path / "walk.mp4")
@@ -288,7 +291,9 @@ def test_detect_every_k_frames_follows_the_tracks_between(tmp_path, estimator, m
     assert code == 0, stderr
     assert len(calls) == 2  # frames 0 and 3
     results = json.loads((out / "predictions.json").read_text())
-    assert [r["image_id"] for r in results] == [1, 2, 3, 4, 5] and {r["track_id"] for r in results} == {1}
+    assert [r["image_id"] for r in results if r["track_id"] == 1] == [1, 2, 3, 4, 5]
+    # A person first detected on frame 3 is reported at once and followed on frame 4 (no second detection needed).
+    assert [r["image_id"] for r in results if r["track_id"] == 2] == [4, 5]
     assert all(r["score"] == pytest.approx(0.8 * 0.5, abs=1e-3) for r in results)  # the detector's box score kept
     code, _, stderr = _run([str(tmp_path / "walk.mp4"), "--out", str(out), "--detect-every", "2", "--no-track"])
     assert code == 2 and "--detect-every needs --track" in stderr

@@ -154,7 +154,34 @@ class HOGPeopleDetector:
         return np.concatenate([centre - 0.5 * size, size], axis=1), scores
 
 
-class MultiPoseDetector:
+class _WholeImageDetector:
+    """What the detectors that run a network on the whole resized image share: the resize rule, the score and
+    NMS settings, and their description."""
+
+    def _set_options(self, upscale: float | None, min_score: float, nms_iou: float, max_people: int,
+                     max_pixels: int, target_long_side: int, max_upscale: float) -> None:
+        _check_resize_options(upscale, target_long_side, max_upscale, min_score, nms_iou, max_people, max_pixels)
+        self.upscale = None if upscale is None else float(upscale)
+        self.target_long_side = int(target_long_side)
+        self.max_upscale = float(max_upscale)
+        self.min_score = float(min_score)
+        self.nms_iou = float(nms_iou)
+        self.max_people = int(max_people)
+        self.max_pixels = int(max_pixels)
+
+    def _settings(self) -> str:
+        upscale = f"auto (long side {self.target_long_side}, at most x{self.max_upscale:g})" if self.upscale is None \
+            else f"{self.upscale:g}"
+        return f"upscale={upscale}, min_score={self.min_score}, nms_iou={self.nms_iou}, max_people={self.max_people}"
+
+    def factor(self, height: int, width: int) -> float:
+        """The resize factor used for an image of ``height x width``."""
+        if self.upscale is None:
+            return long_side_factor(height, width, self.target_long_side, self.max_upscale, self.max_pixels)
+        return min(self.upscale, math.sqrt(self.max_pixels / (width * height)))
+
+
+class MultiPoseDetector(_WholeImageDetector):
     """People from MoveNet MultiPose's box heads, on the whole image resized by ``upscale``.
 
     Steps: resize by ``upscale`` (bilinear up, area down), capped at ``max_pixels`` -> zero-pad right and
@@ -182,7 +209,7 @@ class MultiPoseDetector:
     def __init__(self, upscale: float | None = None, min_score: float = 0.1, nms_iou: float = 0.5,
                  max_people: int = 20, max_pixels: int = 1920 * 1088, target_long_side: int = 1024,
                  max_upscale: float = 4.0, model=None, device: str | torch.device = "cpu") -> None:
-        _check_resize_options(upscale, target_long_side, max_upscale, min_score, nms_iou, max_people, max_pixels)
+        self._set_options(upscale, min_score, nms_iou, max_people, max_pixels, target_long_side, max_upscale)
         if model is None:
             from lowres_hps.models.movenet import load_movenet_multipose
 
@@ -190,25 +217,9 @@ class MultiPoseDetector:
         self.model = model.eval().to(device)
         self.model.max_people = int(max_people)
         self.device = torch.device(device)
-        self.upscale = None if upscale is None else float(upscale)
-        self.target_long_side = int(target_long_side)
-        self.max_upscale = float(max_upscale)
-        self.min_score = float(min_score)
-        self.nms_iou = float(nms_iou)
-        self.max_people = int(max_people)
-        self.max_pixels = int(max_pixels)
 
     def __repr__(self) -> str:
-        upscale = f"auto (long side {self.target_long_side}, at most x{self.max_upscale:g})" if self.upscale is None \
-            else f"{self.upscale:g}"
-        return (f"MultiPoseDetector(upscale={upscale}, min_score={self.min_score}, nms_iou={self.nms_iou}, "
-                f"max_people={self.max_people})")
-
-    def factor(self, height: int, width: int) -> float:
-        """The resize factor used for an image of ``height x width``."""
-        if self.upscale is None:
-            return long_side_factor(height, width, self.target_long_side, self.max_upscale, self.max_pixels)
-        return min(self.upscale, math.sqrt(self.max_pixels / (width * height)))
+        return f"MultiPoseDetector({self._settings()})"
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """See :class:`Detector`."""
@@ -250,7 +261,7 @@ def boxes_in_image(edges: np.ndarray, scores: np.ndarray, scale: tuple[float, fl
     return np.concatenate([corners[:, :2], corners[:, 2:] - corners[:, :2]], axis=1), scores
 
 
-class MILIDetector:
+class MILIDetector(_WholeImageDetector):
     """People from a MILI network's detector: its CenterNet centre and box heads on the low-resolution branch
     (:mod:`lowres_hps.models.mili`), without its RoI heads, in PyTorch or in ONNX Runtime.
 
@@ -275,7 +286,7 @@ class MILIDetector:
                  max_people: int = 20, max_pixels: int = 1920 * 1088, target_long_side: int = 768,
                  max_upscale: float = 4.0, num_threads: int | None = None, device: str | torch.device = "cpu",
                  masks: bool = False) -> None:
-        _check_resize_options(upscale, target_long_side, max_upscale, min_score, nms_iou, max_people, max_pixels)
+        self._set_options(upscale, min_score, nms_iou, max_people, max_pixels, target_long_side, max_upscale)
         from lowres_hps.models.codecs.centernet import CenterNetBoxCodec
 
         self.codec = CenterNetBoxCodec(stride=4)
@@ -300,21 +311,9 @@ class MILIDetector:
                 raise ValueError(f"{self.name} has no mask head (mask_head: false): it gives no instance masks")
         self.masks = bool(masks)
         self.device = torch.device(device)
-        self.upscale = None if upscale is None else float(upscale)
-        self.target_long_side = int(target_long_side)
-        self.max_upscale = float(max_upscale)
-        self.min_score = float(min_score)
-        self.nms_iou = float(nms_iou)
-        self.max_people = int(max_people)
-        self.max_pixels = int(max_pixels)
 
     def __repr__(self) -> str:
-        upscale = f"auto (long side {self.target_long_side}, at most x{self.max_upscale:g})" if self.upscale is None \
-            else f"{self.upscale:g}"
-        return (f"MILIDetector({self.name}, upscale={upscale}, min_score={self.min_score}, nms_iou={self.nms_iou}, "
-                f"max_people={self.max_people}{', masks' if self.masks else ''})")
-
-    factor = MultiPoseDetector.factor
+        return f"MILIDetector({self.name}, {self._settings()}{', masks' if self.masks else ''})"
 
     def heads(self, work: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The dense heads on one padded (H, W, 3) uint8 image: ``center`` (1, 1, H/4, W/4) logits, ``box_scale``

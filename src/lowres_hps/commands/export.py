@@ -57,6 +57,16 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
+def _float32_then_int8(estimator, args: argparse.Namespace, batch: Any, what: str, calibration,
+                       tmp: Path) -> tuple[Path, Path]:
+    """The float32 export (into ``tmp``, to compare with) and the int8 file ``--out``; says what was written."""
+    fp32 = export_onnx(estimator, tmp / "float32.onnx", batch=batch, opset=args.opset)
+    out = quantize_onnx(fp32, args.out, calibration, method=args.calibration_method)
+    size_mb = out.stat().st_size / 2**20
+    print(f"wrote {out} ({size_mb:.1f} MiB, int8, opset {args.opset}, batch {batch}, {what})")
+    return fp32, out
+
+
 def _export_int8(estimator, args: argparse.Namespace, batch: Any, what: str) -> int:
     if estimator.card.task == "mili":
         return _export_detector_int8(estimator, args, batch, what)
@@ -70,10 +80,7 @@ def _export_int8(estimator, args: argparse.Namespace, batch: Any, what: str) -> 
           f"({src['degraded']} degraded to {src['person_heights_px'][0]:g}-{src['person_heights_px'][1]:g} px), "
           f"{args.calibration_method or 'percentile'}")
     with tempfile.TemporaryDirectory() as tmp:
-        fp32 = export_onnx(estimator, Path(tmp) / "float32.onnx", batch=batch, opset=args.opset)
-        out = quantize_onnx(fp32, args.out, calibration, method=args.calibration_method)
-        size_mb = out.stat().st_size / 2**20
-        print(f"wrote {out} ({size_mb:.1f} MiB, int8, opset {args.opset}, batch {batch}, {what})")
+        fp32, out = _float32_then_int8(estimator, args, batch, what, calibration, Path(tmp))
         if not args.verify:
             return 0
         diff = compare_onnx(fp32, out, calibration.crops)
@@ -104,10 +111,7 @@ def _export_detector_int8(estimator, args: argparse.Namespace, batch: Any, what:
     print(f"calibration: {len(calibration.crops)} frames of {args.calibration} at "
           f"{calibration.crops.shape[3]}x{calibration.crops.shape[2]}, {args.calibration_method or 'minmax'}")
     with tempfile.TemporaryDirectory() as tmp:
-        fp32 = export_onnx(estimator, Path(tmp) / "float32.onnx", batch=batch, opset=args.opset)
-        out = quantize_onnx(fp32, args.out, calibration, method=args.calibration_method)
-        size_mb = out.stat().st_size / 2**20
-        print(f"wrote {out} ({size_mb:.1f} MiB, int8, opset {args.opset}, batch {batch}, {what})")
+        fp32, out = _float32_then_int8(estimator, args, batch, what, calibration, Path(tmp))
         if not args.verify:
             return 0
         # People the float32 detector is sure of (>= 0.3), looked for among int8's boxes down to 0.1: a box whose score

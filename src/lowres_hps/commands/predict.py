@@ -610,7 +610,11 @@ class _VideoTracks:
     def __init__(self, run: _Run, source: InputSource, fps: float) -> None:
         from lowres_hps.apis.people_tracker import PeopleTracker, TrackingConfig
 
-        config = TrackingConfig(tracker=TRACKER_THRESHOLDS, smooth=getattr(run.args, "smooth", True))
+        self.detect_every = int(getattr(run.args, "detect_every", 1) or 1)
+        thresholds = TRACKER_THRESHOLDS
+        if self.detect_every > 1:  # a new track's second detection is K frames away: confirm tracks at once
+            thresholds = dataclasses.replace(thresholds, min_hits=1)
+        config = TrackingConfig(tracker=thresholds, smooth=getattr(run.args, "smooth", True))
         self.tracker = PeopleTracker(config, fps=fps)
         self.source, self.fps = source, fps
         self.mot_path = run._overlay_path(source.path.stem, "_mot.txt")
@@ -620,7 +624,6 @@ class _VideoTracks:
         self.first_frame: np.ndarray | None = None
         self.tracks: dict[int, dict[str, list]] = {}
         self.run = run
-        self.detect_every = int(getattr(run.args, "detect_every", 1) or 1)
         self.last: list[PersonPrediction] = []  # the tracked people of the last frame
 
     def follow(self, index: int, frame: np.ndarray, name: str) -> list[PersonPrediction] | None:
