@@ -162,7 +162,8 @@ def _add_predict(p: argparse.ArgumentParser) -> None:
                         "CPU); a 3D model serves for both 2D and 3D")
     p.add_argument("--model3d", default=None, metavar="NAME|PATH",
                    help="3D body model: adds keypoints_3d and body to predictions.json and meshes to the overlays "
-                        "(default: the project's default 3D model when installed; 'none': 2D only)")
+                        "(default: the project's default 3D model when installed; 'none': 2D only); a 3D .onnx "
+                        "export runs its network in ONNX Runtime (faster on CPU), the body model in PyTorch")
     p.add_argument("--fit-keypoints", action=argparse.BooleanOptionalAction, default=None,
                    help="fit each 3D body to the 2D model's keypoints after the 3D network, so that its projection "
                         "sits on the person (default: on when a 2D model and a 3D model run, in one convention)")

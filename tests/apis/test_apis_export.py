@@ -189,11 +189,13 @@ def test_body3d_onnxruntime_matches_pytorch(exported3d):
     assert np.abs(pose[0] - pose[1]).max() > 1e-3
 
 
-def test_load_model_refuses_a_3d_onnx_export_clearly(exported3d):
+def test_load_model_refuses_a_detector_onnx_export_clearly(tmp_path):
     from lowres_hps.apis.registry import load_model
+    from lowres_hps.models.mili import MILIConfig, build_mili_model
 
-    _, _, path = exported3d
-    with pytest.raises(ValueError, match="2D keypoint models only.*safetensors"):
+    cfg = MILIConfig(width_mult=0.35, pretrained=None, roi_size=(8, 6), roi_channels=16, hidden=32)
+    path = export_onnx(build_mili_model(cfg).eval(), tmp_path / "mili.onnx", card=ModelCard.from_config("m", cfg))
+    with pytest.raises(ValueError, match="2D keypoint and 3D body models.*'mili'.*safetensors"):
         load_model(path)
 
 
@@ -258,6 +260,22 @@ def test_onnx_body3d_net_runs_like_the_network(exported3d):
         runner(images.float())
     with pytest.raises(ValueError, match="not a 2D keypoint"):
         OnnxEstimator(path)
+
+
+def test_a_3d_export_loads_as_a_body_estimator_that_matches_pytorch(exported3d):
+    from lowres_hps.apis.registry import load_model
+    from lowres_hps.body import load_body_model
+    from lowres_hps.models.body3d import Body3DEstimator
+
+    model, card, path = exported3d
+    onnx_estimator = load_model(path)
+    assert isinstance(onnx_estimator, Body3DEstimator) and onnx_estimator.card == card
+    torch_estimator = Body3DEstimator(model, load_body_model(model.config.body_model), card=card)
+    images, ranges = crops3d(2), torch.tensor([1, 3])
+    got = onnx_estimator.predict_bodies(images, ranges, with_vertices=False)
+    expected = torch_estimator.predict_bodies(images, ranges, with_vertices=False)
+    torch.testing.assert_close(got.keypoints3d, expected.keypoints3d, atol=1e-3, rtol=0)
+    torch.testing.assert_close(got.keypoints2d, expected.keypoints2d, atol=1e-2, rtol=0)
 
 
 def test_body3d_baseline_with_a_fixed_batch(tmp_path):

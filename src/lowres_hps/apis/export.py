@@ -295,6 +295,15 @@ class OnnxBody3DNet:
         # A baseline (not resolution-aware) network does not use range_index, so its graph has no such input.
         self.takes_range_index = RANGE_INPUT_NAME in {i.name for i in self.session.get_inputs()}
 
+    @property
+    def device(self) -> torch.device:
+        """Where the outputs are: the CPU (ONNX Runtime gives numpy arrays)."""
+        return torch.device("cpu")
+
+    def eval(self) -> OnnxBody3DNet:
+        """Nothing to switch (an inference graph); lets :class:`~lowres_hps.models.body3d.Body3DEstimator` hold it."""
+        return self
+
     def _feed(self, images: np.ndarray, ranges: np.ndarray) -> dict[str, np.ndarray]:
         return {INPUT_NAME: images, RANGE_INPUT_NAME: ranges} if self.takes_range_index else {INPUT_NAME: images}
 

@@ -276,18 +276,28 @@ def load_model(name_or_path: str | os.PathLike, device: str | None = None, flip_
 
 
 def _load_onnx_model(path: Path, device: str | None, flip_test: bool | None):
-    """:class:`~lowres_hps.apis.export.OnnxEstimator` of a 2D export; a clear error for anything else."""
-    from lowres_hps.apis.export import OnnxEstimator, read_onnx_card
+    """:class:`~lowres_hps.apis.export.OnnxEstimator` of a 2D export, or a
+    :class:`~lowres_hps.models.body3d.Body3DEstimator` of a 3D export (the network in ONNX Runtime, the body model
+    in PyTorch on the CPU); a clear error for anything else."""
+    from lowres_hps.apis.export import OnnxBody3DNet, OnnxEstimator, read_onnx_card
 
     try:
         card = read_onnx_card(path)
     except Exception as exc:  # not an ONNX file, or one without our card
         raise ValueError(f"{path}: not a lowres-hps ONNX export ({exc})") from None
-    if card.task != "kp2d":
-        raise ValueError(f"{path}: ONNX exports run here for 2D keypoint models only, this one is {card.task!r}; "
-                         f"load its .safetensors checkpoint instead")
     cuda = device is not None and str(device).startswith("cuda")
     providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda else None
+    if card.task == "hps3d":
+        from lowres_hps.body import load_body_model
+        from lowres_hps.models.body3d import Body3DEstimator
+
+        if flip_test:
+            raise ValueError(f"model {card.name!r} is a 3D body model: it has no flip test setting")
+        network = OnnxBody3DNet(path, providers=providers)
+        return Body3DEstimator(network, load_body_model(network.config.body_model), card=card)
+    if card.task != "kp2d":
+        raise ValueError(f"{path}: ONNX exports run here for 2D keypoint and 3D body models, this one is "
+                         f"{card.task!r}; load its .safetensors checkpoint instead")
     return OnnxEstimator(path, flip_test=flip_test, providers=providers)
 
 

@@ -299,7 +299,8 @@ class Body3DEstimator:
     at their resolution ranges -> bodies, and keypoints (the bodies' projections, score 1).
 
     Args:
-        model: the network (put in eval mode).
+        model: the network (put in eval mode), or its ONNX export run by ONNX Runtime
+            (:class:`~lowres_hps.apis.export.OnnxBody3DNet`: the same call, config and outputs).
         body: the body model of ``model.config.body_model`` (e.g. ``load_body_model("anny")``).
         card: the model card it was loaded with, if any.
     """
@@ -333,7 +334,8 @@ class Body3DEstimator:
 
     @property
     def device(self) -> torch.device:
-        return self.model.pixel_mean.device
+        device = getattr(self.model, "device", None)  # an exported network run by ONNX Runtime says where it is
+        return device if device is not None else self.model.pixel_mean.device
 
     def _ranges(self, range_index: torch.Tensor, batch: int) -> torch.Tensor:
         """(B,) int64 ranges of the protocol (``LowResCrop.range_index``), clipped to the network's ranges."""
