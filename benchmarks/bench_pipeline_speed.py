@@ -9,7 +9,8 @@ Rows (each a ``lowres-hps predict vtest.avi --max-frames N --no-overlay`` run; t
 - ``fast 2D``: the detector and the 2D model as int8 ONNX exports (``lowres-hps export --int8``: the detector
   calibrated on vtest frames 1-300, the 2D model on the COCO training people), no 3D;
 - ``fast 2D, detect every 3``: the same with ``--detect-every 3``;
-- ``fast 2D + 3D, no fit``: the int8 exports and the 3D default (PyTorch) without the fit.
+- ``fast 2D + 3D, no fit``: the int8 exports and the 3D default (PyTorch) without the fit;
+- ``fast 2D + 3D ONNX, no fit`` (and ``, detect every 3``): the 3D default's float32 ONNX export as ``--model3d``.
 
 The exports are made once into ``--work`` (default a temporary folder). Frames 1-N of vtest.avi are inside the
 training range 1-400; this measures time, not accuracy. Results: ``benchmarks/results/pipeline_speed.json``.
@@ -52,13 +53,15 @@ def main() -> None:
         sys.exit(f"needs {VTEST} and {COCO_TRAIN} (python scripts/make_real_splits.py)")
     work = Path(args.work or tempfile.mkdtemp(prefix="pipeline_speed_"))
     work.mkdir(parents=True, exist_ok=True)
-    detector, pose = work / "mili_int8.onnx", work / "lrmove_l_128_int8.onnx"
+    detector, pose, body = work / "mili_int8.onnx", work / "lrmove_l_128_int8.onnx", work / "rsc_ft2.onnx"
     if not detector.is_file():
         cli("export", "--model", "mili_multipose", "--int8", "--calibration", str(VTEST),
             "--calibration-frames-range", "1:300", "--out", str(detector), threads=args.threads)
     if not pose.is_file():
         cli("export", "--model", "lrmove_l_128", "--int8", "--calibration", str(COCO_TRAIN), "--out", str(pose),
             threads=args.threads)
+    if not body.is_file():
+        cli("export", "--model", "rsc_move_c128_ft2", "--out", str(body), threads=args.threads)
     fast = ["--detector", "mili", "--detector-model", str(detector), "--model", str(pose)]
     rows = {
         "default": [],
@@ -66,6 +69,9 @@ def main() -> None:
         "fast 2D": [*fast, "--model3d", "none"],
         "fast 2D, detect every 3": [*fast, "--model3d", "none", "--detect-every", "3"],
         "fast 2D + 3D, no fit": [*fast, "--no-fit-keypoints"],
+        "fast 2D + 3D ONNX, no fit": [*fast, "--model3d", str(body), "--no-fit-keypoints"],
+        "fast 2D + 3D ONNX, no fit, detect every 3": [*fast, "--model3d", str(body), "--no-fit-keypoints",
+                                                      "--detect-every", "3"],
     }
     results = {}
     for name, extra in rows.items():
