@@ -15,10 +15,12 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lowres_hps.apis.labeling import LabelConfig, TeacherLabeler, coco_keypoints_categories
+if TYPE_CHECKING:  # imported where used: the CLI builds every command's arguments at start, and these are heavy
+    from lowres_hps.apis.labeling import TeacherLabeler
 
 __all__ = ["main", "add_arguments", "load_teacher", "TEACHERS"]
 
@@ -73,6 +75,8 @@ class _Output:
         self.out = out
         self.images_dir = out / "images"
         self.images_dir.mkdir(parents=True, exist_ok=True)
+        from lowres_hps.apis.labeling import coco_keypoints_categories
+
         self.data = {"info": info, "images": [], "annotations": [], "categories": coco_keypoints_categories()}
         self.path = out / "labels.json"
 
@@ -184,6 +188,8 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise SystemExit(f"lowres-hps label: --out exists and is not a folder: {out}")
+    from lowres_hps.apis.labeling import LabelConfig, TeacherLabeler
+
     config = LabelConfig(args.min_score, args.max_disagreement, args.min_keypoints)
     teacher = load_teacher(args.teacher)
     second = None if args.second_teacher == "none" else load_teacher(args.second_teacher)
