@@ -377,6 +377,23 @@ def test_workers_run_shards_in_child_processes_and_merge(tmp_path):
     assert sorted(p["image_id"] for p in predictions) == [101, 102, 103]  # the --boxes file's ids
 
 
+def test_smoothing_parameters_reach_the_tracker_and_bad_ones_are_refused(tmp_path, estimator, monkeypatch):
+    from lowres_hps.apis import people_tracker
+
+    made = []
+    real = people_tracker.PeopleTracker
+    monkeypatch.setattr(people_tracker, "PeopleTracker", lambda config, fps: made.append(config) or real(config, fps))
+    monkeypatch.setattr(detector_module, "HOGPeopleDetector", FixedDetector)
+    _write_video(tmp_path / "walk.mp4")
+    code, _, _ = _run([str(tmp_path / "walk.mp4"), "--out", str(tmp_path / "out"), "--no-overlay",
+                       "--smooth-position", "1.5", "0.02", "--smooth-rotation", "3", "0.5"])
+    assert code == 0
+    assert (made[-1].position.min_cutoff, made[-1].position.beta) == (1.5, 0.02)
+    assert (made[-1].rotation.min_cutoff, made[-1].rotation.beta) == (3.0, 0.5)
+    code, _, stderr = _run([str(tmp_path / "walk.mp4"), "--out", str(tmp_path / "out2"), "--smooth-position", "0", "1"])
+    assert code == 2 and "--smooth-position: min_cutoff must be a positive frequency" in stderr
+
+
 def test_real_hog_on_blank_frames_finds_nobody(tmp_path, estimator):
     if not detector_module.hog_available():
         pytest.skip("this OpenCV has no HOG (opencv-contrib needed in 5.x)")

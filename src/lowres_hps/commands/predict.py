@@ -609,12 +609,18 @@ class _VideoTracks:
 
     def __init__(self, run: _Run, source: InputSource, fps: float) -> None:
         from lowres_hps.apis.people_tracker import PeopleTracker, TrackingConfig
+        from lowres_hps.tracking import OneEuroConfig
 
         self.detect_every = int(getattr(run.args, "detect_every", 1) or 1)
         thresholds = TRACKER_THRESHOLDS
         if self.detect_every > 1:  # a new track's second detection is K frames away: confirm tracks at once
             thresholds = dataclasses.replace(thresholds, min_hits=1)
-        config = TrackingConfig(tracker=thresholds, smooth=getattr(run.args, "smooth", True))
+        filters = {}
+        for name in ("position", "rotation"):
+            given = getattr(run.args, f"smooth_{name}", None)
+            if given is not None:
+                filters[name] = OneEuroConfig(min_cutoff=given[0], beta=given[1])
+        config = TrackingConfig(tracker=thresholds, smooth=getattr(run.args, "smooth", True), **filters)
         self.tracker = PeopleTracker(config, fps=fps)
         self.source, self.fps = source, fps
         self.mot_path = run._overlay_path(source.path.stem, "_mot.txt")
@@ -731,6 +737,15 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--max-frames must be at least 1, got {max_frames}")
     if args.all_boxes and args.boxes is None:
         raise ValueError("--all-boxes needs --boxes")
+    for name in ("position", "rotation"):  # checked before any model loads
+        given = getattr(args, f"smooth_{name}", None)
+        if given is not None:
+            from lowres_hps.tracking import OneEuroConfig
+
+            try:
+                OneEuroConfig(min_cutoff=given[0], beta=given[1])
+            except ValueError as exc:
+                raise ValueError(f"--smooth-{name}: {exc}") from None
     detect_every = getattr(args, "detect_every", 1)
     if detect_every is not None and detect_every < 1:
         raise ValueError(f"--detect-every must be at least 1, got {detect_every}")
