@@ -177,3 +177,5 @@ def test_masks_need_the_pytorch_model_with_a_mask_head(net, tmp_path):
     headless = build_mili_model(MILIConfig(**{**SMALL, "mask_head": False}))
     with pytest.raises(ValueError, match="no mask head"):
         MILIDetector(headless, masks=True)
+    with pytest.raises(ValueError, match="mask_threshold"):
+        MILIDetector(net, masks=True, mask_threshold=1.0)
