@@ -14,6 +14,8 @@ def _metrics_text(metrics: dict[str, float]) -> str:
 
 
 def _backbone_text(card: ModelCard) -> str:
+    if "backbone" not in card.architecture and "width_mult" in card.architecture:  # MILI: MultiPose's trunk
+        return f"mobilenet_v2 x{card.architecture['width_mult']:g} FPN"
     backbone = str(card.architecture.get("backbone", "?"))
     if "resolution_aware" in card.architecture:  # RSC-Net's resolution-aware trunk vs the plain baseline
         backbone += " RA" if card.architecture["resolution_aware"] else " (baseline)"
@@ -43,7 +45,8 @@ def main(args: argparse.Namespace) -> int:
         print("| name | task | input | backbone | codec / body model | keypoints | training data | metrics | licence |")
         print("|---|---|---|---|---|---|---|---|---|")
         for c in cards:
-            print(f"| {c.name} | {c.task} | {c.input_size[0]}x{c.input_size[1]} | {_backbone_text(c)} | "
+            size = "whole image" if tuple(c.input_size) == (0, 0) else f"{c.input_size[0]}x{c.input_size[1]}"
+            print(f"| {c.name} | {c.task} | {size} | {_backbone_text(c)} | "
                   f"{_output_text(c)} | {c.convention} | {', '.join(c.training_data) or '-'} | "
                   f"{_metrics_text(c.metrics)} | {c.licence} |")
     for name, filename in missing.items():
