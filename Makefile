@@ -45,11 +45,12 @@ mediapipe-env:
 	$(VENV)/bin/lowres-hps body warmup
 	mkdir -p $(dir $@) && touch $@
 
-# 2D keypoints and 3D meshes on OpenCV's surveillance video (first 100 frames; HOG detection dominates the time).
+# 2D keypoints, 3D meshes and tracks on OpenCV's surveillance video (first 100 frames, ~3 minutes on 2 cores: the 3D
+# model and its keypoint fit dominate the time; benchmarks/README.md has the faster settings).
 demo: $(STAMP) .cache/anny/.ready
 	video=$$(bash scripts/get_vtest.sh) && \
 	$(VENV)/bin/lowres-hps predict "$$video" --out demo_out --max-frames $(DEMO_FRAMES)
-	@echo "overlay video (skeletons and meshes): demo_out/vtest_overlay.mp4, keypoints and bodies: demo_out/predictions.json"
+	@echo "overlay video (skeletons and meshes): demo_out/vtest_overlay.mp4, keypoints and bodies: demo_out/predictions.json, tracks: demo_out/vtest_mot.txt and demo_out/tracks/"
 
 test: $(STAMP) .cache/anny/.ready
 	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
