@@ -627,8 +627,12 @@ class _VideoTracks:
         self.json_path = run.out / "tracks" / f"{self.mot_path.stem.removesuffix('_mot')}.json"
         self.plot_path = self.json_path.with_name(f"{self.json_path.stem}_trajectories.png")
         self.mot = self.mot_path.open("w", encoding="utf-8")
+        # Each tracked person of each frame as a JSON line, as it comes: memory stays bounded on long streams, and
+        # a stopped run keeps them; close() groups them by track into the JSON file.
+        self.json_path.parent.mkdir(parents=True, exist_ok=True)
+        self.lines_path = self.json_path.with_suffix(".jsonl")
+        self.lines = self.lines_path.open("w", encoding="utf-8")
         self.first_frame: np.ndarray | None = None
-        self.tracks: dict[int, dict[str, list]] = {}
         self.run = run
         self.last: list[PersonPrediction] = []  # the tracked people of the last frame
 
@@ -658,14 +662,12 @@ class _VideoTracks:
         self.mot.writelines(mot_lines(rows))
         self.mot.flush()  # a stopped run keeps the frames done
         for person in tracked:
-            track = self.tracks.setdefault(person.track_id, {"frames": [], "boxes": [], "keypoints": [],
-                                                               "keypoints_3d": [], "body": []})
-            track["frames"].append(index)
-            track["boxes"].append(np.round(person.bbox, 2).tolist())
-            track["keypoints"].append(np.round(person.keypoints, 3).tolist())
-            track["keypoints_3d"].append(None if person.keypoints_3d is None else
-                                         np.round(person.keypoints_3d, 4).tolist())
-            track["body"].append(None if person.body is None else _rounded(person.body))
+            self.lines.write(json.dumps({
+                "track_id": person.track_id, "frame": index, "box": np.round(person.bbox, 2).tolist(),
+                "keypoints": np.round(person.keypoints, 3).tolist(),
+                "keypoints_3d": None if person.keypoints_3d is None else np.round(person.keypoints_3d, 4).tolist(),
+                "body": None if person.body is None else _rounded(person.body)}) + "\n")
+        self.lines.flush()
         return tracked
 
     def close(self) -> list[str]:
@@ -673,18 +675,30 @@ class _VideoTracks:
         from lowres_hps.core.io import atomic_write_text
 
         self.mot.close()
+        self.lines.close()
         written = [str(self.mot_path)]
-        if not self.tracks:
+        tracks: dict[int, dict[str, list]] = {}
+        with self.lines_path.open(encoding="utf-8") as lines:
+            for line in lines:
+                row = json.loads(line)
+                track = tracks.setdefault(row["track_id"], {"frames": [], "boxes": [], "keypoints": [],
+                                                            "keypoints_3d": [], "body": []})
+                for key, field in (("frames", "frame"), ("boxes", "box"), ("keypoints", "keypoints"),
+                                   ("keypoints_3d", "keypoints_3d"), ("body", "body")):
+                    track[key].append(row[field])
+        self.lines_path.unlink()
+        if not tracks:
+            if not any(self.json_path.parent.iterdir()):
+                self.json_path.parent.rmdir()  # nobody tracked: no empty tracks/ folder left behind
             return written
-        self.json_path.parent.mkdir(parents=True, exist_ok=True)
         document = {"video": self.source.stream or str(self.source.path), "fps": self.fps, "mot": str(self.mot_path),
-                    "tracks": [{"track_id": k, **v} for k, v in sorted(self.tracks.items())]}
+                    "tracks": [{"track_id": k, **v} for k, v in sorted(tracks.items())]}
         atomic_write_text(self.json_path, json.dumps(document))
         written.append(str(self.json_path))
         if self.first_frame is not None:
             from lowres_hps.viz.tracks import plot_trajectories
 
-            trajectories = {k: np.array(v["boxes"]) for k, v in self.tracks.items()}
+            trajectories = {k: np.array(v["boxes"]) for k, v in tracks.items()}
             plot_trajectories(self.first_frame, trajectories, self.plot_path)
             written.append(str(self.plot_path))
         return written
