@@ -198,7 +198,11 @@ def test_estimator_is_a_body_estimator(tiny_estimator):
     ranges = torch.tensor([1, 4])
     keypoints, scores = tiny_estimator(crops, ranges)
     assert keypoints.shape == (2, 17, 2) and torch.equal(scores, torch.ones(2, 17))
-    torch.testing.assert_close(keypoints, tiny_estimator.predict_bodies(crops, ranges).keypoints2d)
+    torch.testing.assert_close(keypoints, tiny_estimator.predict_bodies(crops, ranges, with_vertices=False).keypoints2d)
+    # Without a mesh the body model's keypoint-only forward runs: the same keypoints up to float32 rounding.
+    with_mesh = tiny_estimator.predict_bodies(crops, ranges)
+    assert with_mesh.vertices is not None
+    torch.testing.assert_close(keypoints, with_mesh.keypoints2d, rtol=0, atol=2e-3)
     with pytest.raises(ValueError):
         tiny_estimator(random_crops(1, canvas=32), torch.tensor([0]))
 

@@ -194,7 +194,9 @@ def test_shipped_3d_model_predictions_are_pinned(name):
     expected, got = _pinned(name, compute_3d)
     for tag in HEIGHTS:
         np.testing.assert_array_equal(got[f"{tag}/range_index"], expected[f"{tag}/range_index"])
-        np.testing.assert_allclose(got[f"{tag}/keypoints"], expected[f"{tag}/keypoints"], rtol=0, atol=1e-3,
+        # 2e-3 px: without a mesh to return, Anny's keypoint-only forward runs (equal to the full one up to float32
+        # rounding, which the crop projection magnifies: measured 1.4-1.7e-3 px on one keypoint per model).
+        np.testing.assert_allclose(got[f"{tag}/keypoints"], expected[f"{tag}/keypoints"], rtol=0, atol=2e-3,
                                    err_msg=f"{name} {tag} projected keypoints (px)")
         for key in ("keypoints_3d", "pose_vector", "camera", "translation"):
             _close(got[f"{tag}/{key}"], expected[f"{tag}/{key}"], 1e-4, f"{name} {tag} {key}")

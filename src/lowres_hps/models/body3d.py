@@ -367,8 +367,8 @@ class Body3DEstimator:
                with_vertices: bool = True, fitted: torch.Tensor | None = None) -> BodyPrediction:
         """The body model run on (B, D) pose vectors with their (B, 3) crop cameras: keypoints, mesh and
         projection in the crop camera (what :meth:`predict_bodies` gives after the network)."""
-        with torch.no_grad():
-            body = self.body.forward_vector(pose_vector.to(self.device, self.body.dtype))
+        with torch.no_grad():  # without a mesh to return, Anny skips skinning it (keypoints equal to rounding)
+            body = self.body.forward_vector(pose_vector.to(self.device, self.body.dtype), keypoints_only=not with_vertices)
             keypoints, _ = body.keypoints(self.convention)
             pixels, translation = project_to_crop(keypoints, camera.to(self.device, keypoints.dtype),
                                                   self.config.canvas, self.config.crop_focal)
