@@ -187,7 +187,8 @@ def _add_predict(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detector", choices=["auto", "hog", "multipose", "mili"], default="auto",
                    help="people source without --boxes: MILI's detector (a shipped model, or --detector-model), "
                         "MoveNet MultiPose (its weights come with make pretrained) or OpenCV's HOG; auto (default): "
-                        "MultiPose when its weights are there, else HOG")
+                        "MILI when its model is installed (it ships with the package), else MultiPose when its "
+                        "weights are there, else HOG")
     p.add_argument("--detector-model", default=None, metavar="NAME|PATH",
                    help="--detector mili: a MILI model name or checkpoint, or its detector's ONNX export (fast: "
                         "`lowres-hps export`; default mili_multipose)")
