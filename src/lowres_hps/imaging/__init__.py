@@ -1,5 +1,15 @@
-"""Image I/O, person crops and the low-resolution protocol (see :mod:`lowres_hps.imaging.protocol`)."""
+"""Image I/O, person crops, the low-resolution protocol (see :mod:`lowres_hps.imaging.protocol`), foreground
+silhouettes of a static camera and image-domain shifts."""
 from lowres_hps.imaging.crop import crop_box, crop_person, enlarge_box, fix_aspect_ratio, warp_box
+from lowres_hps.imaging.domain_shift import DOMAIN_SHIFTS, apply_domain_shift
+from lowres_hps.imaging.foreground import (
+    CameraMotionError,
+    ForegroundConfig,
+    ForegroundExtractor,
+    foreground_masks,
+    person_silhouettes,
+    warp_mask,
+)
 from lowres_hps.imaging.io import read_image_rgb, write_image_rgb
 from lowres_hps.imaging.protocol import (
     EVAL_MIDPOINTS,
@@ -36,4 +46,12 @@ __all__ = [
     "degrade_image",
     "LowResCrop",
     "LowResProtocol",
+    "ForegroundConfig",
+    "ForegroundExtractor",
+    "CameraMotionError",
+    "foreground_masks",
+    "person_silhouettes",
+    "warp_mask",
+    "DOMAIN_SHIFTS",
+    "apply_domain_shift",
 ]
