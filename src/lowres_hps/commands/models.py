@@ -13,7 +13,15 @@ def _metrics_text(metrics: dict[str, float]) -> str:
     return ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()) or "-"
 
 
+def _input_text(card: ModelCard) -> str:
+    if "latent_size" in card.architecture:  # a pose prior: no image goes in
+        return "pose vector"
+    return "whole image" if tuple(card.input_size) == (0, 0) else f"{card.input_size[0]}x{card.input_size[1]}"
+
+
 def _backbone_text(card: ModelCard) -> str:
+    if "latent_size" in card.architecture:  # the adversarial auto-encoder pose prior
+        return f"MLP auto-encoder, latent {card.architecture['latent_size']}"
     if "backbone" not in card.architecture and "width_mult" in card.architecture:  # MILI: MultiPose's trunk
         return f"mobilenet_v2 x{card.architecture['width_mult']:g} FPN"
     backbone = str(card.architecture.get("backbone", "?"))
@@ -45,8 +53,7 @@ def main(args: argparse.Namespace) -> int:
         print("| name | task | input | backbone | codec / body model | keypoints | training data | metrics | licence |")
         print("|---|---|---|---|---|---|---|---|---|")
         for c in cards:
-            size = "whole image" if tuple(c.input_size) == (0, 0) else f"{c.input_size[0]}x{c.input_size[1]}"
-            print(f"| {c.name} | {c.task} | {size} | {_backbone_text(c)} | "
+            print(f"| {c.name} | {c.task} | {_input_text(c)} | {_backbone_text(c)} | "
                   f"{_output_text(c)} | {c.convention} | {', '.join(c.training_data) or '-'} | "
                   f"{_metrics_text(c.metrics)} | {c.licence} |")
     for name, filename in missing.items():
