@@ -333,3 +333,39 @@ def test_teacher_3d_is_weak_not_ground_truth(synthlr):
     item = MultiResolutionDataset([Edited(synthlr, teacher_3d)], canvas=CANVAS)[0]
     assert item["has_3d"] == 0 and item["has_weak3d"] == 1 and item["visible3d"].sum() > 0
     assert dataset(synthlr)[0]["has_weak3d"] == 0
+
+
+def test_masks_are_cropped_like_the_images_and_flipped_with_them(tmp_path_factory, anny_body):
+    out = tmp_path_factory.mktemp("synthlr_masks")
+    generate_dataset(out, 2, seed=1, config=SynthConfig(layout="crops"), workers=1, progress=False)
+    reader = SynthLRReader(out, load_masks=True)
+    data = MultiResolutionDataset([reader], canvas=64, person_heights=[0, 32], with_masks=True)
+    item = data[0]
+    mask = item["silhouette"]
+    assert mask.shape == (64, 64) and item["has_silhouette"] == 1 and set(mask.unique().tolist()) == {0.0, 1.0}
+    # The labelled keypoints sit on the person's mask.
+    points = item["keypoints2d"][item["visible2d"] > 0].round().long().clamp(0, 63)
+    assert mask[points[:, 1], points[:, 0]].float().mean() > 0.8
+    flipped = MultiResolutionDataset([reader], canvas=64, person_heights=[0], with_masks=True,
+                                     augment=MultiResAugmentConfig(flip_probability=1.0))
+    np.random.seed(0)
+    torch.testing.assert_close(flipped[0]["silhouette"], mask.flip(-1))
+    without = MultiResolutionDataset([SynthLRReader(out)], canvas=64, person_heights=[0], with_masks=True)
+    assert without[0]["has_silhouette"] == 0 and without[0]["silhouette"].sum() == 0
+
+
+def test_image_transform_sees_the_mask_and_is_the_same_at_every_read(synthlr):
+    seen = []
+
+    def darken(image, mask, rng):
+        seen.append(mask)
+        return (image * rng.uniform(0.2, 0.5)).astype(np.uint8)
+
+    plain = dataset(synthlr, person_heights=[0])
+    shifted = MultiResolutionDataset([synthlr], canvas=64, person_heights=[0], image_transform=darken, transform_seed=3)
+    first, again = shifted[1]["images"], shifted[1]["images"]
+    assert torch.equal(first, again)
+    assert first.float().mean() < 0.6 * plain[1]["images"].float().mean()
+    other = MultiResolutionDataset([synthlr], canvas=64, person_heights=[0], image_transform=darken, transform_seed=4)
+    assert not torch.equal(other[1]["images"], first)
+    assert len(seen) == 3

@@ -15,7 +15,7 @@ them (camera x negated, left and right swapped, the pose vector through
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,6 +86,12 @@ class MultiResolutionDataset(Dataset):
         person_heights: fixed heights instead of one per range (evaluation); range 0 is the source.
         augment: training augmentation, or None.
         scale_factor: crop margin of the protocol.
+        image_transform: ``transform(image, mask, rng) -> image`` applied to each source image before cropping
+            (e.g. :func:`lowres_hps.imaging.domain_shift.apply_domain_shift` for a shifted target domain), with
+            the person's mask (None if the reader has none) and a generator seeded by ``(transform_seed, index)``,
+            so an item looks the same every time it is read.
+        transform_seed: the seed of those generators.
+        with_masks: add the person's mask cropped like the images (the reader must load masks).
 
     Items: ``images`` (P, 3, S, S) uint8; ``person_heights`` (P,) float32, each crop's effective person
     height; ``range_index`` (P,) int64, its range (:func:`~lowres_hps.imaging.protocol.input_range_index`:
@@ -94,13 +100,16 @@ class MultiResolutionDataset(Dataset):
     ``keypoints2d`` (K, 2) canvas px, ``visible2d`` (K,); ``keypoints3d`` (K, 3) metres, ``visible3d`` (K,),
     ``has_3d`` () ground-truth 3D, ``has_weak3d`` () a teacher's 3D instead (``extra["keypoints3d_weak"]`` of the
     sample, e.g. BlazePose's world landmarks: own joint definitions, for weak losses only); ``pose_vector`` (D,),
-    ``has_params`` (); ``index``.
+    ``has_params`` (); ``index``; with ``with_masks`` also ``silhouette`` (S, S) float32 0/1, the person's mask
+    in the crop (flipped with it), and ``has_silhouette`` ().
     """
 
     def __init__(self, readers: Sequence[PersonReader], canvas: int = 128, convention: str = "coco17",
                  body_model: str = "anny", pose_size: int = 126, num_ranges: int = len(RESOLUTION_RANGES),
                  person_heights: Sequence[float] | None = None, augment: MultiResAugmentConfig | None = None,
-                 scale_factor: float = 1.25) -> None:
+                 scale_factor: float = 1.25,
+                 image_transform: Callable[[np.ndarray, np.ndarray | None, np.random.Generator], np.ndarray] | None = None,
+                 transform_seed: int = 0, with_masks: bool = False) -> None:
         if not 1 <= num_ranges <= len(RESOLUTION_RANGES):
             raise ValueError(f"num_ranges must be in 1..{len(RESOLUTION_RANGES)}, got {num_ranges}")
         self.readers = list(readers)
@@ -112,6 +121,9 @@ class MultiResolutionDataset(Dataset):
         self.num_ranges = int(num_ranges)
         self.person_heights = None if person_heights is None else [float(h) for h in person_heights]
         self.augment = augment
+        self.image_transform = image_transform
+        self.transform_seed = int(transform_seed)
+        self.with_masks = bool(with_masks)
         self._index = [(r, i) for r, reader in enumerate(self.readers) for i in range(len(reader))]
         self._mappings = [get_mapping(reader.convention, self.convention) for reader in self.readers]
         self._mappings3d: dict[str, object] = {}
@@ -164,6 +176,9 @@ class MultiResolutionDataset(Dataset):
         keypoints, labelled = map_keypoints(sample.keypoints2d[:, :2].astype(np.float64), self._mappings[reader_index],
                                             (sample.keypoints2d[:, 2] > 0).astype(np.float64))
         image = sample.load_image()
+        if self.image_transform is not None:
+            rng = np.random.default_rng((self.transform_seed, index))
+            image = self.image_transform(image, sample.mask, rng)
         bbox = np.asarray(sample.bbox, dtype=np.float64)
         rotation_deg, aug = 0.0, self.augment
         if aug is not None:
@@ -202,6 +217,9 @@ class MultiResolutionDataset(Dataset):
         has_weak3d = has_3d if sample.extra.get("keypoints3d_weak") else 0.0
         has_3d -= has_weak3d
         pose_vector, has_params = self._pose_label(sample, rotation, flip)
+        extra = {}
+        if self.with_masks:
+            extra = self._silhouette(sample, crops[0].affine, flip)
         return {
             "images": images.contiguous(),
             "person_heights": torch.tensor([c.person_height for c in crops], dtype=torch.float32),
@@ -216,4 +234,17 @@ class MultiResolutionDataset(Dataset):
             "pose_vector": pose_vector,
             "has_params": torch.tensor(has_params),
             "index": index,
+            **extra,
         }
+
+    def _silhouette(self, sample, affine: torch.Tensor, flip: bool) -> dict[str, torch.Tensor]:
+        """The person's mask warped into the crop like the images (zeros, has_silhouette 0, without a mask)."""
+        from lowres_hps.imaging.foreground import warp_mask
+
+        s = self.canvas
+        if sample.mask is None:
+            return {"silhouette": torch.zeros(s, s), "has_silhouette": torch.tensor(0.0)}
+        mask = torch.from_numpy(warp_mask(np.asarray(sample.mask, np.uint8), affine.numpy(), (s, s)).astype(np.float32))
+        if flip:
+            mask = mask.flip(-1)
+        return {"silhouette": mask, "has_silhouette": torch.tensor(float(mask.sum() > 0))}

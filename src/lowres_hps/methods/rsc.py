@@ -35,6 +35,7 @@ from lowres_hps.body.keypoints import hips_root
 from lowres_hps.data.multires_dataset import MultiResAugmentConfig, MultiResolutionDataset
 from lowres_hps.core.config import load_config
 from lowres_hps.engine.trainer import Task
+from lowres_hps.evaluation.body3d import evaluate_body3d
 from lowres_hps.losses.consistency import (
     FEATURE_LOSSES,
     SELF_SUPERVISION_FORMS,
@@ -240,35 +241,6 @@ def load_network_weights(network: Body3DNet, path: str | Path) -> int:
                          f"(e.g. {sorted(wrong)[:2]})")
     network.load_state_dict({k: v.to(target[k].dtype) for k, v in state.items()}, strict=True)
     return len(state)
-
-
-def evaluate_body3d(model: Body3DNet, body, batches, heights: list[float]) -> dict[str, float]:
-    """MPJPE and PA-MPJPE (mm, hips-rooted, COCO-17) per evaluation height, from batches of a
-    :class:`MultiResolutionDataset` built with ``person_heights=heights``."""
-    from lowres_hps.evaluation.keypoints3d import mpjpe, pa_mpjpe
-
-    cfg = model.config
-    errors: dict[str, list[torch.Tensor]] = {}
-    for batch in batches:
-        images, ranges = batch["images"], batch["range_index"]
-        b, a = images.shape[:2]
-        out = model(images.flatten(0, 1), ranges.flatten())
-        vectors = out["pose_vector"].to(body.dtype)
-        with torch.autocast(images.device.type, enabled=False):  # the body in its own precision, never bf16
-            body_out = body.to(images.device).forward_vector(vectors, keypoints_only=True)
-        keypoints, _ = body_out.keypoints(cfg.convention)
-        pred = keypoints.view(b, a, -1, 3).double()
-        gt = batch["keypoints3d"].double()
-        mask = batch["visible3d"] > 0
-        keep = batch["has_3d"] > 0
-        for i, height in enumerate(heights):
-            if not bool(keep.any()):
-                continue
-            p, g, m = pred[keep, i], gt[keep], mask[keep]
-            name = f"{int(height)}" if height > 0 else "source"
-            errors.setdefault(f"mpjpe_mm@{name}", []).append(1000 * mpjpe(p - hips_root(p), g - hips_root(g), m))
-            errors.setdefault(f"pa_mpjpe_mm@{name}", []).append(1000 * pa_mpjpe(p, g, m))
-    return {k: float(torch.cat(v).nanmean()) for k, v in errors.items()}
 
 
 def rsc_task(
