@@ -172,6 +172,12 @@ def _add_predict(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fit-pose-prior", type=float, default=None, metavar="W",
                    help="--fit-keypoints: how strongly joint rotations stay near the network's (default 1; lower "
                         "follows the 2D keypoints closer, with less plausible depth)")
+    p.add_argument("--fit-silhouettes", action="store_true",
+                   help="videos from a static camera: also fit each body to the person's silhouette (background "
+                        "subtraction, --background), as the silhouette-topology paper's inference-time fitting; ~10 "
+                        "renders per person, slower")
+    p.add_argument("--background", choices=["mog2", "knn"], default="mog2",
+                   help="--fit-silhouettes: OpenCV background subtractor")
     p.add_argument("--mesh-format", choices=["obj", "ply", "glb"], default=None,
                    help="also write each person's mesh to meshes/ (full-image camera, metres; needs a 3D model)")
     p.add_argument("--boxes", default=None, help="COCO annotation json: predict on its person boxes (ground truth, "
@@ -227,6 +233,12 @@ def _add_predict(p: argparse.ArgumentParser) -> None:
                         "manifold); meshes stay unsmoothed (default: on)")
 
 
+def _add_adapt(p: argparse.ArgumentParser) -> None:
+    from lowres_hps.commands.adapt import add_arguments
+
+    add_arguments(p)
+
+
 def _add_label(p: argparse.ArgumentParser) -> None:
     from lowres_hps.commands.label import add_arguments
 
@@ -245,6 +257,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "models": ("list the installed named 2D and 3D models (model cards)", _add_models),
     "export": ("export a 2D, 3D or MILI model to ONNX with its preprocessing documented", _add_export),
     "predict": ("2D keypoints and 3D bodies of the people in images, folders and videos", _add_predict),
+    "adapt": ("adapt a 3D model to a static camera from people's silhouettes (no labels)", _add_adapt),
     "label": ("COCO keypoint pseudo-labels of real people from high-resolution teachers (MoveNet)", _add_label),
 }
 

@@ -1,0 +1,159 @@
+"""``lowres-hps adapt VIDEO --out ADAPTED.safetensors``: adapt a 3D body model to a static camera from silhouettes.
+
+People are found by ``predict``'s detector, their silhouettes by background subtraction; a copy of the 3D model is
+trained on them with the silhouette-topology losses (:mod:`lowres_hps.apis.adaptation`). The work folder (default
+``ADAPTED.work/``) keeps the cut crops (``crops.npz``) and the run (``last.pt``, ``metrics.csv``): running the
+same command again resumes. ``predict --model3d ADAPTED.safetensors`` then uses the adapted model.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main", "add_arguments"]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("video", help="a static-camera video file, or a folder of its frames (sorted by name)")
+    p.add_argument("--out", required=True, help="the adapted model (.safetensors, with its model card)")
+    p.add_argument("--model3d", default=None,
+                   help="the 3D model to adapt: a registered name or checkpoint (default: predict's 3D default)")
+    p.add_argument("--frames", default=None, metavar="A:B",
+                   help="use frames A to B only (1-based, inclusive): keep frames you validate on out")
+    p.add_argument("--max-frames", type=int, default=None, help="use at most this many frames")
+    p.add_argument("--steps", type=int, default=300, help="training steps (rounded up to whole passes)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=1e-5, help="Adam learning rate of the network")
+    p.add_argument("--losses", choices=["ours", "b1", "b2", "b3"], default="ours",
+                   help="ours: chamfer on silhouettes and on their topological skeletons (the paper); b1: pixel L2; "
+                        "b2: silhouette chamfer only; b3: b2 plus L2 on the skeletons")
+    p.add_argument("--fit-every", type=int, default=4,
+                   help="every K-th step fits the bodies to the silhouettes and supervises the network with the "
+                        "fit (the paper's K; 0: no fitting)")
+    p.add_argument("--no-prior", dest="prior", action="store_false",
+                   help="do without the pose prior (the adversarial auto-encoder shipped with the package)")
+    p.add_argument("--detector", choices=["auto", "mili", "multipose", "hog"], default="auto",
+                   help="the person detector (as predict's)")
+    p.add_argument("--background", choices=["mog2", "knn"], default="mog2",
+                   help="OpenCV background subtractor for the silhouettes")
+    p.add_argument("--detect-every", type=int, default=2, help="look for people on every n-th frame")
+    p.add_argument("--min-people", type=int, default=64, help="stop with an error below this many usable people")
+    p.add_argument("--work-dir", default=None, help="crops and run checkpoints (default: OUT with .work)")
+    p.add_argument("--restart", action="store_true", help="discard the work folder and start again")
+    p.add_argument("--collect-only", action="store_true",
+                   help="only cut the people and their silhouettes (work folder: crops.npz, silhouettes.png to check "
+                        "them), no training")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _frame_range(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    first, _, last = text.partition(":")
+    if not (first.isdigit() and last.isdigit() and 1 <= int(first) <= int(last)):
+        raise ValueError(f"--frames must be A:B with 1 <= A <= B, got {text!r}")
+    return int(first), int(last)
+
+
+def _frames(path: Path):
+    """``(index, frame)`` of a video file or of a folder of images (sorted by name)."""
+    from lowres_hps.apis.inputs import VideoReader, collect_inputs, load_image
+
+    if path.is_dir():
+        sources, errors = collect_inputs([path])
+        images = [s for s in sources if s.kind == "image"]
+        if not images:
+            raise ValueError(f"{path}: no images in this folder")
+        return ((i, load_image(s.path)[0]) for i, s in enumerate(sorted(images, key=lambda s: str(s.path))))
+    return iter(VideoReader(path))
+
+
+def _write_sheet(crops, path: Path, count: int = 60) -> None:
+    """A contact sheet of ``count`` crops spread over the video, silhouettes outlined."""
+    import numpy as np
+
+    from lowres_hps.imaging.io import write_image_rgb
+    from lowres_hps.viz.silhouettes import silhouette_sheet
+
+    pick = np.linspace(0, len(crops) - 1, min(count, len(crops))).round().astype(int)
+    write_image_rgb(path, silhouette_sheet(crops.images[pick].numpy(), crops.silhouettes[pick].numpy()))
+
+
+def main(args: argparse.Namespace) -> int:
+    import shutil
+
+    from tqdm import tqdm
+
+    from lowres_hps.apis.adaptation import AdaptationError, adapt_body3d, collect_silhouette_crops
+    from lowres_hps.apis.registry import load_model
+    from lowres_hps.commands.predict import DEFAULT_MODEL_3D, build_detector
+    from lowres_hps.data.silhouette_crops import SilhouetteCrops, save_silhouette_crops
+    from lowres_hps.imaging.foreground import ForegroundConfig
+    from lowres_hps.methods.sta import SilhouetteAdaptConfig
+
+    video = Path(args.video)
+    if not video.exists():
+        raise FileNotFoundError(f"no such video or folder: {video}")
+    out = Path(args.out)
+    if out.suffix != ".safetensors":
+        raise ValueError(f"--out must be a .safetensors file, got {out}")
+    frame_range = _frame_range(args.frames)
+    config = SilhouetteAdaptConfig(losses=args.losses, fit_every=args.fit_every)
+    work = Path(args.work_dir) if args.work_dir else out.with_suffix(".work")
+    if args.restart and work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    estimator = load_model(args.model3d or DEFAULT_MODEL_3D, device=args.device)
+    if estimator.card.task != "hps3d":
+        raise ValueError(f"--model3d {args.model3d}: a {estimator.card.task} model, not a 3D body model")
+    net = estimator.model.config
+    crops_path = work / "crops.npz"
+    report_path = work / "collection.json"
+    started = time.perf_counter()
+    if crops_path.is_file():
+        crops = SilhouetteCrops.load(crops_path)
+        print(f"reusing {len(crops)} people cut earlier ({crops_path})")
+    else:
+        detector_args = argparse.Namespace(detector=args.detector, detector_upscale=None, detector_min_score=None,
+                                           detector_model=None, masks=False, device=args.device)
+        detector = build_detector(detector_args)
+        bar = tqdm(desc="silhouettes", unit="frame", disable=not sys.stderr.isatty())
+        try:
+            crops, report = collect_silhouette_crops(
+                _frames(video), detector, net.canvas, net.scale_factor, source=video.name, frame_range=frame_range,
+                max_frames=args.max_frames, foreground=ForegroundConfig(method=args.background),
+                detect_every=args.detect_every, progress=lambda _: bar.update())
+        finally:
+            bar.close()
+        print(report.summary())
+        if len(crops) < args.min_people:
+            raise AdaptationError(
+                f"{video}: only {len(crops)} people stand alone with a clean silhouette (at least --min-people "
+                f"{args.min_people} needed); use more frames, a lower --min-people, or a video with a static camera "
+                f"and people who move")
+        save_silhouette_crops(crops_path, crops.images.numpy(), crops.range_index.numpy(),
+                              crops.silhouettes.numpy(), crops.frames)
+        report_path.write_text(json.dumps(report.__dict__, indent=1, default=list))
+        _write_sheet(crops, work / "silhouettes.png")
+        print(f"cut {len(crops)} people in {time.perf_counter() - started:.0f} s -> {crops_path} "
+              f"(a sample: {work / 'silhouettes.png'})")
+    if args.collect_only:
+        return 0
+    prior = None
+    if args.prior:
+        from lowres_hps.models.pose_prior import default_pose_prior
+
+        prior = default_pose_prior(device=args.device)
+    span = f"{frame_range[0]}-{frame_range[1]}" if frame_range else "all"
+    adapted_on = {"source": video.name, "frames": span, "background": args.background, "detector": args.detector}
+    path, _ = adapt_body3d(estimator, crops, out, work_dir=work / "run", config=config, prior=prior,
+                           steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                           device=args.device, name=out.stem, adapted_on=adapted_on,
+                           progress_bar=sys.stderr.isatty())
+    print(f"wrote {path} ({time.perf_counter() - started:.0f} s; training log {work / 'run' / 'metrics.csv'}); "
+          f"use it with: lowres-hps predict ... --model3d {path}")
+    return 0

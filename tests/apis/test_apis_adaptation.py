@@ -1,0 +1,131 @@
+"""Silhouette adaptation from a video: people cut with their silhouettes, the ones that touch left out, a moving
+camera refused, and an adapted copy written with a card that says what it was adapted on."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lowres_hps.apis.adaptation import AdaptationError, adapt_body3d, collect_silhouette_crops, touching_boxes
+from lowres_hps.apis.registry import ModelCard, load_model, read_card, save_checkpoint
+from lowres_hps.data.silhouette_crops import SilhouetteCrops, save_silhouette_crops
+from lowres_hps.imaging.foreground import ForegroundConfig
+from lowres_hps.methods.sta import SilhouetteAdaptConfig
+from lowres_hps.models.body3d import Body3DConfig, Body3DEstimator, build_body3d_model
+
+H, W = 120, 200
+
+
+def _background() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    base = rng.integers(40, 200, size=(H // 8, W // 8, 3)).astype(np.uint8)
+    import cv2
+
+    return cv2.resize(base, (W, H), interpolation=cv2.INTER_LINEAR)
+
+
+def walkers(frames: int = 60, meet: bool = False):
+    """A static camera, and two textured 'people' (16 x 40 px) walking; with ``meet`` they walk side by side, touching."""
+    background = _background()
+    rng = np.random.default_rng(1)
+    texture = rng.integers(0, 255, size=(40, 16, 3)).astype(np.uint8)
+    for index in range(frames):
+        frame = background.copy()
+        frame = np.clip(frame.astype(np.int16) + rng.integers(-3, 4, size=frame.shape), 0, 255).astype(np.uint8)
+        x1 = 10 + 2 * index % (W - 40)
+        x2 = x1 + 17 if meet else W - 30 - (2 * index % (W - 60))
+        boxes = []
+        for x in (x1, x2):
+            frame[60:100, x:x + 16] = texture
+            boxes.append([x, 60, 16, 40])
+        yield index, frame, np.array(boxes, np.float64)
+
+
+class TrueBoxes:
+    """A detector that knows where the people are (the frames' own boxes)."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def __call__(self, frame):
+        boxes = next(b for _, f, b in self.data if f is frame)
+        return boxes, np.full(len(boxes), 0.9)
+
+
+def _collect(meet=False, detect_every=1, frames=60):
+    data = list(walkers(frames, meet))
+    return collect_silhouette_crops(((i, f) for i, f, _ in data), TrueBoxes(data), 64, source="walkers",
+                                    foreground=ForegroundConfig(warmup_frames=10), detect_every=detect_every)
+
+
+def test_touching_boxes():
+    boxes = np.array([[0, 0, 10, 10], [10.2, 0, 10, 10], [50, 50, 10, 10]])
+    assert touching_boxes(boxes).tolist() == [True, True, False]
+    assert touching_boxes(np.zeros((0, 4))).tolist() == []
+
+
+def test_people_are_cut_with_their_silhouettes():
+    crops, report = _collect()
+    assert report.frames_read == 60 and report.frames_with_masks == 50 and report.frames_detected == 50
+    assert len(crops) == report.people > 60
+    item = crops[0]
+    assert item["images"].shape == (1, 3, 64, 64) and item["silhouette"].shape == (64, 64)
+    # The person is 40 px tall in a crop of 1.25 x 40 px: the silhouette spans ~80% of the crop's height.
+    rows = item["silhouette"].sum(1).nonzero()
+    assert 0.65 < (rows.max() - rows.min() + 1).item() / 64 < 0.9
+    assert 0.1 < item["silhouette"].mean().item() < 0.4
+    assert "people" in report.summary()
+
+
+def test_people_who_touch_are_left_out():
+    crops, report = _collect(meet=True)
+    assert len(crops) == 0 and report.rejected["touching another person"] == 2 * 50
+
+
+def test_a_moving_camera_is_a_clear_error():
+    def panning():
+        background = _background()
+        for index in range(40):
+            yield index, np.roll(background, 5 * index, axis=1)
+
+    with pytest.raises(AdaptationError, match="static camera"):
+        collect_silhouette_crops(panning(), lambda f: (np.zeros((0, 4)), np.zeros(0)), 64, source="pan",
+                                 foreground=ForegroundConfig(warmup_frames=5, max_bad_frames=5))
+
+
+def test_crops_file_round_trip(tmp_path):
+    crops, _ = _collect(frames=30)
+    path = save_silhouette_crops(tmp_path / "crops.npz", crops.images.numpy(), crops.range_index.numpy(),
+                                 crops.silhouettes.numpy(), crops.frames)
+    again = SilhouetteCrops.load(path)
+    assert len(again) == len(crops) and torch.equal(again.silhouettes, crops.silhouettes)
+    (tmp_path / "bad.npz").write_bytes(b"not an npz")
+    with pytest.raises(Exception, match="bad.npz"):
+        SilhouetteCrops.load(tmp_path / "bad.npz")
+
+
+def test_adaptation_writes_a_loadable_copy_with_its_card(tmp_path, anny_body):
+    config = Body3DConfig(canvas=64, hidden=32, iterations=2)
+    network = build_body3d_model(config, pretrained=False)
+    card = ModelCard.from_config("tiny_rsc", config, training_data=["synthlr_train"])
+    source = save_checkpoint(network, card, tmp_path / "tiny.safetensors")
+    estimator = load_model(source)
+    crops, _ = _collect(frames=30)
+    before = {k: v.clone() for k, v in estimator.model.state_dict().items()}
+    out, _ = adapt_body3d(estimator, crops, tmp_path / "adapted.safetensors", work_dir=tmp_path / "work",
+                          config=SilhouetteAdaptConfig(render_size=32, fit_every=2, fit_steps=1), steps=2,
+                          batch_size=4, lr=1e-4, adapted_on={"source": "walkers", "frames": "1-30"},
+                          progress_bar=False)
+    adapted_card = read_card(out)
+    assert adapted_card.extra["adapted_from"] == "tiny_rsc"
+    how = adapted_card.extra["adaptation"]
+    assert how["source"] == "walkers" and how["steps"] == 2 and how["losses"] == "ours"
+    adapted = load_model(out)
+    assert isinstance(adapted, Body3DEstimator)
+    assert any(not torch.equal(before[k], v) for k, v in adapted.model.state_dict().items())
+    assert all(torch.equal(before[k], v) for k, v in estimator.model.state_dict().items())  # the source untouched
+    assert (tmp_path / "work" / "metrics.csv").is_file()
+    with pytest.raises(AdaptationError, match="fewer than one batch"):
+        adapt_body3d(estimator, SilhouetteCrops(crops.images[:2].numpy(), crops.range_index[:2].numpy(),
+                                                crops.silhouettes[:2].numpy()),
+                     tmp_path / "x.safetensors", work_dir=tmp_path / "w2", batch_size=4)
