@@ -1046,3 +1046,40 @@ def test_auto_detector_without_multipose_says_how_to_get_it(tmp_path, estimator,
     Image.fromarray(_scene()).save(tmp_path / "a.png")
     code, _, stderr = _run([str(tmp_path / "a.png"), "--out", str(tmp_path / "out"), "--no-overlay"])
     assert code == 0 and "make pretrained" in stderr and "HOG" in stderr
+
+
+def test_fit_silhouettes_fits_bodies_to_the_foreground_of_a_static_camera(tmp_path, model3d, estimator, monkeypatch):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "apis"))
+    from test_apis_adaptation import _background, walkers
+
+    background = _background().astype(int)
+
+    def detector(frame):  # the walkers are where the frame differs from the empty scene
+        changed = (np.abs(frame.astype(int) - background).max(-1) > 40).astype(np.uint8)
+        _, _, stats, _ = cv2.connectedComponentsWithStats(changed)
+        boxes = np.array([s[:4] for s in stats[1:] if s[4] > 100], np.float64).reshape(-1, 4)
+        return boxes, np.full(len(boxes), 0.9)
+
+    monkeypatch.setattr(predict_cmd, "build_detector", lambda args: detector)
+    video = tmp_path / "walkers.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (200, 120))
+    for _, frame, _ in walkers(32):
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    out = tmp_path / "out"
+    code, stdout, stderr = _run([str(video), "--out", str(out), "--no-overlay", "--model3d", str(model3d),
+                                 "--fit-silhouettes", "--no-fit-keypoints", "--no-track"])
+    assert code == 0, stderr
+    assert json.loads(stdout)["fit_silhouettes"]["background"] == "mog2"
+    results = json.loads((out / "predictions.json").read_text())
+    frames = {}
+    for person in results:
+        frames.setdefault(person["image_id"], []).append(person["body"].get("fitted_to_silhouette"))
+    early = [v for image_id, values in frames.items() if image_id <= 25 for v in values]
+    late = [v for image_id, values in frames.items() if image_id > 27 for v in values]
+    assert not any(early)  # the background is still being learnt: nothing to fit to
+    assert late and all(v is True for v in late)
+    code, _, stderr = _run([str(video), "--out", str(tmp_path / "b"), "--model3d", "none", "--fit-silhouettes"])
+    assert code == 2 and "--fit-silhouettes needs a 3D model" in stderr

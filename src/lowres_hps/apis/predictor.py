@@ -235,12 +235,19 @@ class Predictor:
             a multi-person estimator's) are mapped into the 3D model's crop, and the body's joint rotations and
             crop camera move until its projection meets them, held near the network's output. None: the
             network's bodies as they are. Needs a 3D model other than the 2D estimator, in the same convention.
+        fit_silhouettes: fit each body to the person's foreground silhouette after the network (and after the
+            keypoint fit), as the silhouette-topology paper's inference-time fitting (its Fig. 5A): settings of
+            :class:`~lowres_hps.methods.sta.SilhouetteAdaptConfig` (``fit_steps``, ``fit_lr``, ``losses``,
+            ``render_size``). Used for the images given a ``foreground`` mask in :meth:`predict_images`.
+        silhouette_prior: the pose prior the silhouette fit moves the body joints through
+            (:class:`~lowres_hps.models.pose_prior.PosePrior`); None fits the joint rotations freely.
     """
 
     def __init__(self, estimator: PoseEstimator | MultiPersonEstimator, detector: Detector | None = None,
                  person_height: float | None = None, batch_size: int = 32,
                  device: torch.device | str | None = None, body_estimator: BodyEstimator | None = None,
-                 with_vertices: bool = False, fit_keypoints: KeypointFitConfig | None = None) -> None:
+                 with_vertices: bool = False, fit_keypoints: KeypointFitConfig | None = None,
+                 fit_silhouettes=None, silhouette_prior=None) -> None:
         self.multi_person = isinstance(estimator, MultiPersonEstimator)
         if not self.multi_person and not isinstance(estimator, PoseEstimator):
             raise TypeError(f"estimator must be a PoseEstimator (input_size, scale_factor, convention, callable on "
@@ -273,6 +280,16 @@ class Predictor:
             if reason is not None:
                 raise ValueError(f"fit_keypoints cannot run: {reason}")
         self.fit_keypoints = fit_keypoints
+        self.fit_silhouettes = fit_silhouettes
+        self._silhouette_fitter = None
+        if fit_silhouettes is not None:
+            if body_estimator is None or not hasattr(body_estimator, "bodies"):
+                raise ValueError("fit_silhouettes needs a 3D body model (a Body3DEstimator)")
+            from lowres_hps.methods.sta import SilhouetteAdaptLoss
+
+            spec = body_estimator.body.pose_spec
+            self._silhouette_fitter = SilhouetteAdaptLoss(fit_silhouettes, body_estimator.config, body_estimator.body,
+                                                          torch.tensor(spec.rest_shape), prior=silhouette_prior)
 
     @property
     def faces(self) -> np.ndarray | None:
@@ -301,7 +318,8 @@ class Predictor:
                                    None if box_scores is None else [box_scores])[0]
 
     def predict_images(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray] | None = None,
-                       box_scores: Sequence[np.ndarray] | None = None) -> list[list[PersonPrediction]]:
+                       box_scores: Sequence[np.ndarray] | None = None,
+                       foreground: Sequence[np.ndarray | None] | None = None) -> list[list[PersonPrediction]]:
         """People of several images, batched together across images.
 
         Args:
@@ -309,6 +327,10 @@ class Predictor:
             boxes: per image, (N_i, 4) person boxes ``x, y, w, h``; None runs the detector on every image (or
                 the multi-person estimator, which takes no boxes).
             box_scores: per image, (N_i,) box scores (default 1); only with ``boxes``.
+            foreground: per image, an (H, W) 0/1 foreground mask (e.g. background subtraction of a static camera,
+                :mod:`lowres_hps.imaging.foreground`) or None: with :attr:`fit_silhouettes`, each person's
+                silhouette (:func:`~lowres_hps.imaging.foreground.person_silhouettes` of the image's boxes) is what
+                the body is fitted to.
 
         Returns:
             per image, one :class:`PersonPrediction` per box, in box order (detector order when detected,
@@ -337,6 +359,7 @@ class Predictor:
         if len(boxes) != len(images) or (box_scores is not None and len(box_scores) != len(images)):
             raise ValueError(f"expected boxes for {len(images)} images, got {len(boxes)}")
         checked = [_check_boxes(b, None if box_scores is None else box_scores[i]) for i, b in enumerate(boxes)]
+        silhouettes = self._person_silhouettes(images, [b for b, _ in checked], foreground)
 
         people = [(i, j) for i, (image_boxes, _) in enumerate(checked) for j in range(len(image_boxes))]
         results: list[list[PersonPrediction | None]] = [[None] * len(b) for b, _ in checked]
@@ -348,7 +371,8 @@ class Predictor:
                 keypoints = self._keypoints([self.crop(images[i], checked[i][0][j]) for i, j in batch])
             if self.body_estimator is not None:
                 bodies = self._bodies([images[i] for i, _ in batch], [checked[i][0][j] for i, j in batch],
-                                      keypoints if self.fit_keypoints is not None else None)
+                                      keypoints if self.fit_keypoints is not None else None,
+                                      None if silhouettes is None else [silhouettes.get(p) for p in batch])
             if keypoints is None:
                 keypoints = bodies.keypoints2d  # one network call serves both
             for n, ((i, j), person) in enumerate(zip(batch, keypoints)):
@@ -386,10 +410,56 @@ class Predictor:
                 **{k: None if v is None else v[n] for k, v in extra.items()})) for n in range(len(people.boxes))])
         return results
 
-    def _bodies(self, images: list[np.ndarray], boxes: list[np.ndarray], keypoints: np.ndarray | None = None) -> _Bodies:
+    def _person_silhouettes(self, images, boxes, foreground) -> dict[tuple[int, int], np.ndarray] | None:
+        """``(image, box) -> (H, W) silhouette`` of the people with a usable one, when fitting to silhouettes."""
+        if self._silhouette_fitter is None or foreground is None:
+            return None
+        if len(foreground) != len(images):
+            raise ValueError(f"expected a foreground mask (or None) for each of the {len(images)} images, "
+                             f"got {len(foreground)}")
+        from lowres_hps.imaging.foreground import person_silhouettes
+
+        found = {}
+        for i, (image, mask) in enumerate(zip(images, foreground)):
+            if mask is None or not len(boxes[i]):
+                continue
+            if mask.shape != image.shape[:2]:
+                raise ValueError(f"foreground mask {mask.shape} does not match its image {image.shape[:2]}")
+            masks, _ = person_silhouettes(np.asarray(mask, np.uint8), boxes[i])
+            found.update({(i, j): m for j, m in enumerate(masks) if m.any()})
+        return found
+
+    def _fit_to_silhouettes(self, predicted, crops: list[LowResCrop], silhouettes: list[np.ndarray | None]):
+        """``predicted`` with the bodies of the people who have a silhouette fitted to it (in each 3D crop); the
+        others keep theirs. Returns ``(prediction, (B,) bool fitted)``."""
+        from lowres_hps.imaging.foreground import warp_mask
+        from lowres_hps.methods.sta import target_silhouettes
+
+        fitter, canvas = self._silhouette_fitter, self.body_estimator.config.canvas
+        fitted = np.zeros(len(crops), bool)
+        targets = torch.zeros(len(crops), canvas, canvas)
+        for n, (crop, mask) in enumerate(zip(crops, silhouettes)):
+            if mask is not None:
+                targets[n] = torch.from_numpy(warp_mask(mask, crop.affine.numpy(), (canvas, canvas)).astype(np.float32))
+        small = target_silhouettes(targets, fitter.config.render_size)
+        chosen = small.sum((-1, -2)) >= fitter.config.min_pixels
+        if not bool(chosen.any()):
+            return predicted, fitted
+        device = self.body_estimator.device
+        pose, camera = predicted.pose_vector.clone(), predicted.camera.clone()
+        new_pose, new_camera = fitter.fit(pose[chosen].to(device), camera[chosen].to(device), small[chosen].to(device))
+        pose[chosen], camera[chosen] = new_pose.cpu().to(pose.dtype), new_camera.cpu().to(camera.dtype)
+        fitted[chosen.numpy()] = True
+        again = self.body_estimator.bodies(pose, camera, predicted.range_index, with_vertices=self.with_vertices,
+                                           fitted=predicted.fitted)
+        return again, fitted
+
+    def _bodies(self, images: list[np.ndarray], boxes: list[np.ndarray], keypoints: np.ndarray | None = None,
+                silhouettes: list[np.ndarray | None] | None = None) -> _Bodies:
         """Bodies of a batch of people (``images[n]`` holds ``boxes[n]``), from one 3D model call, fitted to
-        their (B, K, 3) image keypoints ``x, y, score`` when given (:attr:`fit_keypoints`), moved from each crop
-        camera to the assumed camera of its image (:func:`full_image_camera`)."""
+        their (B, K, 3) image keypoints ``x, y, score`` when given (:attr:`fit_keypoints`) and then to their
+        (H, W) silhouettes when given (:attr:`fit_silhouettes`), moved from each crop camera to the assumed camera of
+        its image (:func:`full_image_camera`)."""
         estimator = self.body_estimator
         crops = [self.body_crop(image, box) for image, box in zip(images, boxes)]
         inputs = torch.stack([c.image for c in crops])
@@ -403,6 +473,9 @@ class Predictor:
             affines = torch.stack([c.affine for c in crops]).to(torch.float64)
             predicted = estimator.fit_bodies(inputs, ranges, apply_affine(points[..., :2], affines), points[..., 2],
                                              self.fit_keypoints, with_vertices=self.with_vertices)
+        fitted_to_silhouette = None
+        if silhouettes is not None and any(s is not None for s in silhouettes):
+            predicted, fitted_to_silhouette = self._fit_to_silhouettes(predicted, crops, silhouettes)
         cameras = [full_image_camera(image.shape[:2]) for image in images]
         focal = torch.tensor([f for f, _ in cameras], dtype=torch.float64)
         principal_point = torch.tensor([c for _, c in cameras], dtype=torch.float64)
@@ -429,6 +502,7 @@ class Predictor:
             "principal_point": principal_point[n].tolist(),
             "range_index": int(predicted.range_index[n]),
             **({} if predicted.fitted is None else {"fitted_to_keypoints": bool(predicted.fitted[n])}),
+            **({} if fitted_to_silhouette is None else {"fitted_to_silhouette": bool(fitted_to_silhouette[n])}),
         } for n in range(len(crops))]
         return _Bodies(keypoints2d=keypoints2d.numpy(), keypoints_3d=keypoints_3d.numpy(), bodies=bodies,
                        vertices=vertices)

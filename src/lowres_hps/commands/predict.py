@@ -362,22 +362,24 @@ class _Run:
             self.people += 1
 
     def _predict(self, images: list[np.ndarray], boxes: list[np.ndarray] | None,
-                 names: list[str]) -> list[list[PersonPrediction] | None]:
+                 names: list[str], foreground: list[np.ndarray | None] | None = None) -> list[list[PersonPrediction] | None]:
         """People of each image; an image whose prediction fails is reported (``names`` say which) and gets
-        None, without losing the others. With boxes, a failing image is retried box by box."""
+        None, without losing the others. With boxes, a failing image is retried box by box. ``foreground``: each
+        image's foreground mask (``--fit-silhouettes``) or None."""
         try:
-            return self.predictor.predict_images(images, boxes)
+            return self.predictor.predict_images(images, boxes, foreground=foreground)
         except Exception as exc:  # noqa: BLE001 - isolate the failure, report it, keep the rest
             if len(images) == 1 and (boxes is None or len(boxes[0]) <= 1):
                 self.fail(InputError(f"prediction failed ({_reason(exc)}): {names[0]}"))
                 return [None]
         if len(images) > 1:
-            return [self._predict([image], None if boxes is None else [boxes[i]], [names[i]])[0]
+            return [self._predict([image], None if boxes is None else [boxes[i]], [names[i]],
+                                  None if foreground is None else [foreground[i]])[0]
                     for i, image in enumerate(images)]
         people = []
         for box in boxes[0]:
             try:
-                people.extend(self.predictor.predict_images(images, [box[None]])[0])
+                people.extend(self.predictor.predict_images(images, [box[None]], foreground=foreground)[0])
             except Exception as exc:  # noqa: BLE001
                 self.fail(InputError(f"prediction failed for the box {np.round(box, 2).tolist()} "
                                      f"({_reason(exc)}): {names[0]}"))
@@ -471,6 +473,12 @@ class _Run:
         total = reader.frame_count if max_frames is None else min(reader.frame_count or max_frames, max_frames)
         progress = tqdm(total=total, desc=source.path.name, unit="frame", disable=None, file=sys.stderr)
         tracks = _VideoTracks(self, source, fps or DEFAULT_VIDEO_FPS) if getattr(self.args, "track", False) else None
+        self._background = None
+        if self.predictor.fit_silhouettes is not None:
+            from lowres_hps.imaging.foreground import ForegroundConfig, ForegroundExtractor
+
+            self._background = ForegroundExtractor(ForegroundConfig(method=getattr(self.args, "background", "mog2")))
+            self._background_source = source.path
         stopped_early = False
         started = time.perf_counter()
         try:
@@ -512,10 +520,13 @@ class _Run:
     def _frames(self, source: InputSource, base_id: int, frames: list[tuple[int, np.ndarray]],
                 writer, progress: tqdm, mesh_stem: str, tracks: _VideoTracks | None = None) -> None:
         names = [f"frame {index} of {source.path}" for index, _ in frames]
+        masks = [self._foreground(frame) for _, frame in frames]  # every frame, in order: the background model
         if tracks is not None and tracks.detect_every > 1:  # frame by frame: each frame's boxes come from the last
-            predictions = [tracks.follow(index, frame, name) for (index, frame), name in zip(frames, names)]
+            predictions = [tracks.follow(index, frame, name, mask)
+                           for (index, frame), name, mask in zip(frames, names, masks)]
         else:
-            predictions = self._predict([frame for _, frame in frames], None, names)
+            predictions = self._predict([frame for _, frame in frames], None, names,
+                                        None if self._background is None else masks)
         if tracks is not None and tracks.detect_every == 1:  # in frame order: the tracker's state runs from frame to frame
             predictions = [None if people is None else tracks.update(index, frame, people)
                            for (index, frame), people in zip(frames, predictions)]
@@ -537,6 +548,20 @@ class _Run:
             if writer is not None:
                 writer.write(self._draw(frame, people))
         self.journal.flush()
+
+    def _foreground(self, frame: np.ndarray) -> np.ndarray | None:
+        """The frame's foreground mask for ``--fit-silhouettes`` (None while the background is learnt, for frames
+        unusable as masks, without the option, and after the camera was found to move: reported once)."""
+        from lowres_hps.imaging.foreground import CameraMotionError
+
+        if getattr(self, "_background", None) is None:
+            return None
+        try:
+            return self._background.apply(frame)
+        except CameraMotionError as exc:
+            _report("note", f"--fit-silhouettes stopped: {exc}: {self._background_source}")
+            self._background = None
+            return None
 
     def finish(self, model: str, model3d: str | None, detector, interrupted: bool) -> dict:
         """Write predictions.json (and images.json) from the journal; returns the summary."""
@@ -566,6 +591,9 @@ class _Run:
             "meshes": str(self.out / "meshes") if self.meshes else None,
             "fit_keypoints": None if self.predictor.fit_keypoints is None else
             dataclasses.asdict(self.predictor.fit_keypoints),
+            "fit_silhouettes": None if self.predictor.fit_silhouettes is None else
+            {**dataclasses.asdict(self.predictor.fit_silhouettes),
+             "background": getattr(self.args, "background", None)},
         }
         if self.frames:
             summary["frames_per_second"] = round(self.frames / max(self.video_seconds, 1e-9), 2)
@@ -636,15 +664,17 @@ class _VideoTracks:
         self.run = run
         self.last: list[PersonPrediction] = []  # the tracked people of the last frame
 
-    def follow(self, index: int, frame: np.ndarray, name: str) -> list[PersonPrediction] | None:
+    def follow(self, index: int, frame: np.ndarray, name: str,
+               foreground: np.ndarray | None = None) -> list[PersonPrediction] | None:
         """One frame with ``--detect-every K``: the detector on every K-th frame (and whenever nobody is tracked);
         on the others each tracked person's last box, moved by the motion of its keypoints between the two
         frames. The people are then tracked as usual."""
+        masks = None if foreground is None else [foreground]
         if index % self.detect_every == 0 or not self.last:
-            people = self.run._predict([frame], None, [name])[0]
+            people = self.run._predict([frame], None, [name], masks)[0]
         else:
             boxes = np.array([p.bbox for p in self.last])
-            people = self.run._predict([frame], [boxes], [name])[0]
+            people = self.run._predict([frame], [boxes], [name], masks)[0]
             if people is not None and len(people) == len(self.last):
                 people = [_moved_with_keypoints(new, old) for new, old in zip(people, self.last)]
         if people is None:
@@ -859,6 +889,18 @@ def default_detector() -> str:
     return "multipose"
 
 
+def _silhouette_fit(args: argparse.Namespace, body_estimator):
+    """``--fit-silhouettes``: the fit's settings and the shipped pose prior, or ``(None, None)``."""
+    if not getattr(args, "fit_silhouettes", False):
+        return None, None
+    if body_estimator is None or not hasattr(body_estimator, "bodies"):
+        raise ValueError("--fit-silhouettes needs a 3D model (--model3d NAME|PATH)")
+    from lowres_hps.methods.sta import SilhouetteAdaptConfig
+    from lowres_hps.models.pose_prior import default_pose_prior
+
+    return SilhouetteAdaptConfig(), default_pose_prior(device=args.device)
+
+
 def build_detector(args: argparse.Namespace):
     """The ``--detector`` with its ``--detector-upscale`` / ``--detector-min-score`` (or its own defaults);
     a detector that cannot run here (no HOG in this OpenCV, MultiPose's weights not fetched) is a clear error."""
@@ -1044,9 +1086,10 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError("--mesh-format needs a 3D model (--model3d NAME|PATH)")
     with_vertices = body_estimator is not None and (mesh_format is not None or not args.no_overlay)
     fit = _fit_config(args, estimator, body_estimator)
+    silhouettes, prior = _silhouette_fit(args, body_estimator)
     predictor = Predictor(estimator, detector, person_height=args.person_height, batch_size=args.batch_size,
                           device=args.device, body_estimator=body_estimator, with_vertices=with_vertices,
-                          fit_keypoints=fit)
+                          fit_keypoints=fit, fit_silhouettes=silhouettes, silhouette_prior=prior)
 
     run = _Run(args, predictor, boxes)
     for error in errors:
