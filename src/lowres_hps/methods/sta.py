@@ -17,8 +17,8 @@ activation with a straight-through gradient), extracts its topological skeleton 
 * ``prior``: the adversarial auto-encoder pose prior (:mod:`lowres_hps.models.pose_prior`). The paper's
   regressor predicts the prior's latent; ours keeps predicting the pose vector (so an adapted model is an
   ordinary 3D model), so the prior enters twice: in the fitting loop the body joints move only through the latent
-  (as in the paper), and every step a term holds the network's pose near its projection on the prior
-  (``lambda_prior``, mean geodesic angle). Shape is held near the network's training mean (``lambda_shape``).
+  (as in the paper; relative to the network's start, see :meth:`SilhouetteAdaptLoss.fit`), and every step a term
+  holds the network's pose near its projection on the prior (``lambda_prior``, mean geodesic angle). Shape is held near the network's training mean (``lambda_shape``).
 
 Losses are per person and averaged over the people whose target silhouette has at least ``min_pixels`` pixels.
 """
@@ -61,6 +61,8 @@ class SilhouetteAdaptConfig:
         fit_every: K of Algorithm 1 (every K-th step fits and supervises with L_Theta); 0: never.
         fit_steps: Adam steps of each fit (the paper: 10).
         fit_lr: their learning rate (latent, 6D rotations, shape and crop camera alike).
+        keep_better: a person whose fit matches the silhouette worse than the network's body keeps the network's
+            body as the L_Theta target (no pull), as SPIN keeps each example's best fit.
         lambda_silhouette, lambda_topology: weights of the silhouette term and of the skeleton term.
         lambda_params: weight of L_Theta (rotation matrices, shape and camera against the fitted ones).
         lambda_shape: weight of the squared distance of the shape to the network's training mean.
@@ -80,6 +82,7 @@ class SilhouetteAdaptConfig:
     lambda_params: float = 1.0
     lambda_shape: float = 0.1
     lambda_prior: float = 0.1
+    keep_better: bool = True
     render_size: int = 64
     sigma: float = 0.01
     erosion_steps: int | None = None
@@ -220,16 +223,22 @@ class SilhouetteAdaptLoss:
             self.prior.to(pose_vector.device)
             with torch.no_grad():
                 latent = self.prior.encode(pose_vector.detach().float())
+                decoded0 = rotation_6d_to_matrix(self.prior.decode(latent))
             joints = latent.clone().requires_grad_(True)
         else:
             joints = matrix_to_rotation_6d(rotations[:, 1:]).clone().requires_grad_(True)
         optimizer = torch.optim.Adam([root, joints, shape, cam], lr=cfg.fit_lr)
 
         def vector() -> torch.Tensor:
-            base = self.spec.join(torch.cat([rotation_6d_to_matrix(root), rotations[:, 1:]], dim=1), shape)
             if self.prior is not None:
-                return self.prior.compose(joints, base)
-            return self.spec.join(torch.cat([rotation_6d_to_matrix(root), rotation_6d_to_matrix(joints)], 1), shape)
+                # The body joints move as the decoded pose moves from its start: R = D(z) D(z0)^T R_net, so the fit
+                # starts at the network's body exactly (not at its reconstruction by the prior, 5-6 degrees off)
+                # and changes it only along the prior's poses.
+                decoded = rotation_6d_to_matrix(self.prior.decode(joints))
+                body = decoded @ decoded0.transpose(-1, -2) @ rotations[:, 1:]
+            else:
+                body = rotation_6d_to_matrix(joints)
+            return self.spec.join(torch.cat([rotation_6d_to_matrix(root), body], dim=1), shape)
 
         with torch.enable_grad():
             for _ in range(steps):
@@ -243,7 +252,16 @@ class SilhouetteAdaptLoss:
                     with torch.no_grad():
                         joints.clamp_(-1.0, 1.0)  # the prior's latent lives in [-1, 1]^L
         with torch.no_grad():
-            return vector().detach(), cam.detach()
+            fitted, fitted_camera = vector().detach(), cam.detach()
+            if not cfg.keep_better:
+                return fitted, fitted_camera
+            # As SPIN keeps each example's best fit: a fit that matches its silhouette worse than the network's own
+            # body does (a bad start, a local minimum, the prior's reconstruction error) is not taught.
+            start = pose_vector.detach().float()
+            before = self._weighted(self.silhouette_terms(self.render(start, camera.detach().float()), target))
+            after = self._weighted(self.silhouette_terms(self.render(fitted, fitted_camera), target))
+            better = (after < before)[:, None]
+            return torch.where(better, fitted, start), torch.where(better, fitted_camera, camera.detach().float())
 
     def params_term(self, pose_vector: torch.Tensor, camera: torch.Tensor, fitted_vector: torch.Tensor,
                     fitted_camera: torch.Tensor) -> torch.Tensor:
