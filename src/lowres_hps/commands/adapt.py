@@ -30,9 +30,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--losses", choices=["ours", "b1", "b2", "b3"], default="ours",
                    help="ours: chamfer on silhouettes and on their topological skeletons (the paper); b1: pixel L2; "
                         "b2: silhouette chamfer only; b3: b2 plus L2 on the skeletons")
-    p.add_argument("--fit-every", type=int, default=4,
+    p.add_argument("--fit-every", type=int, default=0,
                    help="every K-th step fits the bodies to the silhouettes and supervises the network with the "
-                        "fit (the paper's K; 0: no fitting)")
+                        "fit (the paper's Algorithm 1, K = 4); default 0, no fitting: on the shifted synthetic "
+                        "validation people the fit in the loop did worse than the losses alone (benchmarks/README.md)")
     p.add_argument("--no-prior", dest="prior", action="store_false",
                    help="do without the pose prior (the adversarial auto-encoder shipped with the package)")
     p.add_argument("--detector", choices=["auto", "mili", "multipose", "hog"], default="auto",
