@@ -41,6 +41,32 @@ def walkers(frames: int = 60, meet: bool = False):
         yield index, frame, np.array(boxes, np.float64)
 
 
+def write_walkers_video(path, frames: int = 80):
+    """The walkers as an MJPG video file."""
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (W, H))
+    for _, frame, _ in walkers(frames):
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+def walkers_detector():
+    """A detector for the walkers' (decoded) video: they are where a frame differs from the empty scene."""
+    import cv2
+
+    background = _background().astype(int)
+
+    def detect(frame):
+        changed = (np.abs(frame.astype(int) - background).max(-1) > 40).astype(np.uint8)
+        _, _, stats, _ = cv2.connectedComponentsWithStats(changed)
+        boxes = np.array([s[:4] for s in stats[1:] if s[4] > 100], np.float64).reshape(-1, 4)
+        return boxes, np.full(len(boxes), 0.9)
+
+    return detect
+
+
 class TrueBoxes:
     """A detector that knows where the people are (the frames' own boxes)."""
 

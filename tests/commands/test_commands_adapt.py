@@ -7,8 +7,6 @@ import io
 import sys
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 
 from lowres_hps.apis.registry import ModelCard, read_card, save_checkpoint
@@ -17,7 +15,7 @@ from lowres_hps.commands import predict as predict_cmd
 from lowres_hps.models.body3d import Body3DConfig, build_body3d_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "apis"))
-from test_apis_adaptation import _background, walkers  # noqa: E402
+from test_apis_adaptation import walkers_detector, write_walkers_video  # noqa: E402
 
 
 def run(*argv: str) -> tuple[int, str, str]:
@@ -29,20 +27,8 @@ def run(*argv: str) -> tuple[int, str, str]:
 
 @pytest.fixture()
 def video_and_model(tmp_path, monkeypatch):
-    data = list(walkers(80))
-    path = tmp_path / "walkers.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (200, 120))
-    for _, frame, _ in data:
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
-    background = _background().astype(int)
-
-    def detector(frame):  # the walkers are where the frame differs from the empty scene
-        changed = (np.abs(frame.astype(int) - background).max(-1) > 40).astype(np.uint8)
-        count, _, stats, _ = cv2.connectedComponentsWithStats(changed)
-        boxes = np.array([s[:4] for s in stats[1:] if s[4] > 100], np.float64).reshape(-1, 4)
-        return boxes, np.full(len(boxes), 0.9)
-
+    path = write_walkers_video(tmp_path / "walkers.avi")
+    detector = walkers_detector()
     monkeypatch.setattr(predict_cmd, "build_detector", lambda args: detector)
     config = Body3DConfig(canvas=64, hidden=32, iterations=2)
     model = save_checkpoint(build_body3d_model(config, pretrained=False),

@@ -1052,22 +1052,10 @@ def test_fit_silhouettes_fits_bodies_to_the_foreground_of_a_static_camera(tmp_pa
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "apis"))
-    from test_apis_adaptation import _background, walkers
+    from test_apis_adaptation import walkers_detector, write_walkers_video
 
-    background = _background().astype(int)
-
-    def detector(frame):  # the walkers are where the frame differs from the empty scene
-        changed = (np.abs(frame.astype(int) - background).max(-1) > 40).astype(np.uint8)
-        _, _, stats, _ = cv2.connectedComponentsWithStats(changed)
-        boxes = np.array([s[:4] for s in stats[1:] if s[4] > 100], np.float64).reshape(-1, 4)
-        return boxes, np.full(len(boxes), 0.9)
-
-    monkeypatch.setattr(predict_cmd, "build_detector", lambda args: detector)
-    video = tmp_path / "walkers.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (200, 120))
-    for _, frame, _ in walkers(32):
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
+    monkeypatch.setattr(predict_cmd, "build_detector", lambda args: walkers_detector())
+    video = write_walkers_video(tmp_path / "walkers.avi", 32)
     out = tmp_path / "out"
     code, stdout, stderr = _run([str(video), "--out", str(out), "--no-overlay", "--model3d", str(model3d),
                                  "--fit-silhouettes", "--no-fit-keypoints", "--no-track"])

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from lowres_hps.apis.predictor import bounded_crop
 from lowres_hps.data.silhouette_crops import SilhouetteCrops
