@@ -33,6 +33,7 @@ VARIANTS = {  # name -> (SilhouetteAdaptConfig overrides); "pre" is the source m
     "b3": {"losses": "b3", "fit_every": 0},
     "ours_nofit": {"losses": "ours", "fit_every": 0},
     "ours": {"losses": "ours", "fit_every": 4},
+    "inside": {"losses": "inside", "fit_every": 0},
 }
 HEIGHTS = (96.0, 52.0, 32.0)
 ADAPT_PEOPLE = range(1000, 2000)

@@ -181,3 +181,13 @@ def test_a_short_adaptation_of_a_network_changes_it_and_stays_finite(anny_body):
         value.backward()
         optimizer.step()
     assert any(not torch.equal(before[k], v) for k, v in network.state_dict().items())
+
+
+def test_inside_costs_only_the_body_outside_the_person(anny_body):
+    loss = make_loss(anny_body, losses="inside")
+    pose = walking_pose(anny_body)
+    body = loss.render(pose, CAMERA).detach()
+    coat = torch.nn.functional.max_pool2d(body[:, None], 5, 1, 2)[:, 0]  # the person is wider than the body
+    terms = loss.silhouette_terms(body, coat)
+    assert terms["silhouette_inside"].abs().max() == 0
+    assert (loss.silhouette_terms(coat, body)["silhouette_inside"] > 0).all()

@@ -27,8 +27,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=300, help="training steps (rounded up to whole passes)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-5, help="Adam learning rate of the network")
-    p.add_argument("--losses", choices=["ours", "b1", "b2", "b3"], default="ours",
-                   help="ours: chamfer on silhouettes and on their topological skeletons (the paper); b1: pixel L2; "
+    p.add_argument("--losses", choices=["ours", "inside", "b1", "b2", "b3"], default="ours",
+                   help="ours: chamfer on silhouettes and on their topological skeletons (the paper); inside: the same "
+                        "with only the body's pixels outside the person costing (clothed people); b1: pixel L2; "
                         "b2: silhouette chamfer only; b3: b2 plus L2 on the skeletons")
     p.add_argument("--fit-every", type=int, default=0,
                    help="every K-th step fits the bodies to the silhouettes and supervises the network with the "
