@@ -281,6 +281,26 @@ def test_a_separate_3d_model_runs_on_its_own_crops(body_estimator, monkeypatch):
         Predictor(estimator, body_estimator=CropPointsEstimator())
 
 
+def test_a_3d_model_that_crops_like_the_2d_model_reuses_its_crops(body_estimator, monkeypatch):
+    """Same input size and margin (as lrmove_l_128 and the 3D default): each person is cropped once, and the
+    bodies are those of the 3D model's own crops."""
+    estimator = CropPointsEstimator(input_size=(64, 64))
+    image = _image()
+    own_crops = Predictor(CropPointsEstimator(), person_height=30.0, body_estimator=body_estimator)  # 64 x 48 2D
+    reference = [p.keypoints_3d for p in own_crops.predict_image(image, BOXES_3D)]
+    predictor = Predictor(estimator, person_height=30.0, body_estimator=body_estimator)
+    calls = []
+    monkeypatch.setattr(predictor, "body_crop", lambda *a: calls.append(a) or Predictor.body_crop(predictor, *a))
+    people = predictor.predict_image(image, BOXES_3D)
+    assert calls == []
+    for person, expected in zip(people, reference):
+        np.testing.assert_array_equal(person.keypoints_3d, expected)
+    other = Predictor(CropPointsEstimator(), person_height=30.0, body_estimator=body_estimator)  # 64 x 48: its own
+    monkeypatch.setattr(other, "body_crop", lambda *a: calls.append(a) or Predictor.body_crop(other, *a))
+    other.predict_image(image, BOXES_3D)
+    assert len(calls) == len(BOXES_3D)
+
+
 def test_bodies_fitted_to_the_2d_keypoints_in_the_3d_crops(body_estimator):
     from lowres_hps.fitting import KeypointFitConfig
 

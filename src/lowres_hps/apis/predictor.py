@@ -367,12 +367,17 @@ class Predictor:
             batch = people[start:start + self.batch_size]
             bodies = None
             keypoints = None
+            crops = None
             if self.body_estimator is not self.estimator:
-                keypoints = self._keypoints([self.crop(images[i], checked[i][0][j]) for i, j in batch])
+                crops = [self.crop(images[i], checked[i][0][j]) for i, j in batch]
+                keypoints = self._keypoints(crops)
             if self.body_estimator is not None:
+                # The 2D default and the 3D default crop alike (128 px, margin 1.25): one crop serves both.
+                shared = crops if crops is not None and self.body_protocol == self.protocol else None
                 bodies = self._bodies([images[i] for i, _ in batch], [checked[i][0][j] for i, j in batch],
                                       keypoints if self.fit_keypoints is not None else None,
-                                      None if silhouettes is None else [silhouettes.get(p) for p in batch])
+                                      None if silhouettes is None else [silhouettes.get(p) for p in batch],
+                                      crops=shared)
             if keypoints is None:
                 keypoints = bodies.keypoints2d  # one network call serves both
             for n, ((i, j), person) in enumerate(zip(batch, keypoints)):
@@ -455,13 +460,16 @@ class Predictor:
         return again, fitted
 
     def _bodies(self, images: list[np.ndarray], boxes: list[np.ndarray], keypoints: np.ndarray | None = None,
-                silhouettes: list[np.ndarray | None] | None = None) -> _Bodies:
+                silhouettes: list[np.ndarray | None] | None = None,
+                crops: list[LowResCrop] | None = None) -> _Bodies:
         """Bodies of a batch of people (``images[n]`` holds ``boxes[n]``), from one 3D model call, fitted to
         their (B, K, 3) image keypoints ``x, y, score`` when given (:attr:`fit_keypoints`) and then to their
         (H, W) silhouettes when given (:attr:`fit_silhouettes`), moved from each crop camera to the assumed camera of
-        its image (:func:`full_image_camera`)."""
+        its image (:func:`full_image_camera`). ``crops``: the 3D model's crops when already made (the 2D model's,
+        when both crop alike)."""
         estimator = self.body_estimator
-        crops = [self.body_crop(image, box) for image, box in zip(images, boxes)]
+        if crops is None:
+            crops = [self.body_crop(image, box) for image, box in zip(images, boxes)]
         inputs = torch.stack([c.image for c in crops])
         if self.device is not None:
             inputs = inputs.to(self.device)
