@@ -53,7 +53,9 @@ def main() -> None:
         sys.exit(f"needs {VTEST} and {COCO_TRAIN} (python scripts/make_real_splits.py)")
     work = Path(args.work or tempfile.mkdtemp(prefix="pipeline_speed_"))
     work.mkdir(parents=True, exist_ok=True)
-    detector, pose, body = work / "mili_int8.onnx", work / "lrmove_l_128_int8.onnx", work / "rsc_ft2.onnx"
+    from lowres_hps.commands.predict import DEFAULT_MODEL_3D
+
+    detector, pose, body = work / "mili_int8.onnx", work / "lrmove_l_128_int8.onnx", work / f"{DEFAULT_MODEL_3D}.onnx"
     if not detector.is_file():
         cli("export", "--model", "mili_multipose", "--int8", "--calibration", str(VTEST),
             "--calibration-frames-range", "1:300", "--out", str(detector), threads=args.threads)
@@ -61,7 +63,7 @@ def main() -> None:
         cli("export", "--model", "lrmove_l_128", "--int8", "--calibration", str(COCO_TRAIN), "--out", str(pose),
             threads=args.threads)
     if not body.is_file():
-        cli("export", "--model", "rsc_move_c128_ft2", "--out", str(body), threads=args.threads)
+        cli("export", "--model", DEFAULT_MODEL_3D, "--out", str(body), threads=args.threads)
     fast = ["--detector", "mili", "--detector-model", str(detector), "--model", str(pose)]
     rows = {
         "default": [],

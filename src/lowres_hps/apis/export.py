@@ -190,6 +190,9 @@ def open_session(path, num_threads: int | None, providers: list[str] | None):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
+    # Several sessions (detector, 2D, 3D) and torch share the cores: threads that spin while waiting for work
+    # would take them from each other.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if num_threads is not None:
         options.intra_op_num_threads = num_threads
         options.inter_op_num_threads = 1
