@@ -23,7 +23,13 @@ import numpy as np
 
 from lowres_hps.apis.predictor import bounded_crop
 from lowres_hps.data.silhouette_crops import SilhouetteCrops
-from lowres_hps.imaging.foreground import CameraMotionError, ForegroundConfig, ForegroundExtractor, person_silhouettes, warp_mask
+from lowres_hps.imaging.foreground import (
+    CameraMotionError,
+    ForegroundConfig,
+    ForegroundExtractor,
+    person_silhouettes,
+    warp_mask,
+)
 from lowres_hps.imaging.protocol import LowResProtocol
 from lowres_hps.methods.sta import SilhouetteAdaptConfig, SilhouetteAdaptLoss
 
@@ -189,8 +195,8 @@ def adapt_body3d(
     ``load_model``) to people with silhouettes and write it to ``out`` (``.safetensors`` with its card).
 
     ``dataset`` yields items with ``images``, ``range_index`` and ``silhouette`` (a :class:`SilhouetteCrops`, or a
-    :class:`~lowres_hps.data.multires_dataset.MultiResolutionDataset` made ``with_masks``). The run lives in ``work_dir`` (``metrics.csv``, ``last.pt``): with ``resume`` an interrupted run goes on
-    from its last checkpoint. ``steps`` below one pass over the data trains on a fixed random part of it
+    :class:`~lowres_hps.data.multires_dataset.MultiResolutionDataset` made ``with_masks``). The run lives in
+    ``work_dir`` (``metrics.csv``, ``last.pt``): with ``resume`` an interrupted run goes on from its last checkpoint. ``steps`` below one pass over the data trains on a fixed random part of it
     (exactly ``steps``); above, it is rounded up to whole passes. ``val_dataset`` and
     ``evaluate`` (optional) are the trainer's validation, e.g. MPJPE on labelled crops of the target.
 
@@ -229,7 +235,7 @@ def adapt_body3d(
     card = estimator.card
     how = {"method": "silhouette-topology self-adaptation (Rakesh, Kundu et al., NeurIPS 2021)",
            **asdict(config), "steps": trainer.global_step, "batch_size": batch_size, "lr": lr, "seed": seed,
-           "people": len(dataset), "prior": getattr(prior, "name", None) if prior is not None else None,
+           "people": len(dataset), "prior": None if prior is None else prior.card.get("name", "a pose prior"),
            **(adapted_on or {})}
     new_name = name or f"{card.name}_adapted"
     notes = (f"{card.name} adapted from silhouettes alone (no 2D or 3D labels) on {len(dataset)} people"

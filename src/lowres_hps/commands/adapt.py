@@ -8,6 +8,7 @@ same command again resumes. ``predict --model3d ADAPTED.safetensors`` then uses 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -24,7 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", default=None, metavar="A:B",
                    help="use frames A to B only (1-based, inclusive): keep frames you validate on out")
     p.add_argument("--max-frames", type=int, default=None, help="use at most this many frames")
-    p.add_argument("--steps", type=int, default=300, help="training steps (rounded up to whole passes)")
+    p.add_argument("--steps", type=int, default=300,
+                   help="training steps (exact below one pass over the people, else rounded up to whole passes)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-5, help="Adam learning rate of the network")
     p.add_argument("--losses", choices=["ours", "inside", "b1", "b2", "b3"], default="ours",
@@ -50,15 +52,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "them), no training")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--seed", type=int, default=0)
-
-
-def _frame_range(text: str | None) -> tuple[int, int] | None:
-    if text is None:
-        return None
-    first, _, last = text.partition(":")
-    if not (first.isdigit() and last.isdigit() and 1 <= int(first) <= int(last)):
-        raise ValueError(f"--frames must be A:B with 1 <= A <= B, got {text!r}")
-    return int(first), int(last)
 
 
 def _frames(path: Path):
@@ -92,6 +85,7 @@ def main(args: argparse.Namespace) -> int:
 
     from lowres_hps.apis.adaptation import AdaptationError, adapt_body3d, collect_silhouette_crops
     from lowres_hps.apis.registry import load_model
+    from lowres_hps.commands import parse_frame_range
     from lowres_hps.commands.predict import DEFAULT_MODEL_3D, build_detector
     from lowres_hps.data.silhouette_crops import SilhouetteCrops, save_silhouette_crops
     from lowres_hps.imaging.foreground import ForegroundConfig
@@ -103,7 +97,7 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix != ".safetensors":
         raise ValueError(f"--out must be a .safetensors file, got {out}")
-    frame_range = _frame_range(args.frames)
+    frame_range = parse_frame_range(args.frames, "--frames")
     config = SilhouetteAdaptConfig(losses=args.losses, fit_every=args.fit_every)
     work = Path(args.work_dir) if args.work_dir else out.with_suffix(".work")
     if args.restart and work.exists():
@@ -139,7 +133,7 @@ def main(args: argparse.Namespace) -> int:
                 f"and people who move")
         save_silhouette_crops(crops_path, crops.images.numpy(), crops.range_index.numpy(),
                               crops.silhouettes.numpy(), crops.frames)
-        report_path.write_text(json.dumps(report.__dict__, indent=1, default=list))
+        report_path.write_text(json.dumps(dataclasses.asdict(report), indent=1))
         _write_sheet(crops, work / "silhouettes.png")
         print(f"cut {len(crops)} people in {time.perf_counter() - started:.0f} s -> {crops_path} "
               f"(a sample: {work / 'silhouettes.png'})")

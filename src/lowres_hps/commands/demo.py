@@ -7,7 +7,6 @@ resolutions. Everything it prints is measured from what it drew.
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 

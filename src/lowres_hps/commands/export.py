@@ -18,6 +18,7 @@ from lowres_hps.apis.export import (
     verify_onnx,
 )
 from lowres_hps.apis.registry import load_model
+from lowres_hps.commands import parse_frame_range
 from lowres_hps.models.kinds import get_kind
 
 __all__ = ["main"]
@@ -100,13 +101,7 @@ def _export_detector_int8(estimator, args: argparse.Namespace, batch: Any, what:
 
     from lowres_hps.apis.detector import MILIDetector
 
-    frames = None
-    if args.calibration_frames_range is not None:
-        first, _, last = args.calibration_frames_range.partition(":")
-        if not (first.isdigit() and last.isdigit() and 1 <= int(first) <= int(last)):
-            raise ValueError(f"--calibration-frames-range must be A:B with 1 <= A <= B, got "
-                             f"{args.calibration_frames_range!r}")
-        frames = (int(first), int(last))
+    frames = parse_frame_range(args.calibration_frames_range, "--calibration-frames-range")
     calibration = calibration_frames(args.calibration, num_frames=args.calibration_crops or 8, frames=frames)
     print(f"calibration: {len(calibration.crops)} frames of {args.calibration} at "
           f"{calibration.crops.shape[3]}x{calibration.crops.shape[2]}, {args.calibration_method or 'minmax'}")

@@ -317,6 +317,8 @@ class _Run:
         self._mesh_stems: set[str] = set()
         self.meshes = 0
         self.faces = predictor.faces  # None without a 3D model
+        self._background = None  # --fit-silhouettes: the background model of the video being read
+        self._background_source = None
         self.video_seconds = 0.0  # wall time spent on video frames (frames/s in the summary)
         self.track_files: list[str] = []
 
@@ -362,7 +364,8 @@ class _Run:
             self.people += 1
 
     def _predict(self, images: list[np.ndarray], boxes: list[np.ndarray] | None,
-                 names: list[str], foreground: list[np.ndarray | None] | None = None) -> list[list[PersonPrediction] | None]:
+                 names: list[str],
+                 foreground: list[np.ndarray | None] | None = None) -> list[list[PersonPrediction] | None]:
         """People of each image; an image whose prediction fails is reported (``names`` say which) and gets
         None, without losing the others. With boxes, a failing image is retried box by box. ``foreground``: each
         image's foreground mask (``--fit-silhouettes``) or None."""
@@ -554,7 +557,7 @@ class _Run:
         unusable as masks, without the option, and after the camera was found to move: reported once)."""
         from lowres_hps.imaging.foreground import CameraMotionError
 
-        if getattr(self, "_background", None) is None:
+        if self._background is None:
             return None
         try:
             return self._background.apply(frame)

@@ -19,7 +19,8 @@ activation with a straight-through gradient), extracts its topological skeleton 
   regressor predicts the prior's latent; ours keeps predicting the pose vector (so an adapted model is an
   ordinary 3D model), so the prior enters twice: in the fitting loop the body joints move only through the latent
   (as in the paper; relative to the network's start, see :meth:`SilhouetteAdaptLoss.fit`), and every step a term
-  holds the network's pose near its projection on the prior (``lambda_prior``, mean geodesic angle). Shape is held near the network's training mean (``lambda_shape``).
+  holds the network's pose near its projection on the prior (``lambda_prior``, mean geodesic angle). Shape is held
+  near the network's training mean (``lambda_shape``).
 
 Losses are per person and averaged over the people whose target silhouette has at least ``min_pixels`` pixels.
 """
