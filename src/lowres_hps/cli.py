@@ -239,6 +239,12 @@ def _add_adapt(p: argparse.ArgumentParser) -> None:
     add_arguments(p)
 
 
+def _add_selfsup(p: argparse.ArgumentParser) -> None:
+    from lowres_hps.commands.selfsup import add_arguments
+
+    add_arguments(p)
+
+
 def _add_label(p: argparse.ArgumentParser) -> None:
     from lowres_hps.commands.label import add_arguments
 
@@ -258,6 +264,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "export": ("export a 2D, 3D or MILI model to ONNX with its preprocessing documented", _add_export),
     "predict": ("2D keypoints and 3D bodies of the people in images, folders and videos", _add_predict),
     "adapt": ("adapt a 3D model to a static camera from people's silhouettes (no labels)", _add_adapt),
+    "selfsup": ("fine-tune a 3D model on unlabelled real people by self-supervision (SSPSE)", _add_selfsup),
     "label": ("COCO keypoint pseudo-labels of real people from high-resolution teachers (MoveNet)", _add_label),
 }
 

@@ -1,0 +1,181 @@
+"""SSPSE (issue 14): self-supervised fine-tuning of the 3D default on unlabelled real people, and its ablations.
+
+    python scripts/make_unlabelled_sets.py                       # the unlabelled people (BlazePose masks)
+    python benchmarks/sspse_ablations.py pretrain [--steps 400]  # T1 once, shared by every variant
+    python benchmarks/sspse_ablations.py train VARIANT --seed S [--steps 150] [--lr 2e-5]
+    python benchmarks/sspse_ablations.py evaluate VARIANT --seed S [--synthlr data/synthlr/test_crops] [--sets ...]
+    python benchmarks/sspse_ablations.py table
+
+Unlabelled real people (keypoints removed; ``scripts/make_unlabelled_sets.py``): lspet_400[0:270] (217 with a
+BlazePose mask), two thirds of coco_mini_train's keypoint images (32) and vtest.avi frames 1-400 (345): the 3D
+model's own real training images, here without their labels, 594 people. Masks: BlazePose GHUM's person
+segmentation (the paper's Mask R-CNN stand-in). Held out: COCO-holdout and LSPET-test (projected-3D AP), SynthLR-test
+(MPJPE / PA-MPJPE), none of which any run saw.
+
+Variants (``VARIANTS``): Table 5's rows (``full``, ``no_real`` = -L_real, ``no_real_mask`` = -L_real -L_mask,
+``weak`` = 2D joints of SynthLR-train people, ``semi`` = their 3D joints) and Table 9's (``jigsaw``, ``rotation``,
+``inpainting``: one pretext task, rendering as in ``full``). Every variant runs the same number of steps of the same
+batch from the same T1 (``runs/sspse/pretrain``), with seeds 0 and 1. Results: ``benchmarks/results/sspse/*.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("ANNY_CACHE_DIR", str(ROOT / ".cache" / "anny"))
+
+START = "rsc_move_c128_ft3"
+UNLABELLED = [ROOT / "data/labels/lspet_train/unlabelled.json", ROOT / "data/labels/coco_train/unlabelled.json",
+              ROOT / "data/labels/vtest_1_400/unlabelled.json"]
+BACKGROUNDS = ROOT.parent / "shared/data/backgrounds"
+RUNS = ROOT / "runs/sspse"
+RESULTS = ROOT / "benchmarks/results/sspse"
+ALL = ("jigsaw", "rotation", "inpainting")
+VARIANTS = {
+    "full": dict(),
+    "no_real": dict(rendering=("rgb", "mask")),
+    "no_real_mask": dict(rendering=("rgb",)),
+    "weak": dict(supervision="weak"),
+    "semi": dict(supervision="semi"),
+    "jigsaw": dict(pretext=("jigsaw",)),
+    "rotation": dict(pretext=("rotation",)),
+    "inpainting": dict(pretext=("inpainting",)),
+    "render_only": dict(pretext=()),
+}
+
+
+def _setup(threads: int):
+    torch.set_num_threads(threads)
+    from lowres_hps.apis.registry import load_model
+    from lowres_hps.apis.selfsup import load_backgrounds, unlabelled_dataset
+
+    estimator = load_model(START)
+    net = estimator.model.config
+    dataset = unlabelled_dataset([p for p in UNLABELLED if p.is_file()], net.canvas, net.scale_factor)
+    backgrounds = load_backgrounds(BACKGROUNDS, 64) if BACKGROUNDS.is_dir() else None
+    return estimator, dataset, backgrounds
+
+
+def _labelled(estimator):
+    """SynthLR-train people and RSC-Net's loss for the weak (2D) and semi (3D + 2D) variants."""
+    from lowres_hps.data import SynthLRReader
+    from lowres_hps.data.multires_dataset import MultiResAugmentConfig, MultiResolutionDataset
+
+    net = estimator.model.config
+    reader = SynthLRReader(ROOT / "data/synthlr/train")
+    aug = MultiResAugmentConfig(scale=(0.9, 1.1), flip_probability=0.5, color_jitter=0.2, noise_std=2.0)
+    return MultiResolutionDataset([reader], canvas=net.canvas, convention=net.convention, body_model=net.body_model,
+                                  pose_size=net.pose_spec.vector_size, scale_factor=net.scale_factor, augment=aug)
+
+
+def _joint_loss(estimator, supervision: str):
+    from lowres_hps.methods.rsc import RSCLoss
+
+    return RSCLoss(estimator.model.config, estimator.body, lambda_params=0.0,
+                   lambda_3d=5.0 if supervision == "semi" else 0.0, lambda_2d=5.0, self_supervision=None,
+                   feature_loss=None, range_schedule=None, ranges_per_step=1)
+
+
+def pretrain(args) -> None:
+    from lowres_hps.apis.selfsup import selfsup_body3d
+    from lowres_hps.methods.sspse import SSPSEConfig
+
+    estimator, dataset, backgrounds = _setup(args.threads)
+    started = time.time()
+    # steps=0 of the mesh stage: T1 only; the written network equals the start.
+    selfsup_body3d(estimator, dataset, RUNS / "pretrain_only.safetensors", work_dir=RUNS / "t1", config=SSPSEConfig(),
+                   pretrain_steps=args.steps, steps=0, batch_size=args.batch_size, backgrounds=backgrounds,
+                   progress_bar=False)
+    print(f"T1: {args.steps} steps in {time.time() - started:.0f} s -> {RUNS / 't1/pretrain/model.safetensors'}")
+
+
+def train(args) -> None:
+    import dataclasses
+
+    from lowres_hps.apis.selfsup import selfsup_body3d
+    from lowres_hps.methods.sspse import SSPSEConfig
+
+    estimator, dataset, backgrounds = _setup(args.threads)
+    config = dataclasses.replace(SSPSEConfig(), **VARIANTS[args.variant])
+    labelled = joint = None
+    if config.supervision != "self":
+        labelled, joint = _labelled(estimator), _joint_loss(estimator, config.supervision)
+    name = f"{args.variant}_s{args.seed}{args.tag}"
+    started = time.time()
+    path, metrics = selfsup_body3d(
+        estimator, dataset, RUNS / f"{name}.safetensors", work_dir=RUNS / name, config=config,
+        pretrained_parts=RUNS / "t1/pretrain/model.safetensors", steps=args.steps, batch_size=args.batch_size,
+        lr=args.lr, seed=args.seed, backgrounds=backgrounds, labelled=labelled, joint_loss=joint, progress_bar=False,
+        trained_on={"sources": [str(p.relative_to(ROOT)) for p in UNLABELLED]})
+    print(f"{name}: {args.steps} steps in {time.time() - started:.0f} s -> {path}")
+
+
+def evaluate(args) -> None:
+    """MPJPE / PA-MPJPE on SynthLR at 4 heights and projected-3D AP (network alone and fitted) at R = 64."""
+    torch.set_num_threads(args.threads)
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from kp2d_real import SETS, evaluate as evaluate_ap  # noqa: E402  (the benchmark's own scoring)
+
+    from lowres_hps.apis.registry import load_model
+    from lowres_hps.data import SynthLRReader
+    from lowres_hps.evaluation.body3d import evaluate_body3d
+    from lowres_hps.fitting import KeypointFitConfig
+
+    path = START if args.variant == "start" else str(RUNS / f"{args.variant}_s{args.seed}{args.tag}.safetensors")
+    estimator = load_model(path)
+    result = {"model": path, "variant": args.variant, "seed": args.seed}
+    synthlr = evaluate_body3d(estimator.model, estimator.body, [SynthLRReader(args.synthlr)], heights=args.heights,
+                              max_people=args.people)
+    result["synthlr"] = {"set": args.synthlr, "people": args.people, **synthlr}
+    fit_to = load_model("lrmove_l_128")
+    sets = {name: SETS[name] for name in args.sets}
+    result["ap_alone"] = evaluate_ap(estimator, [64], sets)
+    result["ap_fitted"] = evaluate_ap(estimator, [64], sets, fit_to=fit_to, fit_config=KeypointFitConfig())
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"{args.variant if args.variant == 'start' else args.variant + '_s' + str(args.seed)}{args.tag}" \
+                    f"{'_' + Path(args.synthlr).name if args.synthlr_tag else ''}.json"
+    out.write_text(json.dumps(result, indent=1))
+    print(json.dumps(result)[:2000])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("pretrain")
+    p.add_argument("--steps", type=int, default=400)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--threads", type=int, default=2)
+    p.set_defaults(run=pretrain)
+    p = sub.add_parser("train")
+    p.add_argument("variant", choices=sorted(VARIANTS))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=150)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=2e-5)
+    p.add_argument("--tag", default="")
+    p.add_argument("--threads", type=int, default=2)
+    p.set_defaults(run=train)
+    p = sub.add_parser("evaluate")
+    p.add_argument("variant", choices=sorted(VARIANTS) + ["start"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tag", default="")
+    p.add_argument("--synthlr", default=str(ROOT / "data/synthlr/test_crops"))
+    p.add_argument("--synthlr-tag", action="store_true", help="name the result after the SynthLR set (validation)")
+    p.add_argument("--people", type=int, default=300)
+    p.add_argument("--heights", nargs="+", type=float, default=[176, 96, 52, 32])
+    p.add_argument("--sets", nargs="+", default=["coco_holdout", "lspet_test"])
+    p.add_argument("--threads", type=int, default=2)
+    p.set_defaults(run=evaluate)
+    args = parser.parse_args()
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()
