@@ -118,31 +118,49 @@ def train(args) -> None:
 
 
 def evaluate(args) -> None:
-    """MPJPE / PA-MPJPE on SynthLR at 4 heights and projected-3D AP (network alone and fitted) at R = 64."""
+    """MPJPE / PA-MPJPE on SynthLR at 4 heights, projected-3D AP (network alone and fitted, as ``predict``) at R = 64,
+    and FG / part segmentation of the rendered mesh at 64 px (SynthLR-test, COCO-holdout)."""
     torch.set_num_threads(args.threads)
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from kp2d_real import SETS, evaluate as evaluate_ap  # noqa: E402  (the benchmark's own scoring)
+    from kp2d_real import SETS, VALIDATION_SETS, evaluate as evaluate_ap  # noqa: E402  (the benchmarks' scoring)
+    from sspse_segmentation import build_dataset  # noqa: E402
+    from torch.utils.data import DataLoader, Subset
 
     from lowres_hps.apis.registry import load_model
     from lowres_hps.data import SynthLRReader
+    from lowres_hps.data.multires_dataset import MultiResolutionDataset
     from lowres_hps.evaluation.body3d import evaluate_body3d
+    from lowres_hps.evaluation.body_masks import body_mask_metrics
     from lowres_hps.fitting import KeypointFitConfig
 
-    path = START if args.variant == "start" else str(RUNS / f"{args.variant}_s{args.seed}{args.tag}.safetensors")
-    estimator = load_model(path)
-    result = {"model": path, "variant": args.variant, "seed": args.seed}
-    synthlr = evaluate_body3d(estimator.model, estimator.body, [SynthLRReader(args.synthlr)], heights=args.heights,
-                              max_people=args.people)
-    result["synthlr"] = {"set": args.synthlr, "people": args.people, **synthlr}
-    fit_to = load_model("lrmove_l_128")
-    sets = {name: SETS[name] for name in args.sets}
+    name = "start" if args.variant == "start" else f"{args.variant}_s{args.seed}{args.tag}"
+    estimator = load_model(START if args.variant == "start" else str(RUNS / f"{name}.safetensors"))
+    cfg = estimator.model.config
+    result: dict = {"model": name, "variant": args.variant, "seed": args.seed}
+    started = time.time()
+    if args.validation:  # choices are made here: SynthLR-val and LSPET-val, never the test sets
+        args.synthlr, args.people, args.heights = str(ROOT / "data/synthlr/val_crops"), 100, [96, 32]
+    dataset = MultiResolutionDataset([SynthLRReader(args.synthlr)], canvas=cfg.canvas, convention=cfg.convention,
+                                     body_model=cfg.body_model, pose_size=cfg.pose_spec.vector_size,
+                                     num_ranges=cfg.num_ranges, person_heights=args.heights,
+                                     scale_factor=cfg.scale_factor)
+    subset = Subset(dataset, range(min(args.people, len(dataset))))
+    with torch.no_grad():
+        result["synthlr"] = {"set": Path(args.synthlr).name, "people": len(subset), **evaluate_body3d(
+            estimator.model.eval(), estimator.body, DataLoader(subset, batch_size=25), list(args.heights))}
+    sets = VALIDATION_SETS if args.validation else {set_name: SETS[set_name] for set_name in args.sets}
     result["ap_alone"] = evaluate_ap(estimator, [64], sets)
-    result["ap_fitted"] = evaluate_ap(estimator, [64], sets, fit_to=fit_to, fit_config=KeypointFitConfig())
+    result["ap_fitted"] = evaluate_ap(estimator, [64], sets, fit_to=load_model("lrmove_l_128"),
+                                      fit_config=KeypointFitConfig())
+    if not args.validation:
+        result["segmentation"] = {set_name: body_mask_metrics(estimator, build_dataset(set_name, cfg, [64], people),
+                                                              size=224)
+                                  for set_name, people in (("synthlr_test", args.people), ("coco_holdout", 1000))}
+    result["seconds"] = round(time.time() - started)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"{args.variant if args.variant == 'start' else args.variant + '_s' + str(args.seed)}{args.tag}" \
-                    f"{'_' + Path(args.synthlr).name if args.synthlr_tag else ''}.json"
+    out = RESULTS / f"{name}{'_val' if args.validation else ''}.json"
     out.write_text(json.dumps(result, indent=1))
-    print(json.dumps(result)[:2000])
+    print(json.dumps(result)[:3000])
 
 
 def main() -> None:
@@ -167,7 +185,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tag", default="")
     p.add_argument("--synthlr", default=str(ROOT / "data/synthlr/test_crops"))
-    p.add_argument("--synthlr-tag", action="store_true", help="name the result after the SynthLR set (validation)")
+    p.add_argument("--validation", action="store_true",
+                   help="score on the validation people instead (SynthLR-val 100 at 96 / 32 px, LSPET-val AP at 64)")
     p.add_argument("--people", type=int, default=300)
     p.add_argument("--heights", nargs="+", type=float, default=[176, 96, 52, 32])
     p.add_argument("--sets", nargs="+", default=["coco_holdout", "lspet_test"])
