@@ -363,3 +363,17 @@ def test_soft_colours_with_vertex_colours_and_background_image():
     rgb = fragments.rgb
     torch.testing.assert_close(rgb[0, 0, 0], background[0, 0, 0])
     torch.testing.assert_close(rgb[0, 8, 8], torch.ones(3, dtype=torch.float64))
+
+
+
+
+def test_barycentrics_of_a_face_without_area_are_finite():
+    # A body regressed with a negative camera scale lands ~900 m away (the scale is clamped): its faces cover a pixel
+    # with float32-rounded areas of exactly 0, which once gave 0/0 barycentrics and NaN soft colours in training.
+    from lowres_hps.render.rasterizer import _barycentrics
+
+    cross = [torch.zeros(2, requires_grad=True), torch.zeros(2), torch.zeros(2)]
+    bary = _barycentrics(cross)
+    assert torch.isfinite(bary).all()
+    bary.sum().backward()
+    assert torch.isfinite(cross[0].grad).all()

@@ -344,6 +344,10 @@ def _inside(cross: list[torch.Tensor]) -> torch.Tensor:
 def _barycentrics(cross: list[torch.Tensor]) -> torch.Tensor:
     """(N, 3) screen-space barycentrics from the cross products: vertex i is opposite edge i + 1."""
     total = cross[0] + cross[1] + cross[2]  # twice the signed area of the triangle
+    # A face seen edge-on has no area: divide by a tiny area instead of 0 (finite values and gradients; its
+    # soft colour terms are then clamped and normalised like any other's).
+    tiny = torch.finfo(total.dtype).eps
+    total = torch.where(total.abs() > tiny, total, torch.full_like(total, -tiny))
     return torch.stack([cross[1], cross[2], cross[0]], dim=-1) / total[:, None]
 
 
@@ -507,7 +511,9 @@ def _soft_colour_terms(x, y, origin, z, colors, pairs, sigma, cutoff, z_near, z_
     keep = (logit >= -cutoff).nonzero().squeeze(1)
     # Clamped barycentrics (the nearest point of the triangle, as SoftRas), perspective-correct.
     bary = _barycentrics([c[keep] for c in cross]).clamp_min(0.0)
-    bary = bary / bary.sum(-1, keepdim=True).clamp_min(torch.finfo(bary.dtype).tiny)
+    # All three clamped to 0 (a degenerate face): its centre, not 0/0 in the perspective correction below.
+    bary = bary + (bary.sum(-1, keepdim=True) <= 0).to(bary.dtype) / 3.0
+    bary = bary / bary.sum(-1, keepdim=True)
     face = pairs.face[keep].long()
     bary, depth = _perspective_correct(bary, z[face])
     colour = (bary[..., None] * colors[face]).sum(-2)
