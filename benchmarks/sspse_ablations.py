@@ -48,6 +48,7 @@ VARIANTS = {
     "rotation": dict(pretext=("rotation",)),
     "inpainting": dict(pretext=("inpainting",)),
     "render_only": dict(pretext=()),
+    "pretext_only": dict(rendering=()),
 }
 
 
@@ -103,7 +104,9 @@ def train(args) -> None:
     from lowres_hps.methods.sspse import SSPSEConfig
 
     estimator, dataset, backgrounds = _setup(args.threads)
-    config = dataclasses.replace(SSPSEConfig(), **VARIANTS[args.variant])
+    overrides = {key: value if key == "mask_loss" else float(value)
+                 for key, value in (item.split("=", 1) for item in args.set)}
+    config = dataclasses.replace(SSPSEConfig(**overrides), **VARIANTS[args.variant])
     labelled = joint = None
     if config.supervision != "self":
         labelled, joint = _labelled(estimator), _joint_loss(estimator, config.supervision)
@@ -163,6 +166,55 @@ def evaluate(args) -> None:
     print(json.dumps(result)[:3000])
 
 
+def _mean(values: list[float], scale: float = 1.0, digits: int = 1) -> str:
+    values = [v * scale for v in values if v is not None]
+    if not values:
+        return "-"
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return f"{mean:.{digits}f}"
+    spread = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    return f"{mean:.{digits}f} ± {spread:.{digits}f}"
+
+
+def table(args) -> None:
+    """Markdown rows of the test results: mean ± sd over seeds."""
+    rows: dict[str, list[dict]] = {}
+    for path in sorted(RESULTS.glob("*.json")):
+        if path.stem.endswith("_val"):
+            continue
+        result = json.loads(path.read_text())
+        if args.tag and not result["model"].endswith(args.tag) and result["variant"] != "start":
+            continue
+        rows.setdefault(result["variant"], []).append(result)
+    print("| variant | seeds | AP@64 alone COCO / LSPET | AP@64 fitted COCO / LSPET | PA-MPJPE 176 / 96 / 52 / 32 "
+          "| MPJPE 32 | SynthLR FG acc / F1 | parts acc / F1 | COCO FG acc / F1 |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    order = ["start", *VARIANTS]
+    for variant in sorted(rows, key=order.index):
+        results = rows[variant]
+
+        def pick(*keys):
+            out = []
+            for r in results:
+                value = r
+                for key in keys:
+                    value = value.get(key) if isinstance(value, dict) else None
+                out.append(value)
+            return out
+
+        ap = " / ".join(_mean(pick(kind, f"{s}@64", "AP"), digits=3) for kind in ("ap_alone",)
+                        for s in ("coco_holdout", "lspet_test"))
+        fitted = " / ".join(_mean(pick("ap_fitted", f"{s}@64", "AP"), digits=3) for s in ("coco_holdout", "lspet_test"))
+        pa = " / ".join(_mean(pick("synthlr", f"pa_mpjpe_mm@{h}")) for h in (176, 96, 52, 32))
+        seg = pick("segmentation", "synthlr_test", "64")
+        coco = pick("segmentation", "coco_holdout", "64")
+        fg = lambda rows_, key: _mean([r.get(key) if r else None for r in rows_], 100.0)  # noqa: E731
+        print(f"| {variant} | {len(results)} | {ap} | {fitted} | {pa} | {_mean(pick('synthlr', 'mpjpe_mm@32'))} "
+              f"| {fg(seg, 'fg_accuracy')} / {fg(seg, 'fg_f1')} | {fg(seg, 'part_accuracy')} / {fg(seg, 'part_f1')} "
+              f"| {fg(coco, 'fg_accuracy')} / {fg(coco, 'fg_f1')} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -178,6 +230,8 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=2e-5)
     p.add_argument("--tag", default="")
+    p.add_argument("--set", nargs="*", default=[], metavar="LAMBDA=VALUE",
+                   help="SSPSEConfig weights, e.g. lambda_mask=10 lambda_jigsaw=0.1")
     p.add_argument("--threads", type=int, default=2)
     p.set_defaults(run=train)
     p = sub.add_parser("evaluate")
@@ -192,6 +246,9 @@ def main() -> None:
     p.add_argument("--sets", nargs="+", default=["coco_holdout", "lspet_test"])
     p.add_argument("--threads", type=int, default=2)
     p.set_defaults(run=evaluate)
+    p = sub.add_parser("table")
+    p.add_argument("--tag", default="", help="only runs of this tag (and the start)")
+    p.set_defaults(run=table)
     args = parser.parse_args()
     args.run(args)
 

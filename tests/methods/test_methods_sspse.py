@@ -158,3 +158,20 @@ def test_paired_dataset_draws_a_labelled_person():
     paired = PairedDataset([{"a": 1}, {"a": 2}], [{"b": 5}])
     assert len(paired) == 2 and paired[1] == {"real": {"a": 2}, "labelled": {"b": 5}}
     assert PairedDataset([{"a": 1}])[0] == {"real": {"a": 1}}
+
+
+def test_clothing_tolerant_mask_and_shape_prior(anny_body):
+    with pytest.raises(ValueError, match="mask_loss"):
+        SSPSEConfig(mask_loss="l1")
+    with pytest.raises(ValueError, match="mean shape"):
+        SSPSELoss(SSPSEConfig(lambda_shape=1.0), anny_body)
+    model = tiny_model()
+    batch = unlabelled_batch()
+    batch["real"]["silhouette"][:] = 1  # the person covers the crop: the one-way term has nothing to punish
+    mean_shape = torch.full((anny_body.pose_spec.shape_size,), 0.5)
+    config = SSPSEConfig(render_size=32, pretext=(), rendering=("mask",), mask_loss="inside", lambda_shape=1.0)
+    stage_parameters(model, config)
+    loss, logs = SSPSELoss(config, anny_body, mean_shape=mean_shape)(model, batch)
+    assert logs["loss_mask"] == 0 and logs["loss_shape"] > 0
+    loss.backward()
+    assert "network" in parts_with_gradient(model)

@@ -167,6 +167,8 @@ def selfsup_body3d(
     if heads.disc_size != config.render_size:
         raise ValueError(f"the discriminator's size ({heads.disc_size}) must be the render size ({config.render_size})")
     model = SelfSupervisedNet(network, heads)
+    spec = estimator.body.pose_spec
+    mean_shape = network.regressor.mean_params[spec.rotation_size:spec.vector_size].detach().clone()
     work_dir = Path(work_dir)
     data = PairedDataset(dataset, labelled if config.supervision != "self" else None)
     common = dict(batch_size=batch_size, seed=seed, device=device, progress_bar=progress_bar, amp=amp, resume=resume)
@@ -190,7 +192,7 @@ def selfsup_body3d(
     metrics: dict[str, float] = {}
     if steps > 0:
         stage_parameters(model, mesh)
-        metrics = _train_stage(model, SSPSELoss(mesh, estimator.body, backgrounds, joint_loss), data,
+        metrics = _train_stage(model, SSPSELoss(mesh, estimator.body, backgrounds, joint_loss, mean_shape), data,
                                work_dir / "mesh", steps, lr=lr, lr_mult={}, **common)
     tuned = model.network.eval().float().to(memory_format=torch.contiguous_format)
     card = estimator.card

@@ -67,6 +67,11 @@ class SSPSEConfig:
         supervision: ``self``, ``weak`` (2D joints) or ``semi`` (3D joints): what the labelled batch adds.
         lambda_*: weights (the paper's are all 1; ``inpaint_mse`` and ``inpaint_adv`` are Eq. 4's 0.999 / 0.001).
         lambda_joints: weight of the joint loss of ``weak``/``semi`` (RSC-Net's Eq. 7 weights inside).
+        mask_loss: ``mse`` (Eq. 10) or ``inside``: only the body's pixels outside the person's mask cost (a person's
+            mask holds clothes and hair that the body cannot cover; the one-way term of
+            :mod:`lowres_hps.methods.sta`'s ``inside``), both per pixel of the render.
+        lambda_shape: weight of the squared distance of the shape to the network's training mean (not in the paper;
+            0 turns it off). The masks hold clothes, so without it the mask term fattens the bodies.
         render_size: side (px) of renders, masks and the discriminator's images.
         sigma: SoftRas sharpness at that size (px^2) for the mesh stage's soft renders.
         ranges: resolution ranges the network's inputs are drawn from (one per person and step).
@@ -86,6 +91,8 @@ class SSPSEConfig:
     lambda_real: float = 1.0
     lambda_disc: float = 1.0
     lambda_joints: float = 1.0
+    mask_loss: str = "mse"
+    lambda_shape: float = 0.0
     render_size: int = 64
     sigma: float = 0.05
     ranges: tuple[int, ...] = (0, 1, 2, 3, 4)
@@ -101,6 +108,8 @@ class SSPSEConfig:
             unknown = sorted(set(given) - set(allowed))
             if unknown:
                 raise ValueError(f"{name}: unknown {unknown}; choose from {list(allowed)}")
+        if self.mask_loss not in ("mse", "inside"):
+            raise ValueError(f"mask_loss must be 'mse' or 'inside', got {self.mask_loss!r}")
         if self.supervision not in SUPERVISION:
             raise ValueError(f"supervision must be one of {SUPERVISION}, got {self.supervision!r}")
         if self.render_size < 16 or self.sigma <= 0 or not self.ranges:
@@ -254,6 +263,8 @@ class SSPSELoss:
             people's sharp crops of the batch (rolled by one).
         joint_loss: ``loss(model, batch)`` on the labelled people (e.g. :class:`~lowres_hps.methods.rsc.RSCLoss`);
             needed by ``weak`` and ``semi``.
+        mean_shape: (S,) the shape ``lambda_shape`` pulls towards (the network's training mean); needed when it is
+            above 0.
 
     Batches: ``{"real": MultiResolutionDataset items made with_masks, "labelled": ...}`` (a :class:`PairedDataset`),
     or the unlabelled items alone.
@@ -263,9 +274,12 @@ class SSPSELoss:
     """
 
     def __init__(self, config: SSPSEConfig, body, backgrounds: torch.Tensor | None = None,
-                 joint_loss=None) -> None:
+                 joint_loss=None, mean_shape: torch.Tensor | None = None) -> None:
         if config.supervision != "self" and joint_loss is None:
             raise ValueError(f"supervision {config.supervision!r} needs a joint loss on labelled people")
+        if config.lambda_shape > 0 and mean_shape is None:
+            raise ValueError("lambda_shape > 0 needs the network's mean shape")
+        self.mean_shape = None if mean_shape is None else torch.as_tensor(mean_shape, dtype=torch.float32)
         self.config = config
         self.body = body
         self.backgrounds = backgrounds
@@ -401,7 +415,8 @@ class SSPSELoss:
             if "rgb" in cfg.rendering:
                 loss_rgb = ((rgb - target).pow(2).mean((1, 2, 3)) * has).sum() / people
             if "mask" in cfg.rendering and train_network:
-                loss_mask = ((alpha - views.mask).pow(2).mean((1, 2)) * has).sum() / people
+                error = (alpha - views.mask).pow(2) if cfg.mask_loss == "mse" else alpha * (1 - views.mask)
+                loss_mask = (error.mean((1, 2)) * has).sum() / people
             if "real" in cfg.rendering and train_network:
                 composite = rgb + (1 - alpha[:, None]) * self.background_images(views)
                 fake_render = composite * 2 - 1
@@ -413,8 +428,13 @@ class SSPSELoss:
                 iou = (hard & truth).sum((1, 2)).float() / union.clamp(min=1)
                 mask_iou = (iou * has).sum() / people
         total = total + cfg.lambda_rgb * loss_rgb + cfg.lambda_mask * loss_mask + cfg.lambda_real * loss_real
+        loss_shape = zero
+        if cfg.lambda_shape > 0 and train_network:
+            _, shape = self.body.pose_spec.split(pose)
+            loss_shape = (shape - self.mean_shape.to(shape.device)).pow(2).mean()
+            total = total + cfg.lambda_shape * loss_shape
         logs.update(loss_rgb=loss_rgb.detach(), loss_mask=loss_mask.detach(), loss_real=loss_real.detach(),
-                    mask_iou=mask_iou)
+                    loss_shape=loss_shape.detach(), mask_iou=mask_iou)
 
         # The discriminator (Eq. 5 in T1, Eq. 11 in T2): the inputs as they are against the detached fakes.
         loss_disc = zero
