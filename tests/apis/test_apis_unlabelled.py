@@ -181,6 +181,7 @@ def test_frame_range_and_max_frames(tmp_path):
                                           max_frames=20, detect_every=2, foreground=FOREGROUND)
     # Frames 3..22 are used, 13..22 have masks (10 frames of warm-up), every 2nd of those is searched.
     assert report.frames_read == 20 and 3 <= report.people <= 5
+    assert not report.problems  # stopping early is not a truncated video
     names = sorted(p.name for p in (tmp_path / "out" / IMAGES_FOLDER).iterdir())
     assert len(names) == report.people and "walk_000013.jpg" <= names[0] and names[-1] <= "walk_000021.jpg"
 

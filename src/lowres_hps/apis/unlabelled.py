@@ -166,11 +166,13 @@ def _video_people(
     extractor = ForegroundExtractor(foreground)
     first, last = frame_range if frame_range else (1, None)
     used = with_masks = 0
+    stopped = False  # by the frame range or max_frames, not by the end of the video
     for index, frame in reader:
         number = index + 1
         if number < first:
             continue
         if (last is not None and number > last) or (max_frames is not None and used >= max_frames):
+            stopped = True
             break
         used += 1
         report.frames_read += 1
@@ -219,7 +221,7 @@ def _video_people(
         config = extractor.config
         report.problems.append(f"{name}: all {used} frames used fell within the background model's warm-up of "
                                f"{config.warmup_frames} frames, or had too much foreground: no silhouettes")
-    if reader.problem:
+    if reader.problem and not stopped:
         report.problems.append(reader.problem)
 
 
