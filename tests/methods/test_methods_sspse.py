@@ -150,7 +150,7 @@ def test_weak_supervision_needs_and_uses_the_joint_loss(anny_body):
     config = SSPSEConfig(supervision="weak", render_size=32, pretext=(), rendering=("mask",))
     stage_parameters(model, config)
     batch = unlabelled_batch() | {"labelled": {"marker": 7}}
-    loss, logs = SSPSELoss(config, anny_body, joint_loss=joint)(model, batch)
+    _, logs = SSPSELoss(config, anny_body, joint_loss=joint)(model, batch)
     assert calls == [7] and logs["loss_joints"] == 2.0
 
 

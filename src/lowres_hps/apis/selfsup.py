@@ -12,7 +12,8 @@ import copy
 import dataclasses
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch

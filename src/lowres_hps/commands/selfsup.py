@@ -29,7 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pretrain-steps", type=int, default=300,
                    help="steps of the pretraining stage (T1: pretext heads, discriminator, texture net)")
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=2e-5, help="Adam learning rate of the network in the mesh stage")
+    p.add_argument("--lr", type=float, default=5e-6,
+                   help="Adam learning rate of the network in the mesh stage (the paper's; higher rates hurt more here)")
     p.add_argument("--pretext", nargs="*", choices=["jigsaw", "rotation", "inpainting"],
                    default=["jigsaw", "rotation", "inpainting"], help="image-manipulation tasks (L_IM)")
     p.add_argument("--rendering", nargs="*", choices=["rgb", "mask", "real"], default=["rgb", "mask", "real"],

@@ -20,8 +20,9 @@ How it maps onto our low-resolution setting:
 
 * Each unlabelled person is cropped by the low-resolution protocol at every resolution range
   (:class:`~lowres_hps.data.multires_dataset.MultiResolutionDataset`); each step shows the network one range per
-  person, drawn at random. The RGB target, the mask and the discriminator's real images come from the person's
-  highest-resolution crop (range 0), so a low-resolution input is asked to render the person as seen sharply.
+  person, drawn at random. The RGB target and the mask come from the person's highest-resolution crop (range 0),
+  so a low-resolution input is asked to render the person as seen sharply. The discriminator's real images are the
+  inputs themselves (as blurred as the inpainted fakes made from them), at the render size.
 * The centre patch is a quarter of the canvas side (32 px at 128): the paper's 64 px of a 224 px input is 0.29 of the
   side, rounded down to the decoder's power of two.
 * Jigsaw tiles are fed at their own size (64 px at 128) rather than resized to the canvas: 4x cheaper, and the
@@ -34,8 +35,9 @@ How it maps onto our low-resolution setting:
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
-from typing import Any, Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,8 +49,9 @@ from lowres_hps.geometry.camera import project_to_crop
 from lowres_hps.models.sspse import SelfSupervisedNet
 from lowres_hps.render.rasterizer import rasterize
 
-__all__ = ["PRETEXT_TASKS", "RENDERING_LOSSES", "SUPERVISION", "SSPSEConfig", "SSPSELoss", "PairedDataset",
-           "jigsaw_tiles", "rotate_quarters", "cut_hole", "paste_patch", "stage_parameters", "unwrap"]
+__all__ = ["PRETEXT_TASKS", "RENDERING_LOSSES", "SUPERVISION", "STAGES", "SSPSEConfig", "SSPSELoss", "PairedDataset",
+           "jigsaw_tiles", "rotate_quarters", "cut_hole", "paste_patch", "lsgan", "frozen", "stage_parameters",
+           "unwrap"]
 
 PRETEXT_TASKS = ("jigsaw", "rotation", "inpainting")
 RENDERING_LOSSES = ("rgb", "mask", "real")
@@ -250,7 +253,6 @@ class _Views:
     sharp: torch.Tensor
     mask: torch.Tensor
     has_mask: torch.Tensor
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class SSPSELoss:
@@ -289,7 +291,7 @@ class SSPSELoss:
 
     def views(self, batch: dict, canvas: int) -> _Views:
         """Draw one resolution range per person among ``config.ranges`` (torch's generator: seeded by the trainer)."""
-        real = batch["real"] if "real" in batch else batch
+        real = batch.get("real", batch)
         images, ranges = real["images"], real["range_index"]
         b = images.shape[0]
         allowed = torch.tensor([r for r in self.config.ranges if r < images.shape[1]], device=images.device)
@@ -392,7 +394,7 @@ class SSPSELoss:
             predicted = net.inpainting(features[position])
             target = patches.float() / 127.5 - 1.0
             loss_mse = (predicted - target).pow(2).mean()
-            fake_inpainted = self._to_disc(paste_patch(x.float() / 127.5 - 1.0, predicted), net)
+            fake_inpainted = self._to_disc(paste_patch(x.float() / 127.5 - 1.0, predicted))
             with frozen(net.discriminator):
                 loss_adv_inp = lsgan(net.discriminator(fake_inpainted), 1.0)
             loss_inpainting = cfg.inpaint_mse * loss_mse + cfg.inpaint_adv * loss_adv_inp
@@ -440,7 +442,7 @@ class SSPSELoss:
         loss_disc = zero
         fakes = [f.detach() for f in (fake_inpainted, fake_render) if f is not None]
         if fakes and net.discriminator.layers[0].weight.requires_grad:
-            real_images = self._to_disc(x.float() / 127.5 - 1.0, net)
+            real_images = self._to_disc(x.float() / 127.5 - 1.0)
             loss_disc = lsgan(net.discriminator(real_images), 1.0) + sum(lsgan(net.discriminator(f), 0.0) for f in fakes)
             total = total + cfg.lambda_disc * loss_disc
         logs["loss_disc"] = loss_disc.detach()
@@ -453,7 +455,7 @@ class SSPSELoss:
         logs["loss_joints"] = loss_joints.detach()
         return total, logs
 
-    def _to_disc(self, images: torch.Tensor, net: SelfSupervisedNet) -> torch.Tensor:
+    def _to_disc(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) [-1, 1] -> the discriminator's size."""
         size = self.config.render_size
         return F.interpolate(images, size=(size, size), mode="area")
