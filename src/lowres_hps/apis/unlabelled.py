@@ -144,6 +144,17 @@ def _checked_boxes(boxes, scores, what: str) -> tuple[np.ndarray, np.ndarray]:
     return boxes, scores
 
 
+def _left_out(box: np.ndarray, alone: bool, filters: _Filters, width: int, height: int) -> str | None:
+    """Why a person is left out by the checks videos and still images share, or None."""
+    if not alone:
+        return "touching another person"
+    if box[3] < filters.min_height:
+        return f"shorter than {filters.min_height:g} px"
+    if box_problem_in_image(box, width, height) is not None:
+        return "box outside the image"
+    return None
+
+
 def _usable(boxes: np.ndarray) -> np.ndarray:
     """(N,) bool: finite boxes with positive size (person_silhouettes refuses others)."""
     return np.isfinite(boxes).all(1) & (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
@@ -200,12 +211,9 @@ def _video_people(
         height, width = frame.shape[:2]
         kept = []
         for box, score, alone, person_mask, person_fill in zip(boxes, scores, ~touching, masks, fill):
-            if not alone:
-                rejected["touching another person"] += 1
-            elif box[3] < filters.min_height:
-                rejected[f"shorter than {filters.min_height:g} px"] += 1
-            elif box_problem_in_image(box, width, height) is not None:
-                rejected["box outside the image"] += 1
+            reason = _left_out(box, alone, filters, width, height)
+            if reason is not None:
+                rejected[reason] += 1
             elif person_fill < filters.min_fill:
                 rejected[f"box under {filters.min_fill:.0%} foreground"] += 1
             else:
@@ -247,12 +255,9 @@ def _image_people(
     touching = touching_boxes(boxes)
     kept = []
     for box, score, alone, person_mask in zip(boxes, scores, ~touching, masks):
-        if not alone:
-            rejected["touching another person"] += 1
-        elif box[3] < filters.min_height:
-            rejected[f"shorter than {filters.min_height:g} px"] += 1
-        elif box_problem_in_image(box, width, height) is not None:
-            rejected["box outside the image"] += 1
+        reason = _left_out(box, alone, filters, width, height)
+        if reason is not None:
+            rejected[reason] += 1
         elif not person_mask.any():
             rejected["empty mask"] += 1
         else:

@@ -79,14 +79,11 @@ def _write_sheet(crops, path: Path, count: int = 60) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    import shutil
-
     from tqdm import tqdm
 
     from lowres_hps.apis.adaptation import AdaptationError, adapt_body3d, collect_silhouette_crops
-    from lowres_hps.apis.registry import load_model
-    from lowres_hps.commands import parse_frame_range
-    from lowres_hps.commands.predict import DEFAULT_MODEL_3D, build_detector
+    from lowres_hps.commands import open_work_and_model3d, parse_frame_range
+    from lowres_hps.commands.predict import build_detector
     from lowres_hps.data.silhouette_crops import SilhouetteCrops, save_silhouette_crops
     from lowres_hps.imaging.foreground import ForegroundConfig
     from lowres_hps.methods.sta import SilhouetteAdaptConfig
@@ -99,13 +96,7 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError(f"--out must be a .safetensors file, got {out}")
     frame_range = parse_frame_range(args.frames, "--frames")
     config = SilhouetteAdaptConfig(losses=args.losses, fit_every=args.fit_every)
-    work = Path(args.work_dir) if args.work_dir else out.with_suffix(".work")
-    if args.restart and work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True, exist_ok=True)
-    estimator = load_model(args.model3d or DEFAULT_MODEL_3D, device=args.device)
-    if estimator.card.task != "hps3d":
-        raise ValueError(f"--model3d {args.model3d}: a {estimator.card.task} model, not a 3D body model")
+    work, estimator = open_work_and_model3d(args, out)
     net = estimator.model.config
     crops_path = work / "crops.npz"
     report_path = work / "collection.json"

@@ -94,12 +94,9 @@ def _collect(args, inputs: list[Path], work: Path, net) -> tuple[list[Path], lis
 
 
 def main(args: argparse.Namespace) -> int:
-    import shutil
-
     from lowres_hps.apis.adaptation import AdaptationError
-    from lowres_hps.apis.registry import load_model
     from lowres_hps.apis.selfsup import load_backgrounds, selfsup_body3d, unlabelled_dataset
-    from lowres_hps.commands.predict import DEFAULT_MODEL_3D
+    from lowres_hps.commands import open_work_and_model3d
     from lowres_hps.methods.sspse import SSPSEConfig
 
     inputs = [Path(p) for p in args.inputs]
@@ -110,13 +107,7 @@ def main(args: argparse.Namespace) -> int:
     if out.suffix != ".safetensors":
         raise ValueError(f"--out must be a .safetensors file, got {out}")
     config = SSPSEConfig(pretext=tuple(args.pretext), rendering=tuple(args.rendering))
-    work = Path(args.work_dir) if args.work_dir else out.with_suffix(".work")
-    if args.restart and work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True, exist_ok=True)
-    estimator = load_model(args.model3d or DEFAULT_MODEL_3D, device=args.device)
-    if estimator.card.task != "hps3d":
-        raise ValueError(f"--model3d {args.model3d}: a {estimator.card.task} model, not a 3D body model")
+    work, estimator = open_work_and_model3d(args, out)
     net = estimator.model.config
     started = time.perf_counter()
     files, sources = _collect(args, inputs, work, net)
