@@ -2,8 +2,6 @@
 checkpoint whose card names its data, and one-line errors."""
 from __future__ import annotations
 
-import contextlib
-import io
 import sys
 from pathlib import Path
 
@@ -11,19 +9,13 @@ import pytest
 import torch
 
 from lowres_hps.apis.registry import ModelCard, read_card, save_checkpoint
-from lowres_hps.cli import main
 from lowres_hps.commands import predict as predict_cmd
 from lowres_hps.models.body3d import Body3DConfig, build_body3d_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "apis"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_apis_unlabelled import walker_detector, walker_video  # noqa: E402
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(argv))
-    return code, out.getvalue(), err.getvalue()
+from test_commands_adapt import run  # noqa: E402
 
 
 @pytest.fixture()
