@@ -2,9 +2,9 @@
 
     python scripts/make_unlabelled_sets.py                       # the unlabelled people (BlazePose masks)
     python benchmarks/sspse_ablations.py pretrain [--steps 400]  # T1 once, shared by every variant
-    python benchmarks/sspse_ablations.py train VARIANT --seed S [--steps 150] [--lr 2e-5]
-    python benchmarks/sspse_ablations.py evaluate VARIANT --seed S [--synthlr data/synthlr/test_crops] [--sets ...]
-    python benchmarks/sspse_ablations.py table
+    python benchmarks/sspse_ablations.py train VARIANT --seed S [--steps 150] [--lr 5e-6] [--tag _abl] [--set K=V ...]
+    python benchmarks/sspse_ablations.py evaluate VARIANT --seed S [--tag _abl] [--no-fit] [--validation]
+    python benchmarks/sspse_ablations.py table [--tag _abl]
 
 Unlabelled real people (keypoints removed; ``scripts/make_unlabelled_sets.py``): lspet_400[0:270] (217 with a
 BlazePose mask), two thirds of coco_mini_train's keypoint images (32) and vtest.avi frames 1-400 (345): the 3D
@@ -14,8 +14,10 @@ segmentation (the paper's Mask R-CNN stand-in). Held out: COCO-holdout and LSPET
 
 Variants (``VARIANTS``): Table 5's rows (``full``, ``no_real`` = -L_real, ``no_real_mask`` = -L_real -L_mask,
 ``weak`` = 2D joints of SynthLR-train people, ``semi`` = their 3D joints) and Table 9's (``jigsaw``, ``rotation``,
-``inpainting``: one pretext task, rendering as in ``full``). Every variant runs the same number of steps of the same
-batch from the same T1 (``runs/sspse/pretrain``), with seeds 0 and 1. Results: ``benchmarks/results/sspse/*.json``.
+``inpainting``: one pretext task, rendering as in ``full``); ``render_only`` and ``pretext_only`` were validation
+probes. Every variant runs the same number of steps of the same batch from the same T1 (``runs/sspse/t1``), with
+seeds 0 and 1. ``--set lambda_mask=10 ...`` overrides SSPSEConfig fields. Results: ``benchmarks/results/sspse/*.json``
+(``*_val.json``: the validation people).
 """
 from __future__ import annotations
 
