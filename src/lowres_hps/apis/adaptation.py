@@ -33,7 +33,8 @@ from lowres_hps.imaging.foreground import (
 from lowres_hps.imaging.protocol import LowResProtocol
 from lowres_hps.methods.sta import SilhouetteAdaptConfig, SilhouetteAdaptLoss
 
-__all__ = ["CollectionReport", "collect_silhouette_crops", "adapt_body3d", "AdaptationError", "touching_boxes"]
+__all__ = ["CollectionReport", "collect_silhouette_crops", "adapt_body3d", "AdaptationError", "touching_boxes",
+           "FrameCounts", "static_camera_detections"]
 
 
 class AdaptationError(ValueError):
@@ -75,6 +76,70 @@ def touching_boxes(boxes: np.ndarray, margin: float = 0.05) -> np.ndarray:
     return overlap.any(1)
 
 
+@dataclass
+class FrameCounts:
+    """What :func:`static_camera_detections` went through: frames used, frames with a foreground mask (past the
+    background model's warm-up), frames the detector ran on, and whether the frame range or ``max_frames`` stopped
+    it before the end of the video."""
+
+    used: int = 0
+    with_masks: int = 0
+    detected: int = 0
+    stopped: bool = False
+
+
+def static_camera_detections(
+    frames: Iterable[tuple[int, np.ndarray]],
+    detector: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+    counts: FrameCounts,
+    *,
+    source: str = "video",
+    frame_range: tuple[int, int] | None = None,
+    max_frames: int | None = None,
+    foreground: ForegroundConfig | None = None,
+    detect_every: int = 2,
+    min_score: float = 0.4,
+    progress: Callable[[int], None] | None = None,
+):
+    """The frames of a static camera where people were looked for: yields ``(index, frame, foreground mask (H, W),
+    boxes (N, 4) x, y, w, h, scores (N,))`` with the detections of at least ``min_score``. The background model
+    sees every used frame; the detector runs on every ``detect_every``-th frame that has a mask. ``counts`` is
+    updated as it goes.
+
+    Raises:
+        AdaptationError: the camera moves (background subtraction fails), naming ``source``.
+    """
+    extractor = ForegroundExtractor(foreground)
+    first, last = frame_range if frame_range else (1, None)
+    for index, frame in frames:
+        number = index + 1
+        if number < first:
+            continue
+        if (last is not None and number > last) or (max_frames is not None and counts.used >= max_frames):
+            counts.stopped = True
+            break
+        counts.used += 1
+        if progress is not None:
+            progress(index)
+        try:
+            mask = extractor.apply(frame)
+        except CameraMotionError as exc:
+            raise AdaptationError(f"{source}: {exc}") from None
+        if mask is None:
+            continue
+        counts.with_masks += 1
+        if (counts.with_masks - 1) % detect_every:
+            continue
+        counts.detected += 1
+        boxes, scores = detector(frame)
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        scores = np.asarray(scores, np.float64).reshape(-1)
+        if len(scores) != len(boxes):
+            raise ValueError(f"the detector gave {len(boxes)} boxes but {len(scores)} scores")
+        keep = scores >= min_score
+        yield index, frame, mask, boxes[keep], scores[keep]
+
+
 def collect_silhouette_crops(
     frames: Iterable[tuple[int, np.ndarray]],
     detector: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
@@ -114,33 +179,13 @@ def collect_silhouette_crops(
         AdaptationError: the camera moves (background subtraction fails), with the frame it was noticed at.
     """
     protocol = LowResProtocol((canvas, canvas), scale_factor, "upsample")
-    extractor = ForegroundExtractor(foreground)
     report = CollectionReport(source=source, frames=frame_range)
     rejected: Counter[str] = Counter()
     images, ranges, silhouettes, frame_ids = [], [], [], []
-    first, last = frame_range if frame_range else (1, None)
-    for index, frame in frames:
-        number = index + 1
-        if number < first:
-            continue
-        if (last is not None and number > last) or (max_frames is not None and report.frames_read >= max_frames):
-            break
-        report.frames_read += 1
-        if progress is not None:
-            progress(index)
-        try:
-            mask = extractor.apply(frame)
-        except CameraMotionError as exc:
-            raise AdaptationError(f"{source}: {exc}") from None
-        if mask is None:
-            continue
-        report.frames_with_masks += 1
-        if (report.frames_with_masks - 1) % detect_every:
-            continue
-        report.frames_detected += 1
-        boxes, scores = detector(frame)
-        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-        boxes = boxes[np.asarray(scores).reshape(-1) >= min_score]
+    counts = FrameCounts()
+    for index, frame, mask, boxes, _ in static_camera_detections(
+            frames, detector, counts, source=source, frame_range=frame_range, max_frames=max_frames,
+            foreground=foreground, detect_every=detect_every, min_score=min_score, progress=progress):
         report.boxes += len(boxes)
         if not len(boxes):
             continue
@@ -163,6 +208,7 @@ def collect_silhouette_crops(
                 ranges.append(int(crop.range_index))
                 silhouettes.append(warp_mask(person_mask, crop.affine.numpy(), (canvas, canvas)))
                 frame_ids.append(index)
+    report.frames_read, report.frames_with_masks, report.frames_detected = counts.used, counts.with_masks, counts.detected
     report.people = len(images)
     report.rejected = dict(rejected)
     if not images:

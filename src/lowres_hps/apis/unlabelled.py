@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from lowres_hps.apis.adaptation import AdaptationError, touching_boxes
+from lowres_hps.apis.adaptation import AdaptationError, FrameCounts, static_camera_detections, touching_boxes
 from lowres_hps.apis.inputs import (
     InputError,
     InputSource,
@@ -44,7 +44,7 @@ from lowres_hps.apis.inputs import (
     load_image,
 )
 from lowres_hps.body.keypoints import get_convention
-from lowres_hps.imaging.foreground import CameraMotionError, ForegroundConfig, ForegroundExtractor, person_silhouettes
+from lowres_hps.imaging.foreground import ForegroundConfig, person_silhouettes
 
 __all__ = ["IMAGES_FOLDER", "PEOPLE_FILE", "MILIImageSegmenter", "UnlabelledReport", "collect_unlabelled_people",
            "mili_image_segmenter"]
@@ -174,63 +174,54 @@ def _video_people(
 ) -> None:
     """The people of one static-camera video, as :func:`~lowres_hps.apis.adaptation.collect_silhouette_crops`
     finds them, with their full-frame silhouettes; frames with people are saved under ``images_dir``."""
-    extractor = ForegroundExtractor(foreground)
-    first, last = frame_range if frame_range else (1, None)
-    used = with_masks = 0
-    stopped = False  # by the frame range or max_frames, not by the end of the video
-    for index, frame in reader:
-        number = index + 1
-        if number < first:
-            continue
-        if (last is not None and number > last) or (max_frames is not None and used >= max_frames):
-            stopped = True
-            break
-        used += 1
-        report.frames_read += 1
-        tick()
-        try:
-            mask = extractor.apply(frame)
-        except CameraMotionError as exc:
-            raise AdaptationError(f"{name}: {exc}; or leave this video out of the inputs") from None
-        if mask is None:
-            continue
-        with_masks += 1
-        if (with_masks - 1) % filters.detect_every:
-            continue
-        boxes, scores = _checked_boxes(*detector(frame), "the detector")
-        keep = scores >= filters.min_score
-        boxes, scores = boxes[keep], scores[keep]
-        if not len(boxes):
-            continue
-        valid = _usable(boxes)
-        if not valid.all():
-            rejected["invalid box from the detector"] += int((~valid).sum())
-        boxes, scores = boxes[valid], scores[valid]
-        touching = touching_boxes(boxes)
-        masks, fill = person_silhouettes(mask, boxes, min_fill=filters.min_fill)
-        height, width = frame.shape[:2]
-        kept = []
-        for box, score, alone, person_mask, person_fill in zip(boxes, scores, ~touching, masks, fill):
-            reason = _left_out(box, alone, filters, width, height)
-            if reason is not None:
-                rejected[reason] += 1
-            elif person_fill < filters.min_fill:
-                rejected[f"box under {filters.min_fill:.0%} foreground"] += 1
-            else:
-                kept.append((box, score, person_mask))
-        if not kept:
-            continue
-        file_name = f"{stem}_{number:06d}.jpg"
-        _write_jpeg(images_dir / file_name, frame)
-        image_id = writer.add_image(file_name, height, width, source=name, frame=number)
-        for box, score, person_mask in kept:
-            writer.add_person(image_id, box, score, person_mask)
-    if used and not with_masks:
-        config = extractor.config
-        report.problems.append(f"{name}: all {used} frames used fell within the background model's warm-up of "
-                               f"{config.warmup_frames} frames, or had too much foreground: no silhouettes")
-    if reader.problem and not stopped:
+    counts = FrameCounts()
+    try:
+        for index, frame, mask, boxes, scores in static_camera_detections(
+                reader, detector, counts, source=name, frame_range=frame_range, max_frames=max_frames,
+                foreground=foreground, detect_every=filters.detect_every, min_score=filters.min_score,
+                progress=lambda _: tick()):
+            if len(boxes):
+                _video_frame_people(index + 1, frame, mask, boxes, scores, name, stem, writer, images_dir, rejected,
+                                    filters)
+    except AdaptationError as exc:
+        raise AdaptationError(f"{exc}; or leave this video out of the inputs") from None
+    report.frames_read += counts.used
+    if counts.used and not counts.with_masks:
+        config = foreground or ForegroundConfig()
+        report.problems.append(f"{name}: all {counts.used} frames used fell within the background model's warm-up "
+                               f"of {config.warmup_frames} frames, or had too much foreground: no silhouettes")
+    if reader.problem and not counts.stopped:
         report.problems.append(reader.problem)
+
+
+def _video_frame_people(number: int, frame: np.ndarray, mask: np.ndarray, boxes: np.ndarray, scores: np.ndarray,
+                        name: str, stem: str, writer: _CocoWriter, images_dir: Path, rejected: Counter[str],
+                        filters: _Filters) -> None:
+    """One frame's detections: the people who pass the checks are written with their silhouettes, and the frame
+    saved under ``images_dir`` when it has any."""
+    valid = _usable(boxes)
+    if not valid.all():
+        rejected["invalid box from the detector"] += int((~valid).sum())
+    boxes, scores = boxes[valid], scores[valid]
+    touching = touching_boxes(boxes)
+    masks, fill = person_silhouettes(mask, boxes, min_fill=filters.min_fill)
+    height, width = frame.shape[:2]
+    kept = []
+    for box, score, alone, person_mask, person_fill in zip(boxes, scores, ~touching, masks, fill):
+        reason = _left_out(box, alone, filters, width, height)
+        if reason is not None:
+            rejected[reason] += 1
+        elif person_fill < filters.min_fill:
+            rejected[f"box under {filters.min_fill:.0%} foreground"] += 1
+        else:
+            kept.append((box, score, person_mask))
+    if not kept:
+        return
+    file_name = f"{stem}_{number:06d}.jpg"
+    _write_jpeg(images_dir / file_name, frame)
+    image_id = writer.add_image(file_name, height, width, source=name, frame=number)
+    for box, score, person_mask in kept:
+        writer.add_person(image_id, box, score, person_mask)
 
 
 def _image_people(
