@@ -208,7 +208,8 @@ def collect_silhouette_crops(
                 ranges.append(int(crop.range_index))
                 silhouettes.append(warp_mask(person_mask, crop.affine.numpy(), (canvas, canvas)))
                 frame_ids.append(index)
-    report.frames_read, report.frames_with_masks, report.frames_detected = counts.used, counts.with_masks, counts.detected
+    report.frames_read, report.frames_with_masks = counts.used, counts.with_masks
+    report.frames_detected = counts.detected
     report.people = len(images)
     report.rejected = dict(rejected)
     if not images:
