@@ -276,6 +276,13 @@ def test_a_3d_export_loads_as_a_body_estimator_that_matches_pytorch(exported3d):
     expected = torch_estimator.predict_bodies(images, ranges, with_vertices=False)
     torch.testing.assert_close(got.keypoints3d, expected.keypoints3d, atol=1e-3, rtol=0)
     torch.testing.assert_close(got.keypoints2d, expected.keypoints2d, atol=1e-2, rtol=0)
+    # The flip test runs the mirrored crops through ONNX Runtime in the same batch.
+    onnx_flipped = load_model(path, flip_test=True)
+    torch_estimator.flip_test = True
+    got = onnx_flipped.predict_bodies(images, ranges, with_vertices=False)
+    expected = torch_estimator.predict_bodies(images, ranges, with_vertices=False)
+    torch.testing.assert_close(got.keypoints3d, expected.keypoints3d, atol=1e-3, rtol=0)
+    assert not torch.allclose(got.keypoints3d, onnx_estimator.predict_bodies(images, ranges, with_vertices=False).keypoints3d)
 
 
 def test_body3d_baseline_with_a_fixed_batch(tmp_path):

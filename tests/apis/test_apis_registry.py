@@ -243,8 +243,10 @@ def test_body3d_round_trip_gives_a_body_estimator(tiny_body_net, body_card, tmp_
     # An estimator saves like its network.
     again = save_checkpoint(estimator, body_card, tmp_path / "again.safetensors")
     assert torch.equal(load_model(again).model(x, ranges)["camera"], got["camera"])
-    with pytest.raises(ValueError, match="no flip test"):
-        load_model(path, flip_test=True)
+    # The card's flip test setting (off here), overridden at load time.
+    assert estimator.flip_test is False and load_model(path, flip_test=True).flip_test is True
+    with pytest.raises(ValueError, match="no codec setting"):
+        Body3DEstimator.from_network(tiny_body_net, card=body_card, codec="cal")
 
 
 def test_card_task_must_match_the_model_kind(tiny_model, card, tiny_body_net, body_card, tmp_path):

@@ -17,6 +17,7 @@ from lowres_hps.body import (
     flip_joint_permutation,
     flip_pose_vector,
     load_body_model,
+    merge_mirrored_pose_vectors,
     sample_random_pose,
 )
 from lowres_hps.body.keypoints import ANNY104, COCO17, COCO23, SMPL24
@@ -241,3 +242,28 @@ def test_smpl_flip_on_the_real_model():
     errors = _mirror_errors_mm(body, vector, None)
     print("smpl mirror error, mm (max): " + ", ".join(f"{k} {float(v.max()):.2f}" for k, v in errors.items()))
     assert errors["joints"].max() < 20.0 and errors["coco17"].max() < 20.0
+
+
+@pytest.mark.parametrize("spec", [ANNY_POSE_SPEC, SMPL_POSE_SPEC])
+def test_merging_a_body_with_its_own_mirror_gives_it_back(spec):
+    vector = sample_random_pose(4, torch.Generator().manual_seed(3), spec, root_yaw_deg=90.0)
+    merged = merge_mirrored_pose_vectors(vector, flip_pose_vector(vector, spec), spec)
+    rotations, shape = spec.split(vector)
+    merged_rotations, merged_shape = spec.split(merged)
+    torch.testing.assert_close(merged_rotations, rotations, atol=1e-5, rtol=0)
+    torch.testing.assert_close(merged_shape, shape)
+
+
+def test_merged_rotations_are_the_midpoints_and_shapes_the_means():
+    spec = ANNY_POSE_SPEC
+    first, second = sample_random_pose(6, torch.Generator().manual_seed(5), spec, root_yaw_deg=90.0,
+                                       dtype=torch.float64).chunk(2)
+    merged = merge_mirrored_pose_vectors(first, flip_pose_vector(second, spec), spec)
+    r1, s1 = spec.split(first)
+    r2, s2 = spec.split(second)
+    midpoint = roma.rotvec_slerp(roma.rotmat_to_rotvec(r1), roma.rotmat_to_rotvec(r2), torch.tensor([0.5], dtype=r1.dtype))[0]
+    rotations, shape = spec.split(merged)
+    torch.testing.assert_close(rotations, roma.rotvec_to_rotmat(midpoint), atol=1e-9, rtol=0)
+    torch.testing.assert_close(shape, 0.5 * (s1 + s2))
+    with pytest.raises(ValueError, match="same shape"):
+        merge_mirrored_pose_vectors(first, second[:1], spec)

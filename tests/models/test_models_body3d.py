@@ -236,3 +236,30 @@ def test_training_after_prediction_in_the_same_process(anny_body):
     vector = anny_body.pose_spec.rest_vector(2).requires_grad_()
     anny_body.forward_vector(vector + 0).vertices.sum().backward()
     assert vector.grad is not None and torch.isfinite(vector.grad).all()
+
+
+def test_flip_test_is_mirror_equivariant_and_off_by_default(tiny_estimator):
+    """With the flip test the body of a mirrored crop is the mirror of the crop's body (exactly, in parameters)."""
+    from lowres_hps.body.flip import flip_pose_vector
+
+    assert tiny_estimator.flip_test is False and tiny_config().flip_test is False
+    crops, ranges = random_crops(3), torch.tensor([0, 2, 4])
+    plain = tiny_estimator.predict_bodies(crops, ranges, with_vertices=False)
+    flipped = Body3DEstimator(tiny_estimator.model, tiny_estimator.body, flip_test=True)
+    assert "flip_test=True" in repr(flipped)
+    bodies = flipped.predict_bodies(crops, ranges, with_vertices=False)
+    mirrored = flipped.predict_bodies(crops.flip(-1), ranges, with_vertices=False)
+    spec = tiny_estimator.config.pose_spec
+    torch.testing.assert_close(spec.split(mirrored.pose_vector)[0],
+                               spec.split(flip_pose_vector(bodies.pose_vector, spec))[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(mirrored.camera, bodies.camera * torch.tensor([1.0, -1.0, 1.0]), atol=1e-5, rtol=0)
+    assert not torch.allclose(bodies.pose_vector, plain.pose_vector, atol=1e-3)
+    # The mirrored body's keypoints land on the mirror of the crop (Anny is mirror symmetric to ~mm).
+    canvas = tiny_estimator.config.canvas
+    swap = torch.tensor(COCO.flip_permutation)
+    x_mirrored = (canvas - 1) - bodies.keypoints2d[:, swap, 0]
+    torch.testing.assert_close(mirrored.keypoints2d[..., 0], x_mirrored, atol=0.05, rtol=0)
+    # The card's setting, and an override, through the registry's constructor.
+    net = build_body3d_model(tiny_config(flip_test=True))
+    assert Body3DEstimator.from_network(net, body=tiny_estimator.body).flip_test is True
+    assert Body3DEstimator.from_network(net, body=tiny_estimator.body, flip_test=False).flip_test is False

@@ -253,7 +253,7 @@ def load_model(name_or_path: str | os.PathLike, device: str | None = None, flip_
         name_or_path: a model name (see :func:`list_models`), a ``.safetensors`` checkpoint path, or a 2D ``.onnx``
             export.
         device: where to put the network (default CPU; an ONNX model uses CUDA's execution provider on ``cuda``).
-        flip_test: override the card's flip test setting (kinds that have one, e.g. kp2d).
+        flip_test: override the card's flip test setting (kp2d and hps3d models).
     """
     import safetensors.torch
 
@@ -291,10 +291,8 @@ def _load_onnx_model(path: Path, device: str | None, flip_test: bool | None):
         from lowres_hps.body import load_body_model
         from lowres_hps.models.body3d import Body3DEstimator
 
-        if flip_test:
-            raise ValueError(f"model {card.name!r} is a 3D body model: it has no flip test setting")
         network = OnnxBody3DNet(path, providers=providers)
-        return Body3DEstimator(network, load_body_model(network.config.body_model), card=card)
+        return Body3DEstimator(network, load_body_model(network.config.body_model), card=card, flip_test=flip_test)
     if card.task != "kp2d":
         raise ValueError(f"{path}: ONNX exports run here for 2D keypoint and 3D body models, this one is "
                          f"{card.task!r}; load its .safetensors checkpoint instead")

@@ -12,7 +12,7 @@ import os
 import torch
 
 from lowres_hps.body.base import BodyModel, BodyOutput, BodyParams
-from lowres_hps.body.flip import flip_joint_permutation, flip_pose_vector
+from lowres_hps.body.flip import flip_joint_permutation, flip_pose_vector, merge_mirrored_pose_vectors
 from lowres_hps.body.pose import (
     ANNY_POSE_SPEC,
     SMPL_POSE_SPEC,
@@ -34,6 +34,7 @@ __all__ = [
     "BODY_MODELS",
     "flip_joint_permutation",
     "flip_pose_vector",
+    "merge_mirrored_pose_vectors",
     "load_body_model",
     "native_to_pose_vector",
     "pose_vector_to_native",

@@ -37,11 +37,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import roma
 import torch
 
 from lowres_hps.body.pose import RegressionPoseSpec
 
-__all__ = ["flip_joint_permutation", "flip_pose_vector"]
+__all__ = ["flip_joint_permutation", "flip_pose_vector", "merge_mirrored_pose_vectors"]
 
 # Signs of F R F on the row-major (3, 2) 6D block: entries (0, 1), (1, 0), (2, 0) change sign.
 _SIGNS_6D = (1.0, -1.0, -1.0, 1.0, -1.0, 1.0)
@@ -98,3 +99,26 @@ def flip_pose_vector(vector: torch.Tensor, spec: RegressionPoseSpec) -> torch.Te
     signs = torch.tensor(_SIGNS_6D, dtype=vector.dtype, device=vector.device)
     flipped = rot6d.index_select(-2, perm) * signs
     return torch.cat([flipped.flatten(-2), vector[..., spec.rotation_size:]], dim=-1)
+
+
+def merge_mirrored_pose_vectors(vector: torch.Tensor, mirrored: torch.Tensor, spec: RegressionPoseSpec) -> torch.Tensor:
+    """The mean of a body and the mirror image of a body regressed from the mirrored input (flip test).
+
+    ``mirrored`` is flipped back (:func:`flip_pose_vector`); each joint's rotation is the chordal mean of the two
+    (``special_procrustes`` of their sum, the rotation nearest to the arithmetic mean), the shapes are averaged.
+
+    Args:
+        vector: (..., spec.vector_size) pose vectors regressed from the inputs.
+        mirrored: (..., spec.vector_size) pose vectors regressed from the mirrored inputs, same shape.
+        spec: the body model's :class:`RegressionPoseSpec`.
+
+    Returns:
+        (..., spec.vector_size), same dtype and device; its 6D blocks are orthonormal.
+    """
+    if vector.shape != mirrored.shape:
+        raise ValueError(f"vector and mirrored must have the same shape, got {tuple(vector.shape)} and "
+                         f"{tuple(mirrored.shape)}")
+    rotations, shape = spec.split(vector)
+    back_rotations, back_shape = spec.split(flip_pose_vector(mirrored, spec))
+    mean_rotations = roma.special_procrustes(rotations + back_rotations)
+    return spec.join(mean_rotations, 0.5 * (shape + back_shape))

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lowres_hps.body.flip import merge_mirrored_pose_vectors
 from lowres_hps.body.keypoints import get_convention
 from lowres_hps.fitting import KeypointFitConfig, fit_body_to_keypoints
 from lowres_hps.geometry.camera import MIN_CAMERA_SCALE, SPIN_CROP_SIZE, SPIN_FOCAL_LENGTH, project_to_crop
@@ -37,6 +38,7 @@ __all__ = [
     "Body3DConfig",
     "Body3DNet",
     "Body3DEstimator",
+    "FlipTestNet",
     "build_body3d_model",
     "project_to_crop",
     "default_mean_params",
@@ -72,6 +74,8 @@ class Body3DConfig:
             ``"movenet"`` for MoveNet's published weights (local TFJS files, ``make pretrained``).
         mean, std: RGB normalisation for images in [0, 1]; applied inside the network to 0..255 inputs. Default:
             ImageNet's for ResNets, MoveNet's (0.5, 0.5) for MoveNet.
+        flip_test: at inference, also regress the mirrored crop and average the two bodies (the mirrored one
+            mirrored back; twice the network's cost). An inference setting: training ignores it.
     """
 
     backbone: str = "resnet18"
@@ -88,6 +92,7 @@ class Body3DConfig:
     pretrained: str | None = None
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
+    flip_test: bool = False
 
     def __post_init__(self) -> None:
         known = sorted(_BACKBONE_DEPTHS) + sorted(MOVENET_3D_BACKBONES)
@@ -186,6 +191,28 @@ class Body3DNet(nn.Module):
         with torch.autocast(features.device.type, enabled=False):
             params = self.regressor(features.float())
         return {"pose_vector": params[:, :-3], "camera": params[:, -3:], "features": features}
+
+
+class FlipTestNet(nn.Module):
+    """A 3D network with the flip test: each crop and its mirror image go through ``network`` in one batch, and
+    the two bodies are averaged (the mirrored one mirrored back, :func:`~lowres_hps.body.flip.merge_mirrored_pose_vectors`;
+    the crop camera's ``tx`` changes sign in the mirror, its principal point being the crop's centre). The same
+    call, config and output keys as ``network`` (``features`` are the unmirrored crops').
+    """
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+        self.config = network.config
+
+    def forward(self, images: torch.Tensor, range_index: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        batch = images.shape[0]
+        ranges = None if range_index is None else range_index.repeat(2)
+        out = self.network(torch.cat([images, images.flip(-1)]), ranges)
+        pose_vector, camera = out["pose_vector"], out["camera"]
+        mirror = torch.tensor([1.0, -1.0, 1.0], dtype=camera.dtype, device=camera.device)
+        return {"pose_vector": merge_mirrored_pose_vectors(pose_vector[:batch], pose_vector[batch:], self.config.pose_spec),
+                "camera": 0.5 * (camera[:batch] + camera[batch:] * mirror), "features": out["features"][:batch]}
 
 
 def build_body3d_model(cfg: Body3DConfig, pretrained: bool = True) -> Body3DNet:
@@ -303,11 +330,15 @@ class Body3DEstimator:
             (:class:`~lowres_hps.apis.export.OnnxBody3DNet`: the same call, config and outputs).
         body: the body model of ``model.config.body_model`` (e.g. ``load_body_model("anny")``).
         card: the model card it was loaded with, if any.
+        flip_test: overrides ``config.flip_test`` when given: each crop and its mirror image are regressed in one
+            batch and their bodies averaged (:func:`~lowres_hps.body.flip.merge_mirrored_pose_vectors`; the
+            camera's ``tx`` changes sign in the mirror).
     """
 
-    def __init__(self, model: Body3DNet, body, card: Any = None) -> None:
+    def __init__(self, model: Body3DNet, body, card: Any = None, flip_test: bool | None = None) -> None:
         self.model = model.eval()
         self.config: Body3DConfig = model.config
+        self.flip_test = bool(self.config.flip_test) if flip_test is None else bool(flip_test)
         if body.name != self.config.body_model:
             raise ValueError(f"the network regresses {self.config.body_model} parameters, got a {body.name} body model")
         self.body = body
@@ -319,9 +350,9 @@ class Body3DEstimator:
 
     @classmethod
     def from_network(cls, network: Body3DNet, card: Any = None, device: torch.device | str | None = None,
-                     body=None, **options) -> Body3DEstimator:
+                     body=None, flip_test: bool | None = None, **options) -> Body3DEstimator:
         """The estimator of a network (built by the registry from ``card``) with its body model (``body``, else
-        ``load_body_model(config.body_model)``), on ``device``."""
+        ``load_body_model(config.body_model)``), on ``device``; ``flip_test`` overrides the card's setting."""
         from lowres_hps.body import load_body_model
 
         if options:
@@ -330,7 +361,7 @@ class Body3DEstimator:
                              f"{', '.join(k.replace('_', ' ') for k in options)} setting")
         device = device or "cpu"
         body = load_body_model(network.config.body_model, device=device) if body is None else body.to(device)
-        return cls(network.to(device), body, card=card)
+        return cls(network.to(device), body, card=card, flip_test=flip_test)
 
     @property
     def device(self) -> torch.device:
@@ -359,8 +390,9 @@ class Body3DEstimator:
         ranges = self._ranges(range_index, crops.shape[0])
         # no_grad, not inference_mode: roma caches a constant on its first call, and one made in
         # inference mode would break later training in the same process.
+        network = FlipTestNet(self.model) if self.flip_test else self.model
         with torch.no_grad():
-            out = self.model(crops.to(self.device), ranges.to(self.device))
+            out = network(crops.to(self.device), ranges.to(self.device))
         return out["pose_vector"], out["camera"], ranges
 
     def bodies(self, pose_vector: torch.Tensor, camera: torch.Tensor, range_index: torch.Tensor,
@@ -400,4 +432,5 @@ class Body3DEstimator:
 
     def __repr__(self) -> str:
         return (f"Body3DEstimator(backbone={self.config.backbone!r}, canvas={self.config.canvas}, "
-                f"resolution_aware={self.resolution_aware}, body_model={self.config.body_model!r})")
+                f"resolution_aware={self.resolution_aware}, body_model={self.config.body_model!r}, "
+                f"flip_test={self.flip_test})")
