@@ -153,6 +153,8 @@ def main() -> None:
     parser.add_argument("--fit-fixed-root", action="store_true")
     parser.add_argument("--fit-shape", action="store_true")
     parser.add_argument("--fit-resolve-left-right", action="store_true")
+    parser.add_argument("--flip-test-3d", action=argparse.BooleanOptionalAction, default=None,
+                        help="3D models: average each crop's body with its mirror's (default: the model card's)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     sets = {name: {**SETS, **VALIDATION_SETS}[name] for name in args.sets}
@@ -179,9 +181,13 @@ def main() -> None:
     for name in args.models:
         print(f"== {name}", flush=True)
         estimator = load(name)
-        key = Path(name).name + (" (3D projected)" if is_3d(estimator) else "")
+        flip_3d = ""
+        if is_3d(estimator) and args.flip_test_3d is not None:
+            estimator.flip_test = args.flip_test_3d
+            flip_3d = f", flip test {'on' if args.flip_test_3d else 'off'}"
+        key = Path(name).name + (f" (3D projected{flip_3d})" if is_3d(estimator) else "")
         if fit_to is not None and is_3d(estimator):
-            key = f"{Path(name).name} (3D fitted to {Path(args.fit_to).name}: {fit_config})"
+            key = f"{Path(name).name} (3D fitted to {Path(args.fit_to).name}{flip_3d}: {fit_config})"
         results["models"][key] = evaluate(estimator, args.heights, sets, fit_to, fit_config)
         out.write_text(json.dumps(results, indent=1))
     plot(results, args.heights, out.with_suffix(".png"), sets)
