@@ -94,8 +94,8 @@ def train(name: str, canvas: int, epochs: int, subset: int, tag: str = "", base:
     return out
 
 
-def score(run: Path, test_people: int, batch_size: int = 16) -> dict[str, float]:
-    """MPJPE / PA-MPJPE at every evaluation height of one trained run."""
+def score(run: Path, test_people: int, batch_size: int = 16, flip_test: bool = False) -> dict[str, float]:
+    """MPJPE / PA-MPJPE at every evaluation height of one trained run (``flip_test``: with the 3D flip test)."""
     import torch
     from torch.utils.data import DataLoader, Subset
 
@@ -103,6 +103,7 @@ def score(run: Path, test_people: int, batch_size: int = 16) -> dict[str, float]
     from lowres_hps.data.multires_dataset import MultiResolutionDataset
     from lowres_hps.apis.registry import load_run
     from lowres_hps.methods.rsc import evaluate_body3d
+    from lowres_hps.models.body3d import FlipTestNet
 
     estimator = load_run(run)
     cfg = estimator.config
@@ -110,8 +111,9 @@ def score(run: Path, test_people: int, batch_size: int = 16) -> dict[str, float]
                                      body_model=cfg.body_model, pose_size=cfg.pose_spec.vector_size,
                                      num_ranges=cfg.num_ranges, person_heights=HEIGHTS, scale_factor=cfg.scale_factor)
     subset = Subset(dataset, range(min(test_people, len(dataset))))
+    network = FlipTestNet(estimator.model) if flip_test else estimator.model
     with torch.no_grad():
-        return evaluate_body3d(estimator.model, estimator.body, DataLoader(subset, batch_size=batch_size), list(HEIGHTS))
+        return evaluate_body3d(network, estimator.body, DataLoader(subset, batch_size=batch_size), list(HEIGHTS))
 
 
 def score_constant(test_people: int) -> dict[str, float]:

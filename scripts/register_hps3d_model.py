@@ -1,7 +1,7 @@
 """Turn a finished 3D training run into a shipped, registered model with measured metrics.
 
     python scripts/register_hps3d_model.py RUN_DIR NAME [--test-people 300] [--training-data "A; B"]
-        [--licence TEXT] [--notes TEXT]
+        [--licence TEXT] [--notes TEXT] [--flip-test]
 
 Measures, with ground-truth boxes: MPJPE and PA-MPJPE (mm, COCO-17, hips-rooted) on the first
 ``--test-people`` SynthLR-test crops degraded to person heights 176, 96, 52 and 32 px.
@@ -38,13 +38,16 @@ def main() -> None:
     parser.add_argument("--licence", default="Apache-2.0 (weights trained by lowres-hps on SynthLR (Anny, CC0 data) "
                         "and small LSP-extended/COCO samples)")
     parser.add_argument("--notes", default="", help="what the start and training were, in a sentence or two")
+    parser.add_argument("--flip-test", action="store_true",
+                        help="the card turns the 3D flip test on (the metrics are measured with it)")
     args = parser.parse_args()
     torch.set_num_threads(2)
 
     run = Path(args.run)
-    measured = score(run, args.test_people)
+    measured = score(run, args.test_people, flip_test=args.flip_test)
     metrics = {k: round(v, 1) for k, v in measured.items()}
     estimator = load_run(run)
+    estimator.config.flip_test = args.flip_test
     config = yaml.safe_load((run / "config.yaml").read_text())
     card = ModelCard.from_config(
         args.name, estimator.config,
@@ -53,7 +56,8 @@ def main() -> None:
         metrics=metrics,
         notes=(f"{args.notes + ' ' if args.notes else ''}RSC-Net ({config['task']}), trained on 2 CPU cores for "
                f"{config['trainer']['epochs']} epochs; metrics with ground-truth boxes on the first {args.test_people} SynthLR-test crops at person "
-               f"heights {', '.join(map(str, HEIGHTS))} px (MPJPE hips-rooted, PA-MPJPE Procrustes-aligned). "
+               f"heights {', '.join(map(str, HEIGHTS))} px (MPJPE hips-rooted, PA-MPJPE Procrustes-aligned"
+               f"{'; with the flip test, on by default' if args.flip_test else ''}). "
                "Weights stored in float16."),
     )
     network = estimator.model.half()

@@ -189,7 +189,10 @@ def _add_predict(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="people per model call; images read per chunk")
     p.add_argument("--device", default=None, help="torch device of the model, e.g. cuda:0 (default: CPU)")
     p.add_argument("--flip-test", action=argparse.BooleanOptionalAction, default=None,
-                   help="average with the mirrored crop, in the 2D and the 3D model (default: each model's own setting)")
+                   help="average with the mirrored crop (default: the model's own setting)")
+    p.add_argument("--flip-test-3d", action=argparse.BooleanOptionalAction, default=None,
+                   help="3D model: average each body with the mirrored crop's, mirrored back (twice the 3D "
+                        "network's cost; default: the 3D model's own setting)")
     p.add_argument("--detector", choices=["auto", "hog", "multipose", "mili"], default="auto",
                    help="people source without --boxes: MILI's detector (a shipped model, or --detector-model), "
                         "MoveNet MultiPose (its weights come with make pretrained) or OpenCV's HOG; auto (default): "

@@ -532,6 +532,21 @@ def test_3d_model_adds_keypoints_3d_bodies_and_meshes(tmp_path, model3d, as_mode
         assert len(COCO(str(gt)).loadRes(str(out / "predictions.json")).getAnnIds()) == 2
 
 
+def test_flip_test_3d_changes_the_bodies_and_needs_a_3d_model(tmp_path, model3d):
+    folder, gt, _ = _images_with_boxes(tmp_path)
+    bodies = {}
+    for flag in ("--flip-test-3d", "--no-flip-test-3d"):
+        out = tmp_path / flag
+        code, _, stderr = _run([str(folder), "--boxes", str(gt), "--out", str(out), "--model", str(SHIPPED_2D),
+                                "--model3d", str(model3d), "--no-fit-keypoints", "--no-overlay", flag])
+        assert code == 0, stderr
+        bodies[flag] = [r["body"]["pose_vector"] for r in json.loads((out / "predictions.json").read_text())]
+    assert not np.allclose(bodies["--flip-test-3d"], bodies["--no-flip-test-3d"], atol=1e-3)
+    code, _, stderr = _run([str(folder), "--boxes", str(gt), "--out", str(tmp_path / "none"), "--model",
+                            str(SHIPPED_2D), "--model3d", "none", "--flip-test-3d"])
+    assert code == 2 and "--flip-test-3d needs a 3D model" in stderr
+
+
 def test_overlay_shows_the_mesh(tmp_path, model3d, estimator):
     folder, gt, boxes = _images_with_boxes(tmp_path, boxes=([40.0, 10.0, 50.0, 100.0],))
     overlays = {}

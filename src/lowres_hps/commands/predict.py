@@ -1079,13 +1079,16 @@ def main(args: argparse.Namespace) -> int:
     estimator = load_estimator(model, args.device)  # the module attribute, looked up now: patchable
     multi_person = isinstance(estimator, MultiPersonEstimator)  # e.g. a MILI model: it finds the people itself
     detector = None if boxes is not None or multi_person else build_detector(args)
-    body_estimator, model3d = _body_estimator(args, estimator)
     if args.flip_test is not None:
-        flippable = [e for e in {id(e): e for e in (estimator, body_estimator)}.values() if hasattr(e, "flip_test")]
-        if not flippable:
+        if not hasattr(estimator, "flip_test"):
             raise ValueError(f"model {model!r} has no flip test setting (no flip_test attribute)")
-        for each in flippable:
-            each.flip_test = args.flip_test
+        estimator.flip_test = args.flip_test
+    body_estimator, model3d = _body_estimator(args, estimator)
+    flip_test_3d = getattr(args, "flip_test_3d", None)
+    if flip_test_3d is not None:
+        if body_estimator is None:
+            raise ValueError("--flip-test-3d needs a 3D model (--model3d NAME|PATH)")
+        body_estimator.flip_test = flip_test_3d
     mesh_format = getattr(args, "mesh_format", None)
     if mesh_format is not None and body_estimator is None:
         raise ValueError("--mesh-format needs a 3D model (--model3d NAME|PATH)")
