@@ -33,7 +33,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("ANNY_CACHE_DIR", str(ROOT / ".cache" / "anny"))
 
-START = "rsc_move_c128_ft3"
+START = "rsc_move_c128_ft3"  # the 3D default when these ablations ran (session 9)
 UNLABELLED = [ROOT / "data/labels/lspet_train/unlabelled.json", ROOT / "data/labels/coco_train/unlabelled.json",
               ROOT / "data/labels/vtest_1_400/unlabelled.json"]
 BACKGROUNDS = ROOT.parent / "shared/data/backgrounds"

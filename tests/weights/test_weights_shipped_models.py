@@ -24,7 +24,8 @@ MODELS_2D = ("cal_r18_64x48", "cal_r18_128x96", "cal_mnv3s_64x48")
 # The MoveNet students were registered after the restructuring; their reference is pinned at registration.
 STUDENTS_REFERENCE = Path(__file__).with_name("students_reference.npz")
 STUDENTS_2D = ("lrmove_l_128", "lrmove_l_128x96")
-STUDENTS_3D = ("rsc_move_c128", "rsc_move_c128_ft", "rsc_move_c128_ft2", "rsc_move_c128_ft3")  # 3D models on the 2D students' trunk, pinned at registration too
+STUDENTS_3D = ("rsc_move_c128", "rsc_move_c128_ft", "rsc_move_c128_ft2", "rsc_move_c128_ft3",
+               "rsc_move_c128_ft4")  # 3D models on the 2D students' trunk, pinned at registration too
 MODEL_3D = "rsc_r18_c64"
 # MILI detectors, pinned at registration in their own file (python tests/weights/test_weights_shipped_models.py --mili).
 MILI_REFERENCE = Path(__file__).with_name("mili_reference.npz")
@@ -215,9 +216,15 @@ if __name__ == "__main__" and sys.argv[1:] == ["--mili"]:  # pin newly registere
     arrays = {f"{model}:{k}": v.astype(np.float32) for model in MILI_MODELS for k, v in compute_mili(model).items()}
     np.savez_compressed(MILI_REFERENCE, **arrays)
     print(f"wrote {MILI_REFERENCE} ({MILI_REFERENCE.stat().st_size} bytes)", file=sys.stderr)
-elif __name__ == "__main__" and sys.argv[1:] == ["--students"]:  # pin newly registered students
-    arrays = {f"{model}:{k}": v for model in STUDENTS_2D for k, v in compute_2d(model).items()}
-    arrays.update({f"{model}:{k}": v for model in STUDENTS_3D for k, v in compute_3d(model).items()})
+elif __name__ == "__main__" and sys.argv[1:] == ["--students"]:  # pin newly registered students, keep the others'
+    with np.load(STUDENTS_REFERENCE) as data:
+        arrays = {k: data[k] for k in data.files}
+    pinned = {k.split(":", 1)[0] for k in arrays}
+    new = [(model, compute_2d) for model in STUDENTS_2D if model not in pinned]
+    new += [(model, compute_3d) for model in STUDENTS_3D if model not in pinned]
+    for model, compute in new:
+        print(f"pinning {model}", file=sys.stderr)
+        arrays.update({f"{model}:{k}": v for k, v in compute(model).items()})
     arrays = {k: v.astype(np.float32) if v.dtype == np.float64 else v for k, v in arrays.items()}
     np.savez_compressed(STUDENTS_REFERENCE, **arrays)
     print(f"wrote {STUDENTS_REFERENCE} ({STUDENTS_REFERENCE.stat().st_size} bytes)", file=sys.stderr)
