@@ -10,7 +10,10 @@ Rows (each a ``lowres-hps predict vtest.avi --max-frames N --no-overlay`` run; t
   calibrated on vtest frames 1-300, the 2D model on the COCO training people), no 3D;
 - ``fast 2D, detect every 3``: the same with ``--detect-every 3``;
 - ``fast 2D + 3D, no fit``: the int8 exports and the 3D default (PyTorch) without the fit;
-- ``fast 2D + 3D ONNX, no fit`` (and ``, detect every 3``): the 3D default's float32 ONNX export as ``--model3d``.
+- ``fast 2D + 3D ONNX, no fit`` (and ``, detect every 3``): the 3D default's float32 ONNX export as ``--model3d``;
+- ``..., no 3D flip test``: the same with ``--no-flip-test-3d`` (the 3D default's card turns it on).
+
+``--rows NAME ...`` runs some of them (the results file keeps the others' last numbers).
 
 The exports are made once into ``--work`` (default a temporary folder). Frames 1-N of vtest.avi are inside the
 training range 1-400; this measures time, not accuracy. Results: ``benchmarks/results/pipeline_speed.json``.
@@ -48,6 +51,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", default=None, help="folder for the exports and outputs (default: temporary)")
+    parser.add_argument("--rows", nargs="+", default=None, help="row names to run (default: all)")
     args = parser.parse_args()
     if not VTEST.is_file() or not COCO_TRAIN.is_file():
         sys.exit(f"needs {VTEST} and {COCO_TRAIN} (python scripts/make_real_splits.py)")
@@ -74,9 +78,17 @@ def main() -> None:
         "fast 2D + 3D ONNX, no fit": [*fast, "--model3d", str(body), "--no-fit-keypoints"],
         "fast 2D + 3D ONNX, no fit, detect every 3": [*fast, "--model3d", str(body), "--no-fit-keypoints",
                                                       "--detect-every", "3"],
+        "fast 2D + 3D ONNX, no fit, detect every 3, no 3D flip test": [
+            *fast, "--model3d", str(body), "--no-fit-keypoints", "--detect-every", "3", "--no-flip-test-3d"],
     }
-    results = {}
+    unknown = sorted(set(args.rows or ()) - set(rows))
+    if unknown:
+        sys.exit(f"unknown rows {unknown}; rows: {list(rows)}")
+    previous = json.loads(RESULTS.read_text()).get("rows", {}) if RESULTS.is_file() else {}
+    results = {name: row for name, row in previous.items() if args.rows and name not in args.rows}
     for name, extra in rows.items():
+        if args.rows and name not in args.rows:
+            continue
         summary = cli("predict", str(VTEST), "--max-frames", str(args.frames), "--no-overlay",
                       "--out", str(work / name.replace(" ", "_").replace(",", "").replace("+", "and")), *extra,
                       threads=args.threads)
