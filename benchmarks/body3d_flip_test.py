@@ -1,6 +1,6 @@
 """The 3D flip test: MPJPE / PA-MPJPE of 3D models with and without averaging each crop's body with its mirror's.
 
-    python benchmarks/body3d_flip_test.py --models rsc_move_c128_ft3 [--split val|test] [--people 300]
+    python benchmarks/body3d_flip_test.py --models rsc_move_c128_ft3 [RUN_DIR ...] [--split val|test] [--people 300]
 
 Ground-truth boxes, SynthLR crops degraded to person heights 176, 96, 52 and 32 px, as in
 ``scripts/register_hps3d_model.py``; ``--split val`` (seed 4000) chooses, ``--split test`` (seed 2000) reports.
@@ -24,13 +24,13 @@ def score(name: str, split: str, people: int, flip_test: bool, batch_size: int =
     import torch
     from torch.utils.data import DataLoader, Subset
 
-    from lowres_hps.apis.registry import load_model
+    from lowres_hps.apis.registry import load_model, load_run
     from lowres_hps.data import SynthLRReader
     from lowres_hps.data.multires_dataset import MultiResolutionDataset
     from lowres_hps.evaluation.body3d import evaluate_body3d
     from lowres_hps.models.body3d import FlipTestNet
 
-    estimator = load_model(name)
+    estimator = load_run(name) if Path(name).is_dir() else load_model(name)  # a training run's folder, or a model
     cfg = estimator.config
     dataset = MultiResolutionDataset([SynthLRReader(SPLITS[split])], canvas=cfg.canvas, convention=cfg.convention,
                                      body_model=cfg.body_model, pose_size=cfg.pose_spec.vector_size,
