@@ -267,3 +267,11 @@ def test_merged_rotations_are_the_midpoints_and_shapes_the_means():
     torch.testing.assert_close(shape, 0.5 * (s1 + s2))
     with pytest.raises(ValueError, match="same shape"):
         merge_mirrored_pose_vectors(first, second[:1], spec)
+
+
+def test_merge_gradcheck():
+    spec = SMPL_POSE_SPEC
+    first, second = sample_random_pose(2, torch.Generator().manual_seed(7), spec, dtype=torch.float64).chunk(2)
+    first.requires_grad_(True)
+    second.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda a, b: merge_mirrored_pose_vectors(a, b, spec), (first, second))
