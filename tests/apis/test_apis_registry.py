@@ -272,3 +272,11 @@ def test_models_command_lists_3d_models(tiny_body_net, body_card, weights_dir, c
     out = capsys.readouterr().out
     assert "| tiny_rsc_c64 | hps3d | 64x64 | resnet18 RA | anny body | coco17 | synthlr_train |" in out
     assert "synthlr_test_mpjpe_mm@32=250" in out
+    # A card that turns the flip test on says so.
+    from lowres_hps.models.body3d import Body3DConfig, build_body3d_model
+
+    network = build_body3d_model(Body3DConfig(canvas=64, flip_test=True), pretrained=False)
+    flipped = ModelCard.from_config("tiny_rsc_flip", network.config, training_data=["synthlr_train"])
+    save_checkpoint(network, flipped, weights_dir / "tiny_rsc_flip.safetensors")
+    assert cli_main(["models"]) == 0
+    assert "| tiny_rsc_flip | hps3d | 64x64 | resnet18 RA, flip test | anny body |" in capsys.readouterr().out

@@ -27,6 +27,8 @@ def _backbone_text(card: ModelCard) -> str:
     backbone = str(card.architecture.get("backbone", "?"))
     if "resolution_aware" in card.architecture:  # RSC-Net's resolution-aware trunk vs the plain baseline
         backbone += " RA" if card.architecture["resolution_aware"] else " (baseline)"
+    if card.architecture.get("flip_test"):  # the card's inference setting: twice the network's cost
+        backbone += ", flip test"
     return backbone
 
 
