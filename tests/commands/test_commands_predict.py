@@ -537,9 +537,10 @@ def test_flip_test_3d_changes_the_bodies_and_needs_a_3d_model(tmp_path, model3d)
     bodies = {}
     for flag in ("--flip-test-3d", "--no-flip-test-3d"):
         out = tmp_path / flag
-        code, _, stderr = _run([str(folder), "--boxes", str(gt), "--out", str(out), "--model", str(SHIPPED_2D),
-                                "--model3d", str(model3d), "--no-fit-keypoints", "--no-overlay", flag])
+        code, stdout, stderr = _run([str(folder), "--boxes", str(gt), "--out", str(out), "--model", str(SHIPPED_2D),
+                                     "--model3d", str(model3d), "--no-fit-keypoints", "--no-overlay", flag])
         assert code == 0, stderr
+        assert json.loads(stdout)["flip_test_3d"] is (flag == "--flip-test-3d")  # the summary says which ran
         bodies[flag] = [r["body"]["pose_vector"] for r in json.loads((out / "predictions.json").read_text())]
     assert not np.allclose(bodies["--flip-test-3d"], bodies["--no-flip-test-3d"], atol=1e-3)
     code, _, stderr = _run([str(folder), "--boxes", str(gt), "--out", str(tmp_path / "none"), "--model",

@@ -581,6 +581,8 @@ class _Run:
             "predictions": str(predictions_path),
             "model": model,
             "model3d": model3d,
+            "flip_test": getattr(self.predictor.estimator, "flip_test", None),
+            "flip_test_3d": getattr(self.predictor.body_estimator, "flip_test", None),
             "people_from": f"boxes: {self.args.boxes}" if self.boxes is not None else
             repr(detector) if detector is not None else f"the multi-person model ({model})",
             "person_height": self.args.person_height,
