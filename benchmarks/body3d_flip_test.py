@@ -11,35 +11,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("ANNY_CACHE_DIR", str(ROOT / ".cache" / "anny"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from rsc_ablations import HEIGHTS, score_estimator  # noqa: E402 - a sibling script
+
 SPLITS = {"val": ROOT / "data/synthlr/val_crops", "test": ROOT / "data/synthlr/test_crops"}
-HEIGHTS = (176, 96, 52, 32)
 
 
-def score(name: str, split: str, people: int, flip_test: bool, batch_size: int = 16) -> dict[str, float]:
-    import torch
-    from torch.utils.data import DataLoader, Subset
-
+def score(name: str, split: str, people: int, flip_test: bool) -> dict[str, float]:
     from lowres_hps.apis.registry import load_model, load_run
-    from lowres_hps.data import SynthLRReader
-    from lowres_hps.data.multires_dataset import MultiResolutionDataset
-    from lowres_hps.evaluation.body3d import evaluate_body3d
-    from lowres_hps.models.body3d import FlipTestNet
 
     estimator = load_run(name) if Path(name).is_dir() else load_model(name)  # a training run's folder, or a model
-    cfg = estimator.config
-    dataset = MultiResolutionDataset([SynthLRReader(SPLITS[split])], canvas=cfg.canvas, convention=cfg.convention,
-                                     body_model=cfg.body_model, pose_size=cfg.pose_spec.vector_size,
-                                     num_ranges=cfg.num_ranges, person_heights=HEIGHTS, scale_factor=cfg.scale_factor)
-    subset = Subset(dataset, range(min(people, len(dataset))))
-    network = estimator.model.float()
-    network = FlipTestNet(network) if flip_test else network
-    with torch.no_grad():
-        return evaluate_body3d(network, estimator.body, DataLoader(subset, batch_size=batch_size), list(HEIGHTS))
+    return score_estimator(estimator, SPLITS[split], people, flip_test=flip_test)
 
 
 def main() -> None:

@@ -96,22 +96,30 @@ def train(name: str, canvas: int, epochs: int, subset: int, tag: str = "", base:
 
 def score(run: Path, test_people: int, batch_size: int = 16, flip_test: bool = False) -> dict[str, float]:
     """MPJPE / PA-MPJPE at every evaluation height of one trained run (``flip_test``: with the 3D flip test)."""
+    from lowres_hps.apis.registry import load_run
+
+    return score_estimator(load_run(run), SYNTH_TEST, test_people, batch_size, flip_test)
+
+
+def score_estimator(estimator, folder: Path, people: int, batch_size: int = 16,
+                    flip_test: bool = False) -> dict[str, float]:
+    """MPJPE / PA-MPJPE of a 3D estimator's network on the first ``people`` crops of a SynthLR crops folder at
+    every evaluation height (``flip_test``: through :class:`~lowres_hps.models.body3d.FlipTestNet`)."""
     import torch
     from torch.utils.data import DataLoader, Subset
 
     from lowres_hps.data import SynthLRReader
     from lowres_hps.data.multires_dataset import MultiResolutionDataset
-    from lowres_hps.apis.registry import load_run
     from lowres_hps.methods.rsc import evaluate_body3d
     from lowres_hps.models.body3d import FlipTestNet
 
-    estimator = load_run(run)
     cfg = estimator.config
-    dataset = MultiResolutionDataset([SynthLRReader(SYNTH_TEST)], canvas=cfg.canvas, convention=cfg.convention,
+    dataset = MultiResolutionDataset([SynthLRReader(folder)], canvas=cfg.canvas, convention=cfg.convention,
                                      body_model=cfg.body_model, pose_size=cfg.pose_spec.vector_size,
                                      num_ranges=cfg.num_ranges, person_heights=HEIGHTS, scale_factor=cfg.scale_factor)
-    subset = Subset(dataset, range(min(test_people, len(dataset))))
-    network = FlipTestNet(estimator.model) if flip_test else estimator.model
+    subset = Subset(dataset, range(min(people, len(dataset))))
+    network = estimator.model.float()
+    network = FlipTestNet(network) if flip_test else network
     with torch.no_grad():
         return evaluate_body3d(network, estimator.body, DataLoader(subset, batch_size=batch_size), list(HEIGHTS))
 
