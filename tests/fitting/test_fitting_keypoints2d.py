@@ -118,6 +118,43 @@ def test_left_right_swapped_targets_are_resolved_by_the_network(anny_body):
     assert float(resolved.error_before) < 1e-3 < float(kept.error_before)
 
 
+def _moved(body, fit, vector, joint: str | None = None) -> float:
+    spec = body.pose_spec
+    angles = roma.rotmat_geodesic_distance(spec.split(fit.pose_vector)[0], spec.split(vector)[0])
+    return float(angles[..., spec.joint_names.index(joint)].max() if joint else angles.max())
+
+
+def test_a_joint_prior_scale_holds_that_joint(anny_body):
+    vector, camera = _start(anny_body, 1)
+    targets = _project(anny_body, _bent(anny_body, vector, 0.8), camera)
+    free = _fit(anny_body, vector, camera, targets, torch.ones(1, 17), pose_prior=0.1)
+    held = _fit(anny_body, vector, camera, targets, torch.ones(1, 17), pose_prior=0.1,
+                joint_prior_scale={"lowerleg01.L": 1e4})
+    assert _moved(anny_body, held, vector, "lowerleg01.L") < 0.1 * _moved(anny_body, free, vector, "lowerleg01.L")
+    assert _moved(anny_body, held, vector, "lowerleg01.R") > 0.5 * _moved(anny_body, free, vector, "lowerleg01.R")
+    with pytest.raises(ValueError, match="elbow.*not a joint.*lowerarm01.L"):
+        _fit(anny_body, vector, camera, targets, torch.ones(1, 17), joint_prior_scale={"elbow": 2.0})
+
+
+def test_unsure_keypoints_pull_less_when_normalised_by_their_count(anny_body):
+    vector, camera = _start(anny_body, 1)
+    targets = _project(anny_body, _bent(anny_body, vector, 0.8), camera)
+    unsure = torch.full((1, 17), 0.2)
+    by_weight = [_fit(anny_body, vector, camera, targets, scores, pose_prior=0.3)
+                 for scores in (unsure, torch.ones(1, 17))]
+    # dividing by the total weight makes a person's confidence level irrelevant...
+    torch.testing.assert_close(by_weight[0].pose_vector, by_weight[1].pose_vector, atol=1e-4, rtol=0)
+    by_count = _fit(anny_body, vector, camera, targets, unsure, pose_prior=0.3, normalise_by="keypoints")
+    # ...dividing by the number of keypoints lets the prior hold an unsure person nearer the network's body
+    assert _moved(anny_body, by_count, vector) < 0.8 * _moved(anny_body, by_weight[0], vector)
+    squared = _fit(anny_body, vector, camera, targets, unsure, pose_prior=0.3, normalise_by="keypoints", score_power=2)
+    assert _moved(anny_body, squared, vector) < _moved(anny_body, by_count, vector)
+    with pytest.raises(ValueError, match="normalise_by"):
+        KeypointFitConfig(normalise_by="people")
+    with pytest.raises(ValueError, match="score_power"):
+        KeypointFitConfig(score_power=0)
+
+
 def test_fitted_shape_stays_in_its_range(anny_body):
     vector, camera = _start(anny_body, 1)
     targets = _project(anny_body, vector, camera) * 1.3 - 0.3 * (CANVAS - 1) / 2  # a taller person

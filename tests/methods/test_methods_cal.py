@@ -90,6 +90,31 @@ def test_other_datasets_join_through_the_readers(shared_data, synth_dir):
         cal_task(TINY, synthlr=[str(synth_dir)], extra_datasets=[{"path": "x"}])
 
 
+def test_a_source_can_be_cut_to_a_fixed_random_subset(synth_dir):
+    subset = [{"format": "synthlr", "path": str(synth_dir), "max_people": 3}]
+    first, second = (cal_task(TINY, extra_datasets=subset) for _ in range(2))
+    assert len(first.train_dataset) == 3
+    ids = [[dataset.train_dataset.readers[0][i].ann_id for i in range(3)] for dataset in (first, second)]
+    assert ids[0] == ids[1]  # the same people on every run
+    assert len(cal_task(TINY, extra_datasets=[{**subset[0], "max_people": 40}]).train_dataset) == 4
+    with pytest.raises(ValueError, match="max_people"):
+        cal_task(TINY, extra_datasets=[{**subset[0], "max_people": 0}])
+
+
+def test_fine_tuning_starts_from_a_checkpoint(synth_dir, tmp_path):
+    import safetensors.torch
+
+    source = cal_task(TINY, synthlr=[str(synth_dir)])
+    path = tmp_path / "kp2d.safetensors"
+    safetensors.torch.save_file({k: v.half() for k, v in source.model.state_dict().items()}, str(path))
+    tuned = cal_task(TINY, synthlr=[str(synth_dir)], init_from=str(path))
+    for key, value in source.model.state_dict().items():
+        torch.testing.assert_close(tuned.model.state_dict()[key], value.half().to(value.dtype))
+    other = {**TINY, "backbone_params": {"neck_channels": 8}}
+    with pytest.raises(ValueError, match="kp2d.safetensors does not fit"):
+        cal_task(other, synthlr=[str(synth_dir)], init_from=str(path))
+
+
 def test_heatmap_term_sums_over_pixels_as_the_equations(synth_dir):
     summed = cal_task(TINY, synthlr=[str(synth_dir)])
     averaged = cal_task(TINY, synthlr=[str(synth_dir)], heatmap_reduction="mean")

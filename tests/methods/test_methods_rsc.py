@@ -285,7 +285,7 @@ def test_whole_network_starts_from_a_3d_checkpoint(tmp_path):
     torch.testing.assert_close(network.regressor.mean_params, source.regressor.mean_params.half().float())
     assert network.backbone.trunk.conv1.weight.dtype == torch.float32
     other = build_body3d_model(Body3DConfig(canvas=64, hidden=16, iterations=2), pretrained=False)
-    with pytest.raises(ValueError, match=r"rsc.safetensors does not fit this 3D network.*another shape"):
+    with pytest.raises(ValueError, match=r"rsc.safetensors does not fit this Body3DNet.*another shape"):
         load_network_weights(other, path)
 
 

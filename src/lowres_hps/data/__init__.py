@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+import numpy as np
 
 from lowres_hps.data.coco import CocoKeypointsReader, CrowdPoseReader, OCHumanReader
 from lowres_hps.data.errors import DatasetFileError
@@ -27,6 +28,7 @@ __all__ = [
     "READERS",
     "open_reader",
     "build_readers",
+    "keep_random_subset",
 ]
 
 # Format name (as on the command line) -> reader class.
@@ -56,7 +58,8 @@ def build_readers(synthlr: list[str], lspet: str | None, lspet_indices: tuple[in
 
     ``extra`` opens any other dataset through the foundation's readers, e.g.
     ``{format: mpii, path: mpii/annotations/mpii_train.json, images: mpii/images}`` or
-    ``{format: coco, path: coco/annotations/person_keypoints_train2017.json}``; other keys go to the reader.
+    ``{format: coco, path: coco/annotations/person_keypoints_train2017.json}``; ``max_people: N`` keeps a fixed
+    random N of a source's people (:func:`keep_random_subset`); other keys go to the reader.
     """
     readers = [SynthLRReader(path) for path in synthlr]
     if lspet:
@@ -70,5 +73,20 @@ def build_readers(synthlr: list[str], lspet: str | None, lspet_indices: tuple[in
             format_name, path = options.pop("format"), options.pop("path")
         except KeyError as exc:
             raise ValueError(f"each extra training source needs 'format' and 'path', got {source}") from exc
-        readers.append(open_reader(format_name, path, options.pop("images", None), **options))
+        max_people = options.pop("max_people", None)
+        reader = open_reader(format_name, path, options.pop("images", None), **options)
+        if max_people is not None:
+            keep_random_subset(reader, int(max_people))
+        readers.append(reader)
     return readers
+
+
+def keep_random_subset(reader, max_people: int, seed: int = 0):
+    """Keep a fixed random subset of at most ``max_people`` of ``reader``'s people (in their original order; the
+    same subset on every run), e.g. to mix a few thousand of a large synthetic set into a small real one."""
+    if max_people < 1:
+        raise ValueError(f"max_people must be >= 1, got {max_people}")
+    if max_people < len(reader._handles):
+        keep = np.sort(np.random.default_rng(seed).permutation(len(reader._handles))[:max_people])
+        reader._handles = [reader._handles[i] for i in keep]
+    return reader

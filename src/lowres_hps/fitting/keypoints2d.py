@@ -61,6 +61,12 @@ class KeypointFitConfig:
         fit_shape: also fit the shape values (``shape_range`` bounds them: Anny's phenotypes live in [0, 1]).
         shape_prior: weight of the mean squared shape change.
         shape_range: bounds of the shape values, or None for unbounded ones (SMPL's betas).
+        joint_prior_scale: multipliers of ``pose_prior`` for named joints of the body's pose (``pose_spec.joint_names``;
+            the others keep 1), e.g. a stiffer root and spine with freer arms.
+        score_power: keypoint weights are ``score ** score_power`` (above ``min_score``).
+        normalise_by: ``"weights"`` divides the data term by each person's total keypoint weight (confidence only
+            ranks a person's keypoints); ``"keypoints"`` by the number of keypoints, so a person whose keypoints the 2D
+            model is unsure of is pulled less and the network's body (the prior) counts more.
     """
 
     steps: int = 60
@@ -75,8 +81,15 @@ class KeypointFitConfig:
     fit_shape: bool = False
     shape_prior: float = 0.1
     shape_range: tuple[float, float] | None = (0.0, 1.0)
+    joint_prior_scale: dict[str, float] | None = None
+    score_power: float = 1.0
+    normalise_by: str = "weights"
 
     def __post_init__(self) -> None:
+        if self.normalise_by not in ("weights", "keypoints"):
+            raise ValueError(f"normalise_by must be 'weights' or 'keypoints', got {self.normalise_by!r}")
+        if self.score_power <= 0 or any(v < 0 for v in (self.joint_prior_scale or {}).values()):
+            raise ValueError(f"keypoint fit needs score_power > 0 and joint_prior_scale values >= 0, got {self}")
         if self.steps < 0 or self.lr <= 0 or self.sigma <= 0 or self.min_keypoints < 1:
             raise ValueError(f"keypoint fit needs steps >= 0, lr > 0, sigma > 0 and min_keypoints >= 1, got {self}")
         if self.pose_prior < 0 or self.camera_prior < 0 or self.shape_prior < 0:
@@ -153,7 +166,8 @@ def fit_body_to_keypoints(body, pose_vector: torch.Tensor, camera: torch.Tensor,
         camera0 = camera.detach().to(work)
         target = keypoints2d.detach().to(device, work)
         weights = scores.detach().to(device, work)
-        weights = torch.where(weights >= config.min_score, weights, torch.zeros_like(weights))
+        weights = torch.where(weights >= config.min_score, weights.clamp(min=0) ** config.score_power,
+                              torch.zeros_like(weights))
 
     def project(rotations: torch.Tensor, cam: torch.Tensor, shape: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = body.forward_vector(spec.join(rotations, shape), keypoints_only=True)
@@ -194,10 +208,17 @@ def fit_body_to_keypoints(body, pose_vector: torch.Tensor, camera: torch.Tensor,
         # Cosine decay to zero: Adam's steps do not shrink with the gradient, so a constant rate ends jittering.
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * step / config.steps)))
-        normaliser = weights.sum(-1).clamp(min=1e-12)
+        normaliser = (weights.sum(-1) if config.normalise_by == "weights"
+                      else (weights > 0).sum(-1).to(work)).clamp(min=1e-12)
         joint_mask = torch.ones(spec.num_joints, 1, dtype=work, device=device)
         if not config.fit_root:
             joint_mask[0] = 0
+        joint_prior = torch.ones(spec.num_joints, dtype=work, device=device)
+        for name, scale in (config.joint_prior_scale or {}).items():
+            if name not in spec.joint_names:
+                raise ValueError(f"joint_prior_scale names {name!r}, not a joint of {type(body).__name__}'s pose: "
+                                 f"{', '.join(spec.joint_names)}")
+            joint_prior[spec.joint_names.index(name)] = scale
         with torch.enable_grad(), torch.autocast(device.type, enabled=False):
             for _ in range(config.steps):
                 optimizer.zero_grad(set_to_none=True)
@@ -208,7 +229,7 @@ def fit_body_to_keypoints(body, pose_vector: torch.Tensor, camera: torch.Tensor,
                 pixels, _ = project(rotations, cam, shape)
                 residual = ((pixels - target) / canvas).pow(2).sum(-1)
                 data = (gmof(residual, config.sigma) * weights).sum(-1) / normaliser / config.sigma ** 2
-                prior = config.pose_prior * step_delta.pow(2).sum(-1).mean(-1)
+                prior = config.pose_prior * (step_delta.pow(2).sum(-1) * joint_prior).mean(-1)
                 prior = prior + config.camera_prior * camera_delta.pow(2).sum(-1)
                 if config.fit_shape:
                     prior = prior + config.shape_prior * shape_delta.pow(2).mean(-1)

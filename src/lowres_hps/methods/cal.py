@@ -131,6 +131,7 @@ def cal_task(
     val_datasets: list[dict] = (),
     val_person_height: float | None = None,
     heatmap_reduction: str = "sum",
+    init_from: str | None = None,
 ) -> Task:
     """Build the task (a factory named in the YAML config as ``lowres_hps.methods.cal:cal_task``).
 
@@ -141,9 +142,15 @@ def cal_task(
     tall (:class:`~lowres_hps.data.crop_cache.CroppedReader`); None reads the images every time.
     ``val_datasets``: validation sources in the form of ``extra_datasets`` (instead of ``val_synthlr``),
     evaluated with every person degraded to ``val_person_height`` (None: source resolution).
+    ``init_from`` starts the whole network from a 2D checkpoint of the same architecture (a registered name such
+    as ``lrmove_l_128``, or a ``.safetensors`` path): fine-tuning.
     """
     cfg = load_config(model, Pose2DConfig)
-    network = build_pose_model(cfg, pretrained=True)
+    network = build_pose_model(cfg, pretrained=init_from is None)
+    if init_from:
+        from lowres_hps.models.weights import load_network_weights
+
+        load_network_weights(network, init_from)
     codec = build_codec(cfg)
     protocol = LowResProtocol(input_size=cfg.input_size, scale_factor=cfg.scale_factor, setting=protocol_setting)
     augment_cfg = load_config(augment or {}, AugmentConfig)

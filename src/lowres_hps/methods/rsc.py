@@ -47,6 +47,7 @@ from lowres_hps.losses.consistency import (
 from lowres_hps.losses.bones import bone_direction_loss, bone_indices
 from lowres_hps.models.backbones.resolution_aware_movenet import ResolutionAwareMoveNet
 from lowres_hps.models.body3d import Body3DConfig, Body3DNet, build_body3d_model, project_to_crop
+from lowres_hps.models.weights import load_network_weights
 
 __all__ = ["MODEL_KIND", "rsc_task", "RSCLoss", "hips_root", "evaluate_body3d", "mean_pose_vector",
            "load_trunk_from_pose2d", "load_network_weights"]
@@ -217,30 +218,6 @@ def load_trunk_from_pose2d(network: Body3DNet, path: str | Path) -> int:
                          f"({len(renamed)} trunk tensors found, {len(expected)} expected)")
     network.backbone.trunk.load_state_dict({k: v.to(target[k].dtype) for k, v in renamed.items()}, strict=False)
     return len(renamed)
-
-
-def load_network_weights(network: Body3DNet, path: str | Path) -> int:
-    """Load every weight of a 3D network from a checkpoint of the same architecture (a registered name, e.g.
-    ``rsc_move_c128``, or a ``.safetensors`` path such as a run's ``model.safetensors``), cast to the network's
-    dtypes: the start of a fine-tuning run. Returns the number of tensors loaded; raises ``ValueError`` naming
-    the file when the checkpoint does not fit."""
-    import safetensors.torch
-
-    from lowres_hps.models.weights import resolve_model_path
-
-    resolved = resolve_model_path(path)
-    state = safetensors.torch.load_file(str(resolved))
-    target = network.state_dict()
-    missing = sorted(set(target) - set(state))
-    unexpected = sorted(set(state) - set(target))
-    wrong = [k for k in set(target) & set(state) if state[k].shape != target[k].shape]
-    if missing or unexpected or wrong:
-        raise ValueError(f"{resolved} does not fit this 3D network ({network.config.backbone}, canvas "
-                         f"{network.config.canvas}): {len(missing)} tensors missing (e.g. {missing[:2]}), "
-                         f"{len(unexpected)} unexpected (e.g. {unexpected[:2]}), {len(wrong)} of another shape "
-                         f"(e.g. {sorted(wrong)[:2]})")
-    network.load_state_dict({k: v.to(target[k].dtype) for k, v in state.items()}, strict=True)
-    return len(state)
 
 
 def rsc_task(

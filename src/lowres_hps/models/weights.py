@@ -20,6 +20,7 @@ __all__ = [
     "installed_models",
     "not_installed",
     "resolve_model_path",
+    "load_network_weights",
 ]
 
 WEIGHTS_DIR_ENV = "LOWRES_HPS_WEIGHTS_DIR"
@@ -129,3 +130,26 @@ def resolve_model_path(name_or_path: str | os.PathLike) -> Path:
         f"unknown model {text!r} (known models: {known}); pass a checkpoint path instead, e.g. "
         f"load_model('runs/cal/model.safetensors') or --model runs/cal/model.safetensors"
     )
+
+
+def load_network_weights(network, path: str | os.PathLike) -> int:
+    """Load every weight of ``network`` (a ``torch.nn.Module``) from a checkpoint of the same architecture (a
+    registered name, e.g. ``rsc_move_c128``, or a ``.safetensors`` path such as a run's ``model.safetensors``),
+    cast to the network's dtypes: the start of a fine-tuning run. Returns the number of tensors loaded; raises
+    ``ValueError`` naming the file when the checkpoint does not fit."""
+    import safetensors.torch
+
+    resolved = resolve_model_path(path)
+    state = safetensors.torch.load_file(str(resolved))
+    target = network.state_dict()
+    missing = sorted(set(target) - set(state))
+    unexpected = sorted(set(state) - set(target))
+    wrong = [k for k in set(target) & set(state) if state[k].shape != target[k].shape]
+    if missing or unexpected or wrong:
+        config = getattr(network, "config", None)
+        described = (f"this {type(network).__name__}" + (f" ({config.backbone})" if hasattr(config, "backbone") else ""))
+        raise ValueError(f"{resolved} does not fit {described}: {len(missing)} tensors missing (e.g. {missing[:2]}), "
+                         f"{len(unexpected)} unexpected (e.g. {unexpected[:2]}), {len(wrong)} of another shape "
+                         f"(e.g. {sorted(wrong)[:2]})")
+    network.load_state_dict({k: v.to(target[k].dtype) for k, v in state.items()}, strict=True)
+    return len(state)
