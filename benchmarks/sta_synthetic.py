@@ -127,6 +127,8 @@ def main() -> None:
     parser.add_argument("--val-folder", default="data/synthlr/val_crops")
     parser.add_argument("--no-prior", dest="prior", action="store_false")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--trainable", choices=["all", "backbone"], default="all",
+                        help="adapt every weight (the paper) or the image trunk only")
     parser.add_argument("--out", default=None, help="results json (default benchmarks/results/sta_<shift>_<eval>.json)")
     parser.add_argument("--table", nargs="+", default=None, metavar="RESULTS.json",
                         help="print the markdown table of results files (mean ± half the spread over seeds) and stop")
@@ -144,7 +146,7 @@ def main() -> None:
     results = json.loads(out.read_text()) if out.is_file() else {}
     results.setdefault("settings", {}).update({
         "model3d": args.model3d, "shift": args.shift, "steps": args.steps, "lr": args.lr,
-        "batch_size": args.batch_size, "prior": args.prior, "eval": args.eval, "heights": list(HEIGHTS),
+        "batch_size": args.batch_size, "prior": args.prior, "trainable": args.trainable, "eval": args.eval, "heights": list(HEIGHTS),
         "adaptation_people": f"{args.test_folder}[{ADAPT_PEOPLE.start}:{ADAPT_PEOPLE.stop}] x {len(HEIGHTS)} heights"})
     source = load_model(args.model3d)
     canvas = source.model.config.canvas
@@ -171,7 +173,8 @@ def main() -> None:
                 try:
                     path, _ = adapt_body3d(source, data, work / "adapted.safetensors", work_dir=work / "run",
                                            config=config, prior=prior, steps=args.steps, batch_size=args.batch_size,
-                                           lr=args.lr, seed=seed, resume=False, progress_bar=False)
+                                           lr=args.lr, seed=seed, resume=False, progress_bar=False,
+                                           trainable=args.trainable)
                     adapted = load_model(path)
                     metrics = score(adapted.model, adapted.body, evaluation)
                 finally:

@@ -155,3 +155,22 @@ def test_adaptation_writes_a_loadable_copy_with_its_card(tmp_path, anny_body):
         adapt_body3d(estimator, SilhouetteCrops(crops.images[:2].numpy(), crops.range_index[:2].numpy(),
                                                 crops.silhouettes[:2].numpy()),
                      tmp_path / "x.safetensors", work_dir=tmp_path / "w2", batch_size=4)
+
+
+def test_backbone_only_adaptation_keeps_the_regressor(tmp_path, anny_body):
+    config = Body3DConfig(canvas=64, hidden=32, iterations=2)
+    network = build_body3d_model(config, pretrained=False)
+    source = save_checkpoint(network, ModelCard.from_config("tiny_rsc", config), tmp_path / "tiny.safetensors")
+    estimator = load_model(source)
+    crops, _ = _collect(frames=30)
+    before = {k: v.clone() for k, v in estimator.model.state_dict().items()}
+    out, _ = adapt_body3d(estimator, crops, tmp_path / "adapted.safetensors", work_dir=tmp_path / "work",
+                          config=SilhouetteAdaptConfig(render_size=32, fit_every=0), steps=2, batch_size=4, lr=1e-3,
+                          progress_bar=False, trainable="backbone")
+    after = load_model(out).model.state_dict()
+    assert all(torch.equal(before[k], v) for k, v in after.items() if k.startswith("regressor."))
+    assert any(not torch.equal(before[k], v) for k, v in after.items() if k.startswith("backbone."))
+    assert read_card(out).extra["adaptation"]["trainable"] == "backbone"
+    with pytest.raises(AdaptationError, match="trainable must be one of all, backbone"):
+        adapt_body3d(estimator, crops, tmp_path / "x.safetensors", work_dir=tmp_path / "w2", batch_size=4,
+                     trainable="head")

@@ -218,6 +218,10 @@ def collect_silhouette_crops(
     return SilhouetteCrops(np.stack(images), np.array(ranges), np.stack(silhouettes), np.array(frame_ids)), report
 
 
+TRAINABLE = ("all", "backbone")
+"""What :func:`adapt_body3d` may move: every weight, or the image trunk only."""
+
+
 def adapt_body3d(
     estimator,
     dataset,
@@ -237,6 +241,7 @@ def adapt_body3d(
     val_dataset=None,
     evaluate=None,
     progress_bar: bool = True,
+    trainable: str = "all",
 ) -> tuple[Path, dict[str, float]]:
     """Adapt a copy of a 3D model (a :class:`~lowres_hps.models.body3d.Body3DEstimator`, e.g. from
     ``load_model``) to people with silhouettes and write it to ``out`` (``.safetensors`` with its card).
@@ -246,6 +251,9 @@ def adapt_body3d(
     ``work_dir`` (``metrics.csv``, ``last.pt``): with ``resume`` an interrupted run goes on from its last checkpoint. ``steps`` below one pass over the data trains on a fixed random part of it
     (exactly ``steps``); above, it is rounded up to whole passes. ``val_dataset`` and
     ``evaluate`` (optional) are the trainer's validation, e.g. MPJPE on labelled crops of the target.
+    ``trainable``: which weights move, ``"all"`` (the paper) or ``"backbone"`` (the image trunk only; the body
+    regressor, which turns features into a pose, stays as trained: a change of camera or look is a change of the
+    image, and silhouettes are a weak teacher of articulation).
 
     Returns:
         ``(out, metrics)``: the checkpoint written and the trainer's last metrics.
@@ -258,7 +266,11 @@ def adapt_body3d(
     if len(dataset) < batch_size:
         raise AdaptationError(f"only {len(dataset)} people to adapt on, fewer than one batch of {batch_size}")
     config = config or SilhouetteAdaptConfig()
+    if trainable not in TRAINABLE:
+        raise AdaptationError(f"trainable must be one of {', '.join(TRAINABLE)}, got {trainable!r}")
     network = copy.deepcopy(estimator.model).float()
+    if trainable == "backbone":
+        network.regressor.requires_grad_(False)  # the trainer's optimiser leaves frozen weights out
     mean_shape = network.regressor.mean_params[estimator.body.pose_spec.rotation_size:
                                                estimator.body.pose_spec.vector_size].detach().clone()
     loss = SilhouetteAdaptLoss(config, network.config, estimator.body, mean_shape, prior=prior)
@@ -282,7 +294,7 @@ def adapt_body3d(
     card = estimator.card
     how = {"method": "silhouette-topology self-adaptation (Rakesh, Kundu et al., NeurIPS 2021)",
            **asdict(config), "steps": trainer.global_step, "batch_size": batch_size, "lr": lr, "seed": seed,
-           "people": len(dataset), "prior": None if prior is None else prior.card.get("name", "a pose prior"),
+           "people": len(dataset), "trainable": trainable, "prior": None if prior is None else prior.card.get("name", "a pose prior"),
            **(adapted_on or {})}
     new_name = name or f"{card.name}_adapted"
     notes = (f"{card.name} adapted from silhouettes alone (no 2D or 3D labels) on {len(dataset)} people"

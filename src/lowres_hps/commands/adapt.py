@@ -37,6 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="every K-th step fits the bodies to the silhouettes and supervises the network with the "
                         "fit (the paper's Algorithm 1, K = 4); default 0, no fitting: on the shifted synthetic "
                         "validation people the fit in the loop did worse than the losses alone (benchmarks/README.md)")
+    p.add_argument("--trainable", choices=["all", "backbone"], default="all",
+                   help="which weights move: all of them (the paper), or the image trunk only (the body regressor "
+                        "stays as trained)")
     p.add_argument("--no-prior", dest="prior", action="store_false",
                    help="do without the pose prior (the adversarial auto-encoder shipped with the package)")
     p.add_argument("--detector", choices=["auto", "mili", "multipose", "hog"], default="auto",
@@ -140,7 +143,7 @@ def main(args: argparse.Namespace) -> int:
     path, _ = adapt_body3d(estimator, crops, out, work_dir=work / "run", config=config, prior=prior,
                            steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                            device=args.device, name=out.stem, adapted_on=adapted_on,
-                           progress_bar=sys.stderr.isatty())
+                           progress_bar=sys.stderr.isatty(), trainable=args.trainable)
     print(f"wrote {path} ({time.perf_counter() - started:.0f} s; training log {work / 'run' / 'metrics.csv'}); "
           f"use it with: lowres-hps predict ... --model3d {path}")
     return 0
