@@ -200,3 +200,19 @@ def test_dataset_applies_camera_effects_and_erasing_reproducibly(reader):
         # Pixels change, geometry does not.
         assert torch.equal(first["keypoints"], reference["keypoints"])
         assert torch.equal(first["visible"], reference["visible"])
+
+
+def test_a_source_can_keep_its_own_training_heights(reader):
+    class Recording(LowResProtocol):
+        heights: list = []
+
+        def __call__(self, *args, person_height=None, **kwargs):
+            self.heights.append(person_height)
+            return super().__call__(*args, person_height=person_height, **kwargs)
+
+    protocol = Recording(input_size=(128, 96), setting="upsample")
+    augment = AugmentConfig(person_heights=(12, 16), person_height_probability=1.0)
+    TopDownKeypointDataset([reader], protocol, augment=augment)[0]
+    reader.train_person_heights = (40, 41)
+    TopDownKeypointDataset([reader], protocol, augment=augment)[0]
+    assert 12 <= protocol.heights[0] <= 16 and protocol.heights[1] in (40, 41)

@@ -99,6 +99,10 @@ def test_a_source_can_be_cut_to_a_fixed_random_subset(synth_dir):
     assert len(cal_task(TINY, extra_datasets=[{**subset[0], "max_people": 40}]).train_dataset) == 4
     with pytest.raises(ValueError, match="max_people"):
         cal_task(TINY, extra_datasets=[{**subset[0], "max_people": 0}])
+    heights = cal_task(TINY, extra_datasets=[{**subset[0], "person_heights": [32, 128]}])
+    assert heights.train_dataset.readers[0].train_person_heights == (32, 128)
+    with pytest.raises(ValueError, match="person_heights of .* must be"):
+        cal_task(TINY, extra_datasets=[{**subset[0], "person_heights": [50, 20]}])
 
 
 def test_fine_tuning_starts_from_a_checkpoint(synth_dir, tmp_path):

@@ -59,7 +59,8 @@ def build_readers(synthlr: list[str], lspet: str | None, lspet_indices: tuple[in
     ``extra`` opens any other dataset through the foundation's readers, e.g.
     ``{format: mpii, path: mpii/annotations/mpii_train.json, images: mpii/images}`` or
     ``{format: coco, path: coco/annotations/person_keypoints_train2017.json}``; ``max_people: N`` keeps a fixed
-    random N of a source's people (:func:`keep_random_subset`); other keys go to the reader.
+    random N of a source's people (:func:`keep_random_subset`); ``person_heights: [lo, hi]`` sets the source's
+    training degradation range (:attr:`PersonReader.train_person_heights`); other keys go to the reader.
     """
     readers = [SynthLRReader(path) for path in synthlr]
     if lspet:
@@ -74,9 +75,15 @@ def build_readers(synthlr: list[str], lspet: str | None, lspet_indices: tuple[in
         except KeyError as exc:
             raise ValueError(f"each extra training source needs 'format' and 'path', got {source}") from exc
         max_people = options.pop("max_people", None)
+        person_heights = options.pop("person_heights", None)
         reader = open_reader(format_name, path, options.pop("images", None), **options)
         if max_people is not None:
             keep_random_subset(reader, int(max_people))
+        if person_heights is not None:
+            low, high = (int(v) for v in person_heights)
+            if not 1 <= low <= high:
+                raise ValueError(f"person_heights of {path} must be [low, high] with 1 <= low <= high, got {person_heights}")
+            reader.train_person_heights = (low, high)
         readers.append(reader)
     return readers
 

@@ -50,6 +50,7 @@ class CroppedReader(PersonReader):
         self.skipped = list(reader.skipped)
         self.filtered = dict(reader.filtered)
         self.has_3d, self.has_smpl, self.has_mask = reader.has_3d, reader.has_smpl, reader.has_mask
+        self.train_person_heights = reader.train_person_heights
         last_path, image = None, None
         for sample in reader:
             if sample.image_path != last_path:

@@ -159,8 +159,9 @@ class TopDownKeypointDataset(Dataset):
         if aug is not None:
             bbox, rotation = draw_box_augmentation(bbox, aug.scale, aug.rotation_deg, aug.rotation_probability)
             flip = np.random.rand() < aug.flip_probability
-            if aug.person_heights is not None and np.random.rand() < aug.person_height_probability:
-                height = float(np.random.randint(aug.person_heights[0], aug.person_heights[1] + 1))
+            heights = getattr(self.readers[reader_index], "train_person_heights", None) or aug.person_heights
+            if heights is not None and np.random.rand() < aug.person_height_probability:
+                height = float(np.random.randint(heights[0], heights[1] + 1))
         camera = aug.camera_transform() if aug is not None else None
         crop = self.protocol(image, bbox, person_height=height, rotation_deg=rotation, capture_transform=camera)
         crop_image = crop.image

@@ -46,6 +46,10 @@ class PersonReader:
         skipped: ``(key, reason)`` for every bad person that was left out (key: annotation id or index).
         filtered: count per reason of people left out on purpose (crowd, too few keypoints).
         has_3d, has_smpl, has_mask: whether samples carry 3D keypoints, SMPL parameters, masks.
+        train_person_heights: ``(lo, hi)`` px: in 2D keypoint training (``TopDownKeypointDataset``), this source's
+            people are degraded to a random height in this range instead of the augmentation's ``person_heights``
+            (None: the augmentation's), e.g. to keep synthetic people out of the smallest sizes, where a model
+            leans most on its priors.
     """
 
     dataset: str = ""
@@ -53,6 +57,7 @@ class PersonReader:
     has_3d: bool = False
     has_smpl: bool = False
     has_mask: bool = False
+    train_person_heights: tuple[int, int] | None = None
 
     def __init__(self, convention: str, image_root: Path, check_images: bool = False) -> None:
         self.convention = get_convention(convention).name
