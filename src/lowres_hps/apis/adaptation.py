@@ -294,7 +294,8 @@ def adapt_body3d(
     card = estimator.card
     how = {"method": "silhouette-topology self-adaptation (Rakesh, Kundu et al., NeurIPS 2021)",
            **asdict(config), "steps": trainer.global_step, "batch_size": batch_size, "lr": lr, "seed": seed,
-           "people": len(dataset), "trainable": trainable, "prior": None if prior is None else prior.card.get("name", "a pose prior"),
+           "people": len(dataset), "trainable": trainable,
+           "prior": None if prior is None else prior.card.get("name", "a pose prior"),
            **(adapted_on or {})}
     new_name = name or f"{card.name}_adapted"
     notes = (f"{card.name} adapted from silhouettes alone (no 2D or 3D labels) on {len(dataset)} people"

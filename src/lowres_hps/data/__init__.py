@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+
 import numpy as np
 
 from lowres_hps.data.coco import CocoKeypointsReader, CrowdPoseReader, OCHumanReader
@@ -82,7 +83,8 @@ def build_readers(synthlr: list[str], lspet: str | None, lspet_indices: tuple[in
         if person_heights is not None:
             low, high = (int(v) for v in person_heights)
             if not 1 <= low <= high:
-                raise ValueError(f"person_heights of {path} must be [low, high] with 1 <= low <= high, got {person_heights}")
+                raise ValueError(f"person_heights of {path} must be [low, high] with 1 <= low <= high, "
+                                 f"got {person_heights}")
             reader.train_person_heights = (low, high)
         readers.append(reader)
     return readers

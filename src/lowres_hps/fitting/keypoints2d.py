@@ -193,6 +193,12 @@ def fit_body_to_keypoints(body, pose_vector: torch.Tensor, camera: torch.Tensor,
             weights = torch.where(swapped[:, None], flipped_weights, weights)
         error_before = _keypoint_error(pixels0, target, weights)
     fitted = (weights > 0).sum(-1) >= config.min_keypoints
+    joint_prior = torch.ones(spec.num_joints, dtype=work, device=device)
+    for name, scale in (config.joint_prior_scale or {}).items():
+        if name not in spec.joint_names:
+            raise ValueError(f"joint_prior_scale names {name!r}, not a joint of {type(body).__name__}'s pose: "
+                             f"{', '.join(spec.joint_names)}")
+        joint_prior[spec.joint_names.index(name)] = scale
     rotations, cam, shape = rotations0, camera0, shape0
 
     def bounded(values: torch.Tensor) -> torch.Tensor:
@@ -213,12 +219,6 @@ def fit_body_to_keypoints(body, pose_vector: torch.Tensor, camera: torch.Tensor,
         joint_mask = torch.ones(spec.num_joints, 1, dtype=work, device=device)
         if not config.fit_root:
             joint_mask[0] = 0
-        joint_prior = torch.ones(spec.num_joints, dtype=work, device=device)
-        for name, scale in (config.joint_prior_scale or {}).items():
-            if name not in spec.joint_names:
-                raise ValueError(f"joint_prior_scale names {name!r}, not a joint of {type(body).__name__}'s pose: "
-                                 f"{', '.join(spec.joint_names)}")
-            joint_prior[spec.joint_names.index(name)] = scale
         with torch.enable_grad(), torch.autocast(device.type, enabled=False):
             for _ in range(config.steps):
                 optimizer.zero_grad(set_to_none=True)
