@@ -66,7 +66,12 @@ def main() -> None:
     licence = args.licence
     start = backbone_start(estimator.config.backbone, estimator.config.backbone_params)
     origin = "from scratch"
-    if start is not None:  # the published weights the backbone started from, and their licence
+    init_from = config["task_args"].get("init_from")
+    if init_from:  # a fine-tuning run: its start is another of our 2D models
+        origin = f"fine-tuned from {init_from}"
+        if start is not None:
+            licence += f"; backbone started from {start.what}, {start.package} ({start.licence})"
+    elif start is not None:  # the published weights the backbone started from, and their licence
         licence += f"; backbone started from {start.what}, {start.package} ({start.licence})"
         origin = f"from {start.what}"
     elif estimator.config.backbone_params.get("pretrained") not in (None, "none"):
