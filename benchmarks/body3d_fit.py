@@ -28,12 +28,25 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("ANNY_CACHE_DIR", str(ROOT / ".cache" / "anny"))
 
 
+def shared_crop_dataset(model3d, model2d, folder, heights):
+    """SynthLR people at each of ``heights`` (ground-truth boxes), cropped once for both the 3D model and the 2D
+    model; exits when their crops differ (input size or margin)."""
+    from lowres_hps.data import SynthLRReader
+    from lowres_hps.data.multires_dataset import MultiResolutionDataset
+
+    cfg = model3d.config
+    if tuple(model2d.input_size) != (cfg.canvas, cfg.canvas) or model2d.scale_factor != cfg.scale_factor:
+        raise SystemExit(f"the 2D model's crops ({model2d.input_size}, margin {model2d.scale_factor}) differ from "
+                         f"the 3D model's ({cfg.canvas}, {cfg.scale_factor}): both must see one crop")
+    return MultiResolutionDataset([SynthLRReader(folder)], canvas=cfg.canvas, convention=cfg.convention,
+                                  body_model=cfg.body_model, pose_size=cfg.pose_spec.vector_size,
+                                  num_ranges=cfg.num_ranges, person_heights=heights, scale_factor=cfg.scale_factor)
+
+
 def main() -> None:
     from torch.utils.data import DataLoader, Subset
 
     from lowres_hps.apis.registry import load_model
-    from lowres_hps.data import SynthLRReader
-    from lowres_hps.data.multires_dataset import MultiResolutionDataset
     from lowres_hps.evaluation.keypoints3d import mpjpe, pa_mpjpe
     from lowres_hps.fitting import KeypointFitConfig, fit_body_to_keypoints
     from lowres_hps.geometry.camera import project_to_crop
@@ -64,13 +77,7 @@ def main() -> None:
                                    resolve_left_right=args.resolve_left_right)
     model3d, model2d = load_model(args.model3d), load_model(args.model2d)
     cfg = model3d.config
-    if tuple(model2d.input_size) != (cfg.canvas, cfg.canvas) or model2d.scale_factor != cfg.scale_factor:
-        raise SystemExit(f"{args.model2d} crops ({model2d.input_size}, margin {model2d.scale_factor}) differ from "
-                         f"{args.model3d}'s ({cfg.canvas}, {cfg.scale_factor}): this script feeds both one crop")
-    dataset = MultiResolutionDataset([SynthLRReader(args.synthlr)], canvas=cfg.canvas, convention=cfg.convention,
-                                     body_model=cfg.body_model, pose_size=cfg.pose_spec.vector_size,
-                                     num_ranges=cfg.num_ranges, person_heights=args.heights,
-                                     scale_factor=cfg.scale_factor)
+    dataset = shared_crop_dataset(model3d, model2d, args.synthlr, args.heights)
     subset = Subset(dataset, range(min(args.people, len(dataset))))
     body = model3d.body
     sums: dict[str, list[torch.Tensor]] = {}

@@ -7,7 +7,7 @@ Each variant is a set of :class:`~lowres_hps.fitting.KeypointFitConfig` settings
 object such as ``'{"pose_prior": 0.3, "sigma": 0.1}'``). For each:
 - SynthLR-val (seed 4000), the first ``--people`` people at 96 and 32 px, ground-truth boxes: MPJPE / PA-MPJPE
   (mm, COCO-17, hips-rooted) of the fitted bodies. The 3D network runs with the flip test (the default model's card
-  setting) and the 2D model with its own card's; both see the same crop (one canvas), as in ``body3d_fit.py``.
+  setting) and the 2D model with its own card's; both see the same crop (one canvas, ``body3d_fit.shared_crop_dataset``).
 - LSPET-val (lspet_400[270:300], 30 real people) and, as a second opinion, our COCO *training* people
   (``data/real/coco_train.json``: both models trained on them, so their level is optimistic; only differences
   between variants mean anything): OKS AP of the projected 3D keypoints at R = 64 and 32 through `predict`'s path
@@ -30,6 +30,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("ANNY_CACHE_DIR", str(ROOT / ".cache" / "anny"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from body3d_fit import shared_crop_dataset  # noqa: E402 - a sibling script
 REAL_SETS = {"lspet_val": (ROOT / "data/labels/lspet_val/labels.json", None),
              "coco_train": (ROOT / "data/real/coco_train.json", "/")}
 ARMS_AND_HEAD = ("neck01", "head", "clavicle.L", "upperarm01.L", "lowerarm01.L", "wrist.L", "clavicle.R",
@@ -72,19 +74,10 @@ def synthlr_outputs(model3d, model2d, people: int, batch_size: int = 25) -> dict
     """The network's (flip-tested) bodies, the 2D model's keypoints and the truth on SynthLR-val, float64."""
     from torch.utils.data import DataLoader, Subset
 
-    from lowres_hps.data import SynthLRReader
-    from lowres_hps.data.multires_dataset import MultiResolutionDataset
     from lowres_hps.models.body3d import FlipTestNet
 
-    cfg = model3d.config
-    if tuple(model2d.input_size) != (cfg.canvas, cfg.canvas) or model2d.scale_factor != cfg.scale_factor:
-        raise SystemExit(f"the 2D model's crops ({model2d.input_size}, margin {model2d.scale_factor}) differ from "
-                         f"the 3D model's ({cfg.canvas}, {cfg.scale_factor}): this script feeds both one crop")
     network = FlipTestNet(model3d.model)
-    dataset = MultiResolutionDataset([SynthLRReader(ROOT / "data/synthlr/val_crops")], canvas=cfg.canvas,
-                                     convention=cfg.convention, body_model=cfg.body_model,
-                                     pose_size=cfg.pose_spec.vector_size, num_ranges=cfg.num_ranges,
-                                     person_heights=HEIGHTS, scale_factor=cfg.scale_factor)
+    dataset = shared_crop_dataset(model3d, model2d, ROOT / "data/synthlr/val_crops", HEIGHTS)
     rows: dict[str, list[torch.Tensor]] = {}
     for batch in DataLoader(Subset(dataset, range(min(people, len(dataset)))), batch_size=batch_size):
         images, ranges = batch["images"].flatten(0, 1), batch["range_index"].flatten()
