@@ -7,7 +7,8 @@ Each variant is a set of :class:`~lowres_hps.fitting.KeypointFitConfig` settings
 object such as ``'{"pose_prior": 0.3, "sigma": 0.1}'``). For each:
 - SynthLR-val (seed 4000), the first ``--people`` people at 96 and 32 px, ground-truth boxes: MPJPE / PA-MPJPE
   (mm, COCO-17, hips-rooted) of the fitted bodies. The 3D network runs with the flip test (the default model's card
-  setting) and the 2D model with its own card's; both see the same crop (one canvas, ``body3d_fit.shared_crop_dataset``).
+  setting) and the 2D model with its own card's; both see the same crop (one canvas,
+  ``body3d_fit.shared_crop_dataset``).
 - LSPET-val (lspet_400[270:300], 30 real people) and, as a second opinion, our COCO *training* people
   (``data/real/coco_train.json``: both models trained on them, so their level is optimistic; only differences
   between variants mean anything): OKS AP of the projected 3D keypoints at R = 64 and 32 through `predict`'s path
@@ -128,7 +129,8 @@ def synthlr_scores(model3d, outputs: dict[str, torch.Tensor], config) -> dict[st
                                 outputs["scores2d"], canvas=cfg.canvas, crop_focal=cfg.crop_focal,
                                 convention=cfg.convention, config=config)
     with torch.no_grad():
-        keypoints, _ = body.forward_vector(fit.pose_vector.to(body.dtype), keypoints_only=True).keypoints(cfg.convention)
+        out = body.forward_vector(fit.pose_vector.to(body.dtype), keypoints_only=True)
+        keypoints, _ = out.keypoints(cfg.convention)
     keypoints, truth, visible = keypoints.double(), outputs["truth3d"], outputs["visible3d"]
     swapped, _ = swapped_by_model2d(outputs, cfg.convention)
     per_person = ((keypoints - hips_root(keypoints)) - (truth - hips_root(truth))).norm(dim=-1)
@@ -180,7 +182,8 @@ def main() -> None:
         settings = json.loads(name) if name.startswith("{") else VARIANTS[name]
         config = KeypointFitConfig(**settings)
         started = time.time()
-        row = {"settings": settings, **synthlr_scores(model3d, outputs, config), **real_scores(model3d, model2d, config),
+        row = {"settings": settings, **synthlr_scores(model3d, outputs, config),
+               **real_scores(model3d, model2d, config),
                "seconds": round(time.time() - started, 1)}
         results["rows"][name] = row
         print(name, row, flush=True)

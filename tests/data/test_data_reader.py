@@ -47,6 +47,16 @@ def test_sequence_protocol_and_skips(tmp_path, caplog):
     assert "2 samples, 1 skipped" in repr(reader)
 
 
+def test_a_fixed_random_subset_keeps_order_and_is_the_same_every_time(tmp_path):
+    def subset(n):
+        return [sample.ann_id for sample in _ListReader([_good()] * 10, tmp_path).keep_random_subset(n)]
+
+    assert subset(4) == subset(4) and len(subset(4)) == 4 and subset(4) == sorted(subset(4))
+    assert subset(40) == list(range(10))
+    with pytest.raises(ValueError, match="max_people"):
+        subset(0)
+
+
 def test_check_images(tmp_path):
     (tmp_path / "1.jpg").write_bytes(b"")
     reader = _ListReader([_good(), _good()], tmp_path, check_images=True)

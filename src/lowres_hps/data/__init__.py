@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 
 from lowres_hps.data.coco import CocoKeypointsReader, CrowdPoseReader, OCHumanReader
 from lowres_hps.data.errors import DatasetFileError
@@ -29,7 +28,6 @@ __all__ = [
     "READERS",
     "open_reader",
     "build_readers",
-    "keep_random_subset",
 ]
 
 # Format name (as on the command line) -> reader class.
@@ -60,8 +58,8 @@ def build_readers(synthlr: list[str], lspet: str | None, lspet_indices: tuple[in
     ``extra`` opens any other dataset through the foundation's readers, e.g.
     ``{format: mpii, path: mpii/annotations/mpii_train.json, images: mpii/images}`` or
     ``{format: coco, path: coco/annotations/person_keypoints_train2017.json}``; ``max_people: N`` keeps a fixed
-    random N of a source's people (:func:`keep_random_subset`); ``person_heights: [lo, hi]`` sets the source's
-    training degradation range (:attr:`PersonReader.train_person_heights`); other keys go to the reader.
+    random N of a source's people (:meth:`PersonReader.keep_random_subset`); ``person_heights: [lo, hi]`` sets the
+    source's training degradation range (:attr:`PersonReader.train_person_heights`); other keys go to the reader.
     """
     readers = [SynthLRReader(path) for path in synthlr]
     if lspet:
@@ -79,7 +77,7 @@ def build_readers(synthlr: list[str], lspet: str | None, lspet_indices: tuple[in
         person_heights = options.pop("person_heights", None)
         reader = open_reader(format_name, path, options.pop("images", None), **options)
         if max_people is not None:
-            keep_random_subset(reader, int(max_people))
+            reader.keep_random_subset(int(max_people))
         if person_heights is not None:
             low, high = (int(v) for v in person_heights)
             if not 1 <= low <= high:
@@ -89,13 +87,3 @@ def build_readers(synthlr: list[str], lspet: str | None, lspet_indices: tuple[in
         readers.append(reader)
     return readers
 
-
-def keep_random_subset(reader, max_people: int, seed: int = 0):
-    """Keep a fixed random subset of at most ``max_people`` of ``reader``'s people (in their original order; the
-    same subset on every run), e.g. to mix a few thousand of a large synthetic set into a small real one."""
-    if max_people < 1:
-        raise ValueError(f"max_people must be >= 1, got {max_people}")
-    if max_people < len(reader._handles):
-        keep = np.sort(np.random.default_rng(seed).permutation(len(reader._handles))[:max_people])
-        reader._handles = [reader._handles[i] for i in keep]
-    return reader

@@ -85,6 +85,16 @@ class PersonReader:
         return (f"{type(self).__name__}({len(self)} samples, {len(self.skipped)} skipped, "
                 f"convention={self.convention!r}, image_root='{self.image_root}')")
 
+    def keep_random_subset(self, max_people: int, seed: int = 0) -> PersonReader:
+        """Keep a fixed random subset of at most ``max_people`` people, in their original order (the same subset
+        on every run), e.g. to mix a few thousand people of a large synthetic set into a small real one."""
+        if max_people < 1:
+            raise ValueError(f"max_people must be >= 1, got {max_people}")
+        if max_people < len(self._handles):
+            keep = np.sort(np.random.default_rng(seed).permutation(len(self._handles))[:max_people])
+            self._handles = [self._handles[i] for i in keep]
+        return self
+
     def _load(self, handle) -> PersonSample:
         raise NotImplementedError
 
