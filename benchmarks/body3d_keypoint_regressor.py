@@ -22,9 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from lowres_hps.evaluation.keypoints2d import COCO17_SIGMAS
+
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("ANNY_CACHE_DIR", str(ROOT / ".cache" / "anny"))
-COCO_SIGMAS = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89, .89]) / 10
+COCO_SIGMAS = np.asarray(COCO17_SIGMAS)  # per-keypoint OKS terms below; the library's oks() gives their mean
 
 
 def project(points: np.ndarray, focal: float, centre: np.ndarray) -> np.ndarray:
