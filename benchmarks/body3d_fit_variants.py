@@ -37,6 +37,7 @@ REAL_SETS = {"lspet_val": (ROOT / "data/labels/lspet_val/labels.json", None),
              "coco_train": (ROOT / "data/real/coco_train.json", "/")}
 ARMS_AND_HEAD = ("neck01", "head", "clavicle.L", "upperarm01.L", "lowerarm01.L", "wrist.L", "clavicle.R",
                  "upperarm01.R", "lowerarm01.R", "wrist.R")
+FACE = ("nose", "left_eye", "right_eye", "left_ear", "right_ear")
 VARIANTS = {
     "network": {"steps": 0},
     "base": {},
@@ -61,7 +62,15 @@ VARIANTS = {
     "steps_120": {"steps": 120},
     "lr_0.15": {"lr": 0.15},
     "camera_prior_0.01": {"camera_prior": 0.01},
+    # Keypoints weighted as COCO's OKS weighs them (session 12): a face pixel costs up to 18x a hip pixel.
+    "oks_weights": {"keypoint_scale": "oks"},
+    "oks_weights_half": {"keypoint_scale": "oks_half"},
+    "oks_weights_prior_2": {"keypoint_scale": "oks", "pose_prior": 2.0},
+    "face_0.3": {"keypoint_scale": {name: 0.3 for name in FACE}},
+    "face_0": {"keypoint_scale": {name: 0.0 for name in FACE}},
 }
+# Named keypoint scales (JSON cannot carry the computed dictionaries).
+KEYPOINT_SCALES = {"oks": 2.0, "oks_half": 1.0}
 HEIGHTS = (96, 32)
 
 
@@ -158,6 +167,7 @@ def real_scores(model3d, model2d, config) -> dict[str, float]:
 
 
 def main() -> None:
+    from lowres_hps.evaluation import oks_keypoint_scale
     from lowres_hps.fitting import KeypointFitConfig
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -180,7 +190,9 @@ def main() -> None:
     print("2D model on SynthLR-val:", results["model2d_on_synthlr_val"], flush=True)
     for name in args.variants:
         settings = json.loads(name) if name.startswith("{") else VARIANTS[name]
-        config = KeypointFitConfig(**settings)
+        scale = settings.get("keypoint_scale")
+        config = KeypointFitConfig(**{**settings, "keypoint_scale": oks_keypoint_scale(KEYPOINT_SCALES[scale])
+                                      if isinstance(scale, str) else scale})
         started = time.time()
         row = {"settings": settings, **synthlr_scores(model3d, outputs, config),
                **real_scores(model3d, model2d, config),

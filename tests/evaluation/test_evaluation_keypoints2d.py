@@ -11,6 +11,7 @@ from pycocotools.cocoeval import COCOeval
 
 from lowres_hps.body.keypoints import COCO17, LSP14
 from lowres_hps.evaluation.keypoints2d import (
+    oks_keypoint_scale,
     COCO17_SIGMAS,
     bbox_size,
     coco_keypoint_ap,
@@ -274,3 +275,15 @@ def test_coco_ap_refuses_non_finite_scores():
     with pytest.raises(ValueError, match=r"pred\.json: 1 of 2 results have a non-finite or missing score"):
         coco_keypoint_ap(dataset, [_result(1, person[:, :2], 1.0), _result(1, person[:, :2], math.nan)],
                          results_name="pred.json")
+
+
+def test_oks_keypoint_scale_weighs_a_pixel_as_oks_does():
+    scale = oks_keypoint_scale()
+    assert list(scale) == list(COCO17.names)
+    assert scale["left_hip"] == 1.0 and scale["right_hip"] == 1.0
+    # at equal OKS loss d^2 / sigma^2, the scaled squared distances are equal
+    assert scale["nose"] * 0.026 ** 2 == pytest.approx(0.107 ** 2)
+    assert oks_keypoint_scale(1.0)["left_eye"] == pytest.approx(0.107 / 0.025)
+    assert set(oks_keypoint_scale(0.0).values()) == {1.0}
+    with pytest.raises(ValueError, match="power"):
+        oks_keypoint_scale(-1.0)

@@ -136,6 +136,21 @@ def test_a_joint_prior_scale_holds_that_joint(anny_body):
         _fit(anny_body, vector, camera, targets, torch.ones(1, 17), joint_prior_scale={"elbow": 2.0})
 
 
+def test_a_keypoint_scale_of_zero_leaves_that_limb_to_the_prior(anny_body):
+    vector, camera = _start(anny_body, 1)
+    targets = _project(anny_body, _bent(anny_body, vector, 0.8), camera)
+    ones = torch.ones(1, 17)
+    free = _fit(anny_body, vector, camera, targets, ones, pose_prior=0.1)
+    blind = _fit(anny_body, vector, camera, targets, ones, pose_prior=0.1,
+                 keypoint_scale={"left_ankle": 0.0, "left_knee": 0.0})
+    assert _moved(anny_body, blind, vector, "lowerleg01.L") < 0.1 * _moved(anny_body, free, vector, "lowerleg01.L")
+    assert _moved(anny_body, blind, vector, "lowerleg01.R") > 0.5 * _moved(anny_body, free, vector, "lowerleg01.R")
+    with pytest.raises(ValueError, match="left_foot.*not a keypoint of coco17"):
+        _fit(anny_body, vector, camera, targets, ones, keypoint_scale={"left_foot": 2.0})
+    with pytest.raises(ValueError, match="keypoint_scale"):
+        KeypointFitConfig(keypoint_scale={"nose": -1.0})
+
+
 def test_unsure_keypoints_pull_less_when_normalised_by_their_count(anny_body):
     vector, camera = _start(anny_body, 1)
     targets = _project(anny_body, _bent(anny_body, vector, 0.8), camera)

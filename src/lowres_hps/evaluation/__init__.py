@@ -7,6 +7,7 @@ from lowres_hps.evaluation.keypoints2d import (
     head_size,
     head_size_from_box,
     oks,
+    oks_keypoint_scale,
     pck,
     pckh,
     torso_size,
@@ -23,7 +24,7 @@ from lowres_hps.evaluation.masks import (
 )
 
 __all__ = [
-    "COCO17_SIGMAS", "COCO_KEYPOINT_STATS", "coco_keypoint_ap", "oks", "pck", "pckh",
+    "COCO17_SIGMAS", "COCO_KEYPOINT_STATS", "coco_keypoint_ap", "oks", "oks_keypoint_scale", "pck", "pckh",
     "torso_size", "head_size", "head_size_from_box", "bbox_size",
     "evaluate_body3d", "align_root", "joint_errors", "mpjpe", "pa_mpjpe", "pve", "pck3d", "auc3d",
     "BinaryMaskMetrics", "SegmentationMetrics", "binary_mask_metrics", "confusion_matrix",

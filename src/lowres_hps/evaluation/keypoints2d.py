@@ -23,6 +23,7 @@ __all__ = [
     "coco_keypoint_ap",
     "count_nonfinite_results",
     "oks",
+    "oks_keypoint_scale",
     "pck",
     "pckh",
     "torso_size",
@@ -36,6 +37,24 @@ COCO17_SIGMAS = (
     0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072,
     0.062, 0.062, 0.107, 0.107, 0.087, 0.087, 0.089, 0.089,
 )
+
+
+def oks_keypoint_scale(power: float = 2.0) -> dict[str, float]:
+    """Per-keypoint weights that make a pixel cost what it costs COCO's OKS: ``(max sigma / sigma_k) ** power``.
+
+    OKS scores a keypoint by ``exp(-d^2 / (2 s^2 (2 sigma_k)^2))``, so at equal distance a face keypoint (sigma
+    0.025) loses what a hip (0.107) loses only at 4.3 times the distance: ``power`` 2 weighs squared pixel errors
+    as OKS does, 1 halfway (in log). The widest keypoints (the hips) keep 1. Keys are COCO-17 keypoint names, the
+    form of :class:`lowres_hps.fitting.KeypointFitConfig`'s ``keypoint_scale``.
+    """
+    from lowres_hps.body.keypoints import get_convention
+
+    if power < 0:
+        raise ValueError(f"oks_keypoint_scale needs power >= 0, got {power}")
+    widest = max(COCO17_SIGMAS)
+    return {name: (widest / sigma) ** power for name, sigma in zip(get_convention("coco17").names, COCO17_SIGMAS)}
+
+
 # Order of COCOeval.stats for iouType="keypoints".
 COCO_KEYPOINT_STATS = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
 

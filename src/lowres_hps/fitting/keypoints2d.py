@@ -67,6 +67,9 @@ class KeypointFitConfig:
         normalise_by: ``"weights"`` divides the data term by each person's total keypoint weight (confidence only
             ranks a person's keypoints); ``"keypoints"`` by the number of keypoints, so a person whose keypoints the 2D
             model is unsure of is pulled less and the network's body (the prior) counts more.
+        keypoint_scale: multipliers of the data term for named keypoints of ``convention`` (the others keep 1),
+            applied after the normalisation so the other keypoints pull as before; e.g. COCO's OKS sigmas make a
+            face keypoint's pixel count several times a hip's (:func:`lowres_hps.evaluation.oks_keypoint_scale`).
     """
 
     steps: int = 60
@@ -84,12 +87,15 @@ class KeypointFitConfig:
     joint_prior_scale: dict[str, float] | None = None
     score_power: float = 1.0
     normalise_by: str = "weights"
+    keypoint_scale: dict[str, float] | None = None
 
     def __post_init__(self) -> None:
         if self.normalise_by not in ("weights", "keypoints"):
             raise ValueError(f"normalise_by must be 'weights' or 'keypoints', got {self.normalise_by!r}")
-        if self.score_power <= 0 or any(v < 0 for v in (self.joint_prior_scale or {}).values()):
-            raise ValueError(f"keypoint fit needs score_power > 0 and joint_prior_scale values >= 0, got {self}")
+        scales = list((self.joint_prior_scale or {}).values()) + list((self.keypoint_scale or {}).values())
+        if self.score_power <= 0 or any(v < 0 for v in scales):
+            raise ValueError(f"keypoint fit needs score_power > 0 and joint_prior_scale and keypoint_scale values "
+                             f">= 0, got {self}")
         if self.steps < 0 or self.lr <= 0 or self.sigma <= 0 or self.min_keypoints < 1:
             raise ValueError(f"keypoint fit needs steps >= 0, lr > 0, sigma > 0 and min_keypoints >= 1, got {self}")
         if self.pose_prior < 0 or self.camera_prior < 0 or self.shape_prior < 0:
@@ -130,6 +136,20 @@ def _keypoint_error(pixels: torch.Tensor, target: torch.Tensor, weights: torch.T
     total = weights.sum(-1)
     return torch.where(total > 0, (distance * weights).sum(-1) / total.clamp(min=1e-12),
                        torch.full_like(total, float("nan")))
+
+
+def _keypoint_scale(scale: dict[str, float] | None, convention: str, count: int) -> torch.Tensor:
+    """(K,) data-term multipliers from ``KeypointFitConfig.keypoint_scale`` (names checked before any fitting)."""
+    values = torch.ones(count, dtype=torch.float64)
+    if scale:
+        from lowres_hps.body.keypoints import get_convention
+
+        names = get_convention(convention).names
+        for name, value in scale.items():
+            if name not in names:
+                raise ValueError(f"keypoint_scale names {name!r}, not a keypoint of {convention}: {', '.join(names)}")
+            values[names.index(name)] = value
+    return values
 
 
 def fit_body_to_keypoints(body, pose_vector: torch.Tensor, camera: torch.Tensor, keypoints2d: torch.Tensor,
@@ -193,6 +213,7 @@ def fit_body_to_keypoints(body, pose_vector: torch.Tensor, camera: torch.Tensor,
             weights = torch.where(swapped[:, None], flipped_weights, weights)
         error_before = _keypoint_error(pixels0, target, weights)
     fitted = (weights > 0).sum(-1) >= config.min_keypoints
+    keypoint_scale = _keypoint_scale(config.keypoint_scale, convention, target.shape[1]).to(device, work)
     joint_prior = torch.ones(spec.num_joints, dtype=work, device=device)
     for name, scale in (config.joint_prior_scale or {}).items():
         if name not in spec.joint_names:
@@ -228,7 +249,8 @@ def fit_body_to_keypoints(body, pose_vector: torch.Tensor, camera: torch.Tensor,
                 shape = bounded(shape0 + shape_delta)
                 pixels, _ = project(rotations, cam, shape)
                 residual = ((pixels - target) / canvas).pow(2).sum(-1)
-                data = (gmof(residual, config.sigma) * weights).sum(-1) / normaliser / config.sigma ** 2
+                data = (gmof(residual, config.sigma) * weights * keypoint_scale).sum(-1) / normaliser
+                data = data / config.sigma ** 2
                 prior = config.pose_prior * (step_delta.pow(2).sum(-1) * joint_prior).mean(-1)
                 prior = prior + config.camera_prior * camera_delta.pow(2).sum(-1)
                 if config.fit_shape:
