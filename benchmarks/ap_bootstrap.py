@@ -115,7 +115,8 @@ def main() -> None:
         interval = lambda x: [round(float(q), 4) for q in np.percentile(x, [5, 95])]  # noqa: E731
         row = {"people": len(results2d), "images": len(image_ids), "height": args.height,
                "model2d": args.model2d, "model3d": f"{args.model3d} fitted to {args.model2d}",
-               "AP_2d": round(full2d, 4), "AP_3d": round(full3d, 4), "AP_3d_minus_half_2d": round(full3d - full2d / 2, 4),
+               "AP_2d": round(full2d, 4), "AP_3d": round(full3d, 4),
+               "AP_3d_minus_half_2d": round(full3d - full2d / 2, 4),
                "AP_2d_90": interval(draws[:, 0]), "AP_3d_90": interval(draws[:, 1]), "margin_90": interval(margin),
                "bar_holds_fraction": round(float((margin >= 0).mean()), 3), "resamples": args.resamples,
                "seconds": round(time.perf_counter() - started, 1)}

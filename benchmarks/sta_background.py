@@ -80,9 +80,10 @@ def target_videos(count: int, frames: int, shift: str):
         yield video, people, target
 
 
-def silhouette_sets(videos, canvas: int, scale_factor: float, every: int, foreground=None, skip: int = 0,
-                    min_fill: float = 0.2, min_height: float = 20.0):
-    """The same crops with renderer and background-subtraction silhouettes, plus how well the two agree."""
+def silhouette_sets(videos, canvas: int, scale_factor: float, every: int, foreground=None, min_fill: float = 0.2,
+                    min_height: float = 20.0):
+    """The same crops with renderer and background-subtraction silhouettes (``foreground``: the
+    :class:`~lowres_hps.imaging.foreground.ForegroundConfig`, default `adapt`'s), plus how well the two agree."""
     from lowres_hps.apis.adaptation import touching_boxes
     from lowres_hps.apis.predictor import bounded_crop
     from lowres_hps.data.silhouette_crops import SilhouetteCrops
@@ -96,7 +97,7 @@ def silhouette_sets(videos, canvas: int, scale_factor: float, every: int, foregr
         extractor = ForegroundExtractor(foreground)
         for index, (frame, (boxes, masks)) in enumerate(zip(video, people)):
             moving = extractor.apply(frame)
-            if moving is None or index < skip or index % every or not len(boxes):
+            if moving is None or index % every or not len(boxes):
                 continue
             split, fill = person_silhouettes(moving, boxes, min_fill=min_fill)
             for box, alone, mask, person_mask, person_fill in zip(boxes, ~touching_boxes(boxes), masks, split, fill):
@@ -169,8 +170,8 @@ def main() -> None:
                    target=report)
     rows = results.setdefault("rows", {})
     prior = default_pose_prior()
-    runs = [("pre", None, 0)] + [(name, data, seed) for seed in args.seeds
-                                 for name, data in (("renderer_masks", rendered), ("background_subtraction", subtracted))]
+    sources = (("renderer_masks", rendered), ("background_subtraction", subtracted))
+    runs = [("pre", None, 0)] + [(name, data, seed) for seed in args.seeds for name, data in sources]
     for name, data, seed in runs:
         began = time.perf_counter()
         if data is None:
