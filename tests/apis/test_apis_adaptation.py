@@ -2,15 +2,18 @@
 camera refused, and an adapted copy written with a card that says what it was adapted on."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import Subset
 
 from lowres_hps.apis.adaptation import AdaptationError, adapt_body3d, collect_silhouette_crops, touching_boxes
 from lowres_hps.apis.registry import ModelCard, load_model, read_card, save_checkpoint
 from lowres_hps.data.silhouette_crops import SilhouetteCrops, save_silhouette_crops
 from lowres_hps.imaging.foreground import ForegroundConfig
-from lowres_hps.methods.sta import SilhouetteAdaptConfig
+from lowres_hps.methods.sta import SilhouetteAdaptConfig, SilhouetteAdaptLoss
 from lowres_hps.models.body3d import Body3DConfig, Body3DEstimator, build_body3d_model
 
 H, W = 120, 200
@@ -174,3 +177,43 @@ def test_backbone_only_adaptation_keeps_the_regressor(tmp_path, anny_body):
     with pytest.raises(AdaptationError, match="trainable must be one of all, backbone"):
         adapt_body3d(estimator, crops, tmp_path / "x.safetensors", work_dir=tmp_path / "w2", batch_size=4,
                      trainable="head")
+
+
+def test_held_out_people_choose_what_is_kept(tmp_path, anny_body, monkeypatch):
+    config = Body3DConfig(canvas=64, hidden=32, iterations=2)
+    network = build_body3d_model(config, pretrained=False)
+    source = save_checkpoint(network, ModelCard.from_config("tiny_rsc", config), tmp_path / "tiny.safetensors")
+    estimator = load_model(source)
+    crops, _ = _collect(frames=30)
+    train, held_out = Subset(crops, range(0, len(crops), 2)), Subset(crops, range(1, len(crops), 2))
+    silhouettes = SilhouetteAdaptConfig(render_size=32, fit_every=0)
+    real = SilhouetteAdaptLoss.evaluate
+    measured = real(SilhouetteAdaptLoss(silhouettes, estimator.config, anny_body,
+                                        torch.tensor(anny_body.pose_spec.rest_shape)),
+                    estimator.model.eval(), torch.utils.data.DataLoader(held_out, batch_size=4))
+    assert 0 <= measured["silhouette_iou"] <= 1 and measured["silhouette_loss"] > 0
+
+    def scripted(values):  # the source first, then one value per pass
+        remaining = list(values)
+        return lambda self, model, batches: {"silhouette_iou": remaining.pop(0), "silhouette_loss": 1.0}
+
+    passes = math.ceil(4 / (len(train) // 4))
+    monkeypatch.setattr(SilhouetteAdaptLoss, "evaluate", scripted([0.5] + [0.4] * passes))
+    out, metrics = adapt_body3d(estimator, train, tmp_path / "worse.safetensors", work_dir=tmp_path / "w1",
+                                config=silhouettes, steps=4, batch_size=4, lr=1e-2, progress_bar=False,
+                                val_dataset=held_out)
+    kept = read_card(out).extra["adaptation"]["validation"]
+    assert kept == {"people": len(held_out), "metric": "silhouette_iou", "before": 0.5, "best": 0.4,
+                    "kept": "the source's weights (no pass beat them)"}
+    assert metrics["kept"] == kept["kept"]
+    after = load_model(out).model.state_dict()
+    assert all(torch.equal(v, after[k]) for k, v in estimator.model.state_dict().items())
+
+    monkeypatch.setattr(SilhouetteAdaptLoss, "evaluate", scripted([0.5, 0.6] + [0.55] * passes))
+    out, _ = adapt_body3d(estimator, train, tmp_path / "better.safetensors", work_dir=tmp_path / "w2",
+                          config=silhouettes, steps=4, batch_size=4, lr=1e-2, progress_bar=False,
+                          val_dataset=held_out)
+    kept = read_card(out).extra["adaptation"]["validation"]
+    assert kept["best"] == 0.6 and kept["kept"] == f"pass 1 of {passes}"
+    after = load_model(out).model.state_dict()
+    assert any(not torch.equal(v, after[k]) for k, v in estimator.model.state_dict().items())

@@ -47,6 +47,10 @@ def test_adapt_writes_a_model_that_predict_uses_and_resumes(tmp_path, video_and_
     card = read_card(out)
     assert card.name == "adapted" and card.extra["adapted_from"] == "tiny_rsc"
     assert card.extra["adaptation"]["frames"] == "1-60" and card.extra["adaptation"]["source"] == "walkers.avi"
+    # the people of the last fifth of the frames were held out, and chose what was written
+    validation = card.extra["adaptation"]["validation"]
+    assert "held-out silhouette IoU" in stdout and validation["metric"] == "silhouette_iou"
+    assert validation["people"] > 0 and "adapting on" in stdout
     assert (tmp_path / "adapted.work" / "crops.npz").is_file()
     code, stdout, err = run(*args)  # again: the crops and the finished run are reused
     assert code == 0, err
@@ -64,3 +68,5 @@ def test_adapt_errors_are_one_line(tmp_path, video_and_model):
     assert code == 2 and ".safetensors" in err
     code, _, err = run("adapt", str(video), "--out", str(tmp_path / "a.safetensors"), "--frames", "5:2")
     assert code == 2 and "--frames" in err
+    code, _, err = run("adapt", str(video), "--out", str(tmp_path / "a.safetensors"), "--val-fraction", "1")
+    assert code == 2 and "--val-fraction" in err and "Traceback" not in err

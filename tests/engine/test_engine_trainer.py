@@ -415,3 +415,47 @@ def test_leftover_temporary_of_a_killed_save_is_removed_on_start(tmp_path, resum
     train_in_process(cfg, resume=resume)  # resuming a finished run: nothing to train, the start cleans up
     assert not any(path.exists() for path in leftovers)
     assert not list(run.glob(".*.tmp"))
+
+
+def _scripted_validation(task, values, snapshots):
+    """Validation that reports ``values`` in turn (as "score") and records the weights it saw."""
+    remaining = list(values)
+
+    def evaluate(model, batches):
+        snapshots.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return {"score": remaining.pop(0)}
+
+    task.evaluate = evaluate
+    return task
+
+
+@pytest.mark.parametrize("mode, best_epoch", [("min", 2), ("max", 3)])
+def test_keep_best_writes_the_best_epochs_weights_and_remembers_them_over_a_resume(tmp_path, mode, best_epoch):
+    cfg = _config(tmp_path, epochs=2, keep_best="score", keep_best_mode=mode)
+    snapshots: list = []
+    seed_everything(cfg.trainer.seed)
+    trainer = Trainer(cfg, _scripted_validation(build_task(cfg.task, cfg.task_args), [0.5, 0.2], snapshots))
+    trainer.fit()
+    # more epochs, resumed: the best so far must survive in last.pt
+    cfg3 = _config(tmp_path, epochs=3, keep_best="score", keep_best_mode=mode)
+    seed_everything(cfg3.trainer.seed)
+    trainer = Trainer(cfg3, _scripted_validation(build_task(cfg3.task, cfg3.task_args), [0.9], snapshots))
+    with pytest.warns(UserWarning, match="changed config"):
+        trainer.fit(resume=True)
+    assert trainer.best["epoch"] == best_epoch
+    assert trainer.best["value"] == {"min": 0.2, "max": 0.9}[mode]
+    best = read_weights(tmp_path / "run" / "best.safetensors")
+    for name, value in snapshots[best_epoch - 1].items():
+        torch.testing.assert_close(best[name], value.cpu())
+    other = snapshots[best_epoch % 3]  # another epoch: the weights did move
+    assert any(not torch.equal(best[n], v.cpu()) for n, v in other.items())
+
+
+def test_keep_best_names_the_metrics_it_could_have_used(tmp_path):
+    cfg = _config(tmp_path, epochs=1, keep_best="iou")
+    with pytest.raises(KeyError, match="keep_best is 'iou'.*mse"):
+        train_in_process(cfg)
+    with pytest.raises(ValueError, match="keep_best_mode"):
+        _config(tmp_path, keep_best="mse", keep_best_mode="best")
+    with pytest.raises(ValueError, match="keep_best needs validation"):
+        _config(tmp_path, keep_best="mse", val_every_epochs=0)

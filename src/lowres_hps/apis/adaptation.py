@@ -242,6 +242,7 @@ def adapt_body3d(
     evaluate=None,
     progress_bar: bool = True,
     trainable: str = "all",
+    keep_best: str | None = None,
 ) -> tuple[Path, dict[str, float]]:
     """Adapt a copy of a 3D model (a :class:`~lowres_hps.models.body3d.Body3DEstimator`, e.g. from
     ``load_model``) to people with silhouettes and write it to ``out`` (``.safetensors`` with its card).
@@ -254,6 +255,12 @@ def adapt_body3d(
     ``trainable``: which weights move, ``"all"`` (the paper) or ``"backbone"`` (the image trunk only; the body
     regressor, which turns features into a pose, stays as trained: a change of camera or look is a change of the
     image, and silhouettes are a weak teacher of articulation).
+
+    Held-out people (``val_dataset`` of silhouette crops, with ``evaluate`` None) are scored by how well the bodies
+    match their silhouettes (:meth:`~lowres_hps.methods.sta.SilhouetteAdaptLoss.evaluate`) before adapting and
+    after every pass, and the best of those is written (``keep_best``, default ``"silhouette_iou"``): the weights of
+    the best pass, or the source's own when no pass beat it (silhouettes can pull a model away from what its labels
+    taught it; the card and the returned metrics say which was kept).
 
     Returns:
         ``(out, metrics)``: the checkpoint written and the trainer's last metrics.
@@ -274,6 +281,16 @@ def adapt_body3d(
     mean_shape = network.regressor.mean_params[estimator.body.pose_spec.rotation_size:
                                                estimator.body.pose_spec.vector_size].detach().clone()
     loss = SilhouetteAdaptLoss(config, network.config, estimator.body, mean_shape, prior=prior)
+    start: dict[str, float] = {}
+    if val_dataset is not None and evaluate is None:
+        import torch
+        from torch.utils.data import DataLoader
+
+        evaluate, keep_best = loss.evaluate, keep_best or "silhouette_iou"
+        if len(val_dataset) == 0:
+            raise AdaptationError("no held-out people to validate on")
+        with torch.no_grad():
+            start = evaluate(network.to(device).eval(), DataLoader(val_dataset, batch_size=batch_size))
     if steps * batch_size < len(dataset):  # fewer steps than one pass: a fixed random part, so the count is exact
         from torch.utils.data import Subset
 
@@ -286,7 +303,7 @@ def adapt_body3d(
         out_dir=str(work_dir), epochs=epochs, batch_size=batch_size, seed=seed, device=device,
         optim=OptimConfig(name="adam", lr=lr), log_every=max(1, min(10, steps_per_epoch)),
         ckpt_every_steps=max(1, min(50, steps_per_epoch)), val_every_epochs=1 if val_dataset is not None else 0,
-        progress_bar=progress_bar)
+        progress_bar=progress_bar, keep_best=keep_best)
     task = Task(model=network, train_dataset=dataset, loss=loss, val_dataset=val_dataset, evaluate=evaluate)
     trainer = Trainer(trainer_config, task)
     metrics = trainer.fit(resume=resume and trainer.checkpoint_path.is_file())
@@ -297,6 +314,22 @@ def adapt_body3d(
            "people": len(dataset), "trainable": trainable,
            "prior": None if prior is None else prior.card.get("name", "a pose prior"),
            **(adapted_on or {})}
+    if keep_best is not None:
+        from lowres_hps.engine import load_weights
+        from lowres_hps.engine.trainer import BEST_WEIGHTS_NAME
+
+        best = trainer.best
+        before = start.get(keep_best)
+        if best is not None and (before is None or best["value"] > before):
+            load_weights(adapted, work_dir / BEST_WEIGHTS_NAME)
+            kept = f"pass {best['epoch']} of {epochs}"
+        else:  # no pass matched the held-out people better than the source: keep the source's weights
+            adapted.load_state_dict(estimator.model.state_dict())
+            kept = "the source's weights (no pass beat them)"
+        how["validation"] = {"people": len(val_dataset), "metric": keep_best, "before": before,
+                             "best": None if best is None else best["value"], "kept": kept}
+        metrics = {**metrics, f"before/{keep_best}": before, "kept": kept,
+                   f"best/{keep_best}": None if best is None else best["value"]}
     new_name = name or f"{card.name}_adapted"
     notes = (f"{card.name} adapted from silhouettes alone (no 2D or 3D labels) on {len(dataset)} people"
              + (f" of {adapted_on['source']}" if adapted_on and "source" in adapted_on else "") + ".")

@@ -53,6 +53,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--collect-only", action="store_true",
                    help="only cut the people and their silhouettes (work folder: crops.npz, silhouettes.png to check "
                         "them), no training")
+    p.add_argument("--val-fraction", type=float, default=0.2,
+                   help="hold out the people of the last fraction of the used frames: the bodies' silhouette IoU on "
+                        "them is measured before adapting and after every pass, and the best is written (the "
+                        "source itself when no pass beats it); 0: no held-out people, the last pass is written")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--seed", type=int, default=0)
 
@@ -98,6 +102,8 @@ def main(args: argparse.Namespace) -> int:
     if out.suffix != ".safetensors":
         raise ValueError(f"--out must be a .safetensors file, got {out}")
     frame_range = parse_frame_range(args.frames, "--frames")
+    if not 0 <= args.val_fraction < 1:
+        raise ValueError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
     config = SilhouetteAdaptConfig(losses=args.losses, fit_every=args.fit_every)
     work, estimator = open_work_and_model3d(args, out)
     net = estimator.model.config
@@ -140,10 +146,32 @@ def main(args: argparse.Namespace) -> int:
         prior = default_pose_prior(device=args.device)
     span = f"{frame_range[0]}-{frame_range[1]}" if frame_range else "all"
     adapted_on = {"source": video.name, "frames": span, "background": args.background, "detector": args.detector}
-    path, _ = adapt_body3d(estimator, crops, out, work_dir=work / "run", config=config, prior=prior,
-                           steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                           device=args.device, name=out.stem, adapted_on=adapted_on,
-                           progress_bar=sys.stderr.isatty(), trainable=args.trainable)
+    train, held_out = split_by_frames(crops, args.val_fraction)
+    if held_out is not None:
+        print(f"adapting on {len(train)} people, validating on the {len(held_out)} of frames "
+              f"{int(crops.frames[held_out.indices].min()) + 1}-{int(crops.frames[held_out.indices].max()) + 1}")
+    path, metrics = adapt_body3d(estimator, train, out, work_dir=work / "run", config=config, prior=prior,
+                                 steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                                 device=args.device, name=out.stem, adapted_on=adapted_on,
+                                 progress_bar=sys.stderr.isatty(), trainable=args.trainable, val_dataset=held_out)
+    if held_out is not None:
+        best = metrics["best/silhouette_iou"]
+        print(f"held-out silhouette IoU: {metrics['before/silhouette_iou']:.3f} before, "
+              f"{'-' if best is None else f'{best:.3f}'} at best; kept {metrics['kept']}")
     print(f"wrote {path} ({time.perf_counter() - started:.0f} s; training log {work / 'run' / 'metrics.csv'}); "
           f"use it with: lowres-hps predict ... --model3d {path}")
     return 0
+
+
+def split_by_frames(crops, fraction: float):
+    """``(train, held_out)``: the people of the last ``fraction`` of the frames they were cut from held out (later
+    frames: other moments of the same camera), or ``(crops, None)`` for 0 or when too few frames are known."""
+    import numpy as np
+    from torch.utils.data import Subset
+
+    if fraction <= 0 or crops.frames is None or len(np.unique(crops.frames)) < 2:
+        return crops, None
+    frames = np.unique(crops.frames)
+    first_held = frames[min(len(frames) - 1, int(np.floor(len(frames) * (1 - fraction))))]
+    held = crops.frames >= first_held
+    return Subset(crops, np.flatnonzero(~held).tolist()), Subset(crops, np.flatnonzero(held).tolist())

@@ -60,6 +60,10 @@ class TrainerConfig:
     progress_bar: bool = True  # shown only on rank 0 and when stderr is a terminal
     device: Literal["auto", "cpu", "cuda"] = "auto"
     find_unused_parameters: bool = False  # DistributedDataParallel option
+    # A validation metric (a key of task.evaluate's result): the weights of the epoch where it was best so far are
+    # written to best.safetensors (kept over resumes); null: none.
+    keep_best: str | None = None
+    keep_best_mode: Literal["max", "min"] = "max"
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 0, "trainer.epochs must be >= 0", self.epochs)
@@ -69,6 +73,10 @@ class TrainerConfig:
         _check(self.ckpt_every_steps >= 0, "trainer.ckpt_every_steps must be >= 0", self.ckpt_every_steps)
         _check(self.val_every_epochs >= 0, "trainer.val_every_epochs must be >= 0", self.val_every_epochs)
         _check(self.grad_clip is None or self.grad_clip > 0, "trainer.grad_clip must be > 0 or null", self.grad_clip)
+        _check(self.keep_best_mode in ("max", "min"), "trainer.keep_best_mode must be 'max' or 'min'",
+               self.keep_best_mode)
+        _check(self.keep_best is None or self.val_every_epochs > 0, "trainer.keep_best needs validation "
+               "(val_every_epochs > 0)", self.val_every_epochs)
 
 
 @dataclass

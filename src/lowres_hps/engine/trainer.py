@@ -69,6 +69,7 @@ CHECKPOINT_NAME = "last.pt"
 PREVIOUS_CHECKPOINT_NAME = "previous.pt"  # the checkpoint before last.pt: a fallback when last.pt is damaged
 DAMAGED_CHECKPOINT_NAME = "last.damaged.pt"  # a damaged last.pt, set aside on resume
 WEIGHTS_NAME = "model.safetensors"
+BEST_WEIGHTS_NAME = "best.safetensors"  # the weights of the best validation epoch (TrainerConfig.keep_best)
 CONFIG_NAME = "config.yaml"
 
 
@@ -411,6 +412,7 @@ class Trainer:
         self._window_count = 0  # steps accumulated since the last metrics row
         self._window_sums: dict[str, Any] = {}
         self._last_lr = base_lr(self.optimizer)
+        self.best: dict[str, float] | None = None  # {"value", "epoch", "global_step"} of keep_best's best epoch
 
     @property
     def checkpoint_path(self) -> Path:
@@ -437,6 +439,7 @@ class Trainer:
                     if val:
                         last_val = val
                         logger.log(self.global_step, self.epoch - 1, {f"val/{k}": v for k, v in val.items()})
+                        self._keep_if_best(val)
                 self.save_checkpoint()
             if self.dist.is_main:
                 metadata = {"config": json.dumps(dump_config(self.run_config)), "global_step": str(self.global_step)}
@@ -454,6 +457,7 @@ class Trainer:
         if self.dist.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             save_config(self.run_config, self.out_dir / CONFIG_NAME)
+            (self.out_dir / BEST_WEIGHTS_NAME).unlink(missing_ok=True)  # another run's, without its last.pt
         seed_everything(self.cfg.seed + self.dist.rank)
 
     def _train_epoch(self, logger: MetricLogger) -> None:
@@ -536,6 +540,22 @@ class Trainer:
         barrier()
         return metrics
 
+    def _keep_if_best(self, val: Mapping[str, float]) -> None:
+        """Write ``best.safetensors`` when ``keep_best``'s metric beats every earlier epoch (rank 0)."""
+        name = self.cfg.keep_best
+        if name is None or not self.dist.is_main:
+            return
+        if name not in val:
+            raise KeyError(f"trainer.keep_best is {name!r}, but validation gives {', '.join(sorted(val))}")
+        value = float(val[name])
+        sign = 1.0 if self.cfg.keep_best_mode == "max" else -1.0
+        if not math.isfinite(value) or (self.best is not None and sign * value <= sign * self.best["value"]):
+            return
+        self.best = {"value": value, "epoch": self.epoch, "global_step": self.global_step}
+        metadata = {"config": json.dumps(dump_config(self.run_config)), "global_step": str(self.global_step),
+                    "best": json.dumps({"metric": name, **self.best})}
+        save_weights(self.model, self.out_dir / BEST_WEIGHTS_NAME, metadata)
+
     def save_checkpoint(self) -> None:
         """Atomically write ``last.pt`` (rank 0) with everything needed to continue exactly."""
         # Per-process state (RNG, unlogged metric sums) is gathered so that every rank resumes its own.
@@ -553,11 +573,12 @@ class Trainer:
                 "global_step": self.global_step,
                 "world_size": self.dist.world_size,
                 "config": dump_config(self.run_config),
+                "best": self.best,
             }, self.checkpoint_path, previous=self.out_dir / PREVIOUS_CHECKPOINT_NAME)
         barrier()
 
     def _remove_stale_temporaries(self) -> None:
-        names = (CHECKPOINT_NAME, PREVIOUS_CHECKPOINT_NAME, WEIGHTS_NAME, "metrics.csv")
+        names = (CHECKPOINT_NAME, PREVIOUS_CHECKPOINT_NAME, WEIGHTS_NAME, BEST_WEIGHTS_NAME, "metrics.csv")
         for path, size in remove_stale_temporaries(self.out_dir, names):
             _log.info("removed %s (%.1f MB), left behind by a save that was killed", path, size / 1e6)
 
@@ -611,6 +632,7 @@ class Trainer:
         self.scheduler.load_state_dict(scheduler_state)
         self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.step_in_epoch, self.global_step = state["epoch"], state["step_in_epoch"], state["global_step"]
+        self.best = state.get("best")  # absent in checkpoints written before keep_best existed
         per_rank = state["per_rank"]
         if len(per_rank) == self.dist.world_size:
             mine = per_rank[self.dist.rank]

@@ -282,8 +282,8 @@ class SilhouetteAdaptLoss:
 
     # ------------------------------------------------------------------------------------------------
 
-    def __call__(self, model, batch: dict) -> tuple[torch.Tensor, dict[str, Any]]:
-        cfg = self.config
+    def _inputs(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A batch's ``(images (N, 3, S, S), range_index (N,), target silhouettes (N, R, R), keep (N,) bool)``."""
         images, ranges = batch["images"], batch["range_index"]
         silhouettes = batch["silhouette"]
         if images.ndim == 5:  # (B, P, 3, S, S): every resolution shares the person's silhouette
@@ -294,8 +294,33 @@ class SilhouetteAdaptLoss:
             has = has.repeat_interleave(per)
         else:
             has = batch.get("has_silhouette", torch.ones(images.shape[0], device=images.device))
-        target = target_silhouettes(silhouettes, cfg.render_size)
-        keep = (has > 0) & (target.sum((-1, -2)) >= cfg.min_pixels)
+        target = target_silhouettes(silhouettes, self.config.render_size)
+        keep = (has > 0) & (target.sum((-1, -2)) >= self.config.min_pixels)
+        return images, ranges, target, keep
+
+    @torch.no_grad()
+    def evaluate(self, model, batches) -> dict[str, float]:
+        """How well the network's bodies match held-out people's silhouettes (``Task.evaluate``): the mean IoU of
+        each body's rendered silhouette with the person's (``silhouette_iou``, higher is better) and the mean of
+        the adaptation's own silhouette terms (``silhouette_loss``), over the people with a usable silhouette."""
+        ious, losses = [], []
+        for batch in batches:
+            images, ranges, target, keep = self._inputs(batch)
+            if not bool(keep.any()):
+                continue
+            out = model(images[keep], ranges[keep])
+            drawn = self.render(out["pose_vector"].float(), out["camera"].float())
+            wanted = target[keep]
+            overlap = (drawn * wanted).sum((-1, -2))
+            ious.append(overlap / (drawn + wanted - drawn * wanted).sum((-1, -2)).clamp(min=1))
+            losses.append(self._weighted(self.silhouette_terms(drawn, wanted)))
+        if not ious:
+            return {}
+        return {"silhouette_iou": float(torch.cat(ious).mean()), "silhouette_loss": float(torch.cat(losses).mean())}
+
+    def __call__(self, model, batch: dict) -> tuple[torch.Tensor, dict[str, Any]]:
+        cfg = self.config
+        images, ranges, target, keep = self._inputs(batch)
         weights = keep.float() / keep.float().sum().clamp(min=1)
 
         out = model(images, ranges)
