@@ -155,9 +155,9 @@ def main(args: argparse.Namespace) -> int:
                                  device=args.device, name=out.stem, adapted_on=adapted_on,
                                  progress_bar=sys.stderr.isatty(), trainable=args.trainable, val_dataset=held_out)
     if held_out is not None:
-        best = metrics["best/silhouette_iou"]
-        print(f"held-out silhouette IoU: {metrics['before/silhouette_iou']:.3f} before, "
-              f"{'-' if best is None else f'{best:.3f}'} at best; kept {metrics['kept']}")
+        before, best = metrics["before/silhouette_iou"], metrics["best/silhouette_iou"]
+        shown = lambda value: "-" if value is None else f"{value:.3f}"  # noqa: E731 - no usable silhouette: None
+        print(f"held-out silhouette IoU: {shown(before)} before, {shown(best)} at best; kept {metrics['kept']}")
     print(f"wrote {path} ({time.perf_counter() - started:.0f} s; training log {work / 'run' / 'metrics.csv'}); "
           f"use it with: lowres-hps predict ... --model3d {path}")
     return 0
