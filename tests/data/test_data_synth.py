@@ -164,3 +164,17 @@ def test_sequences_keep_identities_and_move_people_steadily(anny_body):
                                    atol=0.15 * np.linalg.norm(steps.mean(axis=0)) + 0.2)
     with pytest.raises(ValueError, match="num_frames"):
         generator.sequence(5, 0, num_frames=0)
+    with pytest.raises(ValueError, match="headings"):
+        generator.sequence(5, 0, num_frames=2, headings="north")
+
+
+def test_sequences_in_any_direction_walk_towards_and_away_from_the_camera(anny_body):
+    generator = SynthGenerator(SynthConfig(layout="scenes", scene_size=(128, 192), people_per_scene=(4, 4),
+                                           scene_focal=(150.0, 300.0), occluder_probability=0.0))
+    depth_speeds = []
+    for seed in range(4):
+        frames = generator.sequence(seed, 0, num_frames=2, fps=1.0, headings="any")
+        first = {p.person_id: p.translation for p in frames[0].people}
+        depth_speeds += [abs(p.translation[2] - first[p.person_id][2]) / max(
+            np.linalg.norm(p.translation - first[p.person_id]), 1e-9) for p in frames[1].people if p.person_id in first]
+    assert max(depth_speeds) > 0.7  # someone walks mostly along the camera's axis (across: at most sin 0.5 = 0.48)

@@ -367,14 +367,17 @@ class SynthGenerator:
         return self._finish(placed, buffers, focal, principal)
 
     def sequence(self, seed: int, index: int, num_frames: int = 100, fps: float = 25.0,
-                 speed: tuple[float, float] = (0.7, 1.6)) -> list[SynthSample]:
+                 speed: tuple[float, float] = (0.7, 1.6), headings: str = "across") -> list[SynthSample]:
         """A static-camera video of one scene: ``num_frames`` frames at ``fps`` of the scene layout's camera,
-        background and lighting, whose people walk at constant velocities (``speed`` m/s, mostly across the view,
-        each facing where it goes; one pose per person, held). People are labelled per frame as in
+        background and lighting, whose people walk at constant velocities (``speed`` m/s; ``headings`` ``"across"``:
+        within 0.5 rad of across the view, ``"any"``: any direction on the ground, towards and away from the camera
+        too; each facing where it goes; one pose per person, held). People are labelled per frame as in
         :meth:`scene_sample`, with ``person_id`` their identity; a person wholly hidden or out of view is absent
-        from that frame. A pure function of ``(seed, index)``."""
+        from that frame. A pure function of ``(seed, index)`` (and ``headings``)."""
         if num_frames < 1 or not fps > 0:
             raise ValueError(f"num_frames must be >= 1 and fps > 0, got {num_frames}, {fps}")
+        if headings not in ("across", "any"):
+            raise ValueError(f"headings must be 'across' or 'any', got {headings!r}")
         cfg = self.config
         rng, generator = _seeded(seed, index)
         height, width = cfg.scene_size
@@ -385,7 +388,10 @@ class SynthGenerator:
             person = self._person(rng, generator)
             depth = rng.uniform(*cfg.scene_depth)
             half_width = 0.45 * depth * width / focal
-            heading = rng.choice([0.0, math.pi]) + rng.uniform(-0.5, 0.5)  # mostly across the view
+            if headings == "across":
+                heading = rng.choice([0.0, math.pi]) + rng.uniform(-0.5, 0.5)  # mostly across the view
+            else:
+                heading = rng.uniform(-math.pi, math.pi)
             velocity = rng.uniform(*speed) * np.array([math.cos(heading), 0.0, math.sin(heading)])
             # Start so that the walk's middle is in view: the person crosses the frame during the sequence.
             middle = np.array([rng.uniform(-half_width, half_width), -float(person["vertices"][:, 1].min()), depth])
