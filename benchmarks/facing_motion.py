@@ -32,7 +32,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("ANNY_CACHE_DIR", str(ROOT / ".cache" / "anny"))
-BACKGROUNDS = ROOT.parent / "shared" / "data" / "backgrounds"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from tracking_synthetic import scene_generator  # noqa: E402 - a sibling script
 SEED = 9000
 
 
@@ -55,7 +56,6 @@ def main() -> None:
 
     from lowres_hps.apis.predictor import Predictor
     from lowres_hps.apis.registry import load_model
-    from lowres_hps.data.synth.generator import SynthConfig, SynthGenerator
     from lowres_hps.fitting import KeypointFitConfig
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -70,9 +70,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    backgrounds = tuple(str(p) for p in sorted(BACKGROUNDS.glob("*.jpg"))) if BACKGROUNDS.is_dir() else ()
-    generator = SynthGenerator(SynthConfig(layout="scenes", scene_size=(576, 768), people_per_scene=(4, 8),
-                                           occluder_probability=0.0, backgrounds=backgrounds))
+    generator = scene_generator()
     model2d, model3d = load_model(args.model2d), load_model(args.model3d)
     fitted = Predictor(model2d, body_estimator=model3d, fit_keypoints=KeypointFitConfig())
     network = Predictor(model2d, body_estimator=model3d)

@@ -37,8 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("ANNY_CACHE_DIR", str(ROOT / ".cache" / "anny"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from sta_synthetic import HEIGHTS, TEST_PEOPLE, VARIANTS, evaluation_set, score  # noqa: E402 - a sibling script
+from tracking_synthetic import scene_generator  # noqa: E402 - a sibling script
 
-BACKGROUNDS = ROOT.parent / "shared" / "data" / "backgrounds"
 SEQUENCE_SEED = 8000
 
 
@@ -51,12 +51,9 @@ def _reduce(image: np.ndarray, factor: float) -> np.ndarray:
 def target_videos(count: int, frames: int, shift: str):
     """Yields per video ``(shifted frames [(H, W, 3) uint8], per frame [(boxes (N, 4), renderer masks (N, H, W))],
     target median height)``."""
-    from lowres_hps.data.synth.generator import SynthConfig, SynthGenerator
     from lowres_hps.imaging.domain_shift import apply_domain_shift
 
-    backgrounds = tuple(str(p) for p in sorted(BACKGROUNDS.glob("*.jpg"))) if BACKGROUNDS.is_dir() else ()
-    generator = SynthGenerator(SynthConfig(layout="scenes", scene_size=(576, 768), people_per_scene=(4, 8),
-                                           occluder_probability=0.0, backgrounds=backgrounds))
+    generator = scene_generator()
     for k in range(count):
         rendered = generator.sequence(SEQUENCE_SEED + k, 0, num_frames=frames)
         heights = [p.bbox[3] for f in rendered for p in f.people]

@@ -93,6 +93,16 @@ def score_sequence(frames, predictor, fps: float) -> dict:
     return result
 
 
+def scene_generator():
+    """The static-camera scenes of this project's video benchmarks: 576 x 768, 4-8 walkers, no occluders, the
+    shared backgrounds when present (this one, ``sta_background.py``, ``facing_motion.py``)."""
+    from lowres_hps.data.synth.generator import SynthConfig, SynthGenerator
+
+    backgrounds = tuple(str(p) for p in sorted(BACKGROUNDS.glob("*.jpg"))) if BACKGROUNDS.is_dir() else ()
+    return SynthGenerator(SynthConfig(layout="scenes", scene_size=(576, 768), people_per_scene=(4, 8),
+                                      occluder_probability=0.0, backgrounds=backgrounds))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sequences", type=int, default=3)
@@ -106,12 +116,9 @@ def main() -> None:
 
     from lowres_hps.apis.predictor import Predictor
     from lowres_hps.apis.registry import load_model
-    from lowres_hps.data.synth.generator import SynthConfig, SynthGenerator
 
     torch.set_num_threads(args.threads)
-    backgrounds = tuple(str(p) for p in sorted(BACKGROUNDS.glob("*.jpg"))) if BACKGROUNDS.is_dir() else ()
-    generator = SynthGenerator(SynthConfig(layout="scenes", scene_size=(576, 768), people_per_scene=(4, 8),
-                                           occluder_probability=0.0, backgrounds=backgrounds))
+    generator = scene_generator()
     predictor = Predictor(load_model(args.model), build_detector(args.detector))
     rows = {}
     for k in range(args.sequences):
@@ -123,7 +130,7 @@ def main() -> None:
     mean = {key: float(np.mean([r[key] for r in rows.values()])) for key in keys}
     results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     results[args.detector] = {"sequences": rows, "mean": mean, "frames": args.frames, "fps": args.fps,
-                              "model": args.model, "backgrounds": len(backgrounds), "threads": args.threads,
+                              "model": args.model, "backgrounds": len(generator.config.backgrounds), "threads": args.threads,
                               "date": time.strftime("%Y-%m-%d")}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=1))
