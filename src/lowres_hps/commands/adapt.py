@@ -169,9 +169,9 @@ def split_by_frames(crops, fraction: float):
     import numpy as np
     from torch.utils.data import Subset
 
-    if fraction <= 0 or crops.frames is None or len(np.unique(crops.frames)) < 2:
+    frames = None if crops.frames is None else np.unique(crops.frames)
+    if fraction <= 0 or frames is None or len(frames) < 2:
         return crops, None
-    frames = np.unique(crops.frames)
     first_held = frames[min(len(frames) - 1, int(np.floor(len(frames) * (1 - fraction))))]
     held = crops.frames >= first_held
     return Subset(crops, np.flatnonzero(~held).tolist()), Subset(crops, np.flatnonzero(held).tolist())

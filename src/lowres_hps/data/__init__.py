@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from lowres_hps.data.coco import CocoKeypointsReader, CrowdPoseReader, OCHumanReader
 from lowres_hps.data.errors import DatasetFileError
 from lowres_hps.data.lsp import LspReader
