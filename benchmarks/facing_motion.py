@@ -16,7 +16,13 @@ default, the 3D default with its flip test, the keypoint fit) and this reports, 
   line fitted to them; no truth used), lies within 90 degrees of the true facing: how reliable motion would be as the
   judge of left and right. Tracks moving less than ``--min-travel`` body heights are left out (standing people).
 
-Results: benchmarks/results/facing_motion.json, one entry per ``--headings``.
+``--causal`` runs what ``predict --track --facing-from-motion`` does instead (:class:`PeopleTracker` with
+``facing_from_motion``: each track's direction of travel from its earlier frames only, a left-right exchanged refit
+of the bodies that face against it, kept when it faces with it): wrong-way rate, MPJPE and PA-MPJPE of the bodies as
+``predict`` gives them without and with it, and the 2D keypoints' error, over the people of confirmed tracks.
+
+Results: benchmarks/results/facing_motion.json, one entry per ``--headings`` (``causal/<headings>/seed<seed>`` with
+``--causal``).
 """
 from __future__ import annotations
 
@@ -98,6 +104,33 @@ def motion_judged(predictor, model3d, people: list[tuple], heading: np.ndarray) 
     return rows
 
 
+def body_rows(predicted: list, tracked: list, people: list, factor: float, key: str) -> dict[int, dict[str, float]]:
+    """Per person of ``tracked`` (index into ``people``, the truth): wrong way / MPJPE / PA-MPJPE (mm) of its body
+    and its 2D keypoints' mean error (fraction of the person's height) and PCK at 0.1 of the height over the
+    visible keypoints, named ``<key>_<metric>``; ``turned`` when the tracker turned the body round."""
+    from lowres_hps.body.keypoints import hips_root
+    from lowres_hps.evaluation.keypoints3d import mpjpe, pa_mpjpe
+
+    rows = {}
+    for person in tracked:
+        j = next(n for n, p in enumerate(predicted) if p.bbox is person.bbox)  # the tracker keeps the box object
+        truth = people[j]
+        gt = torch.as_tensor(truth.keypoints3d, dtype=torch.float64)[None]
+        body = np.asarray(person.keypoints_3d, np.float64)
+        pred = torch.as_tensor(body)[None]
+        visible = truth.keypoints2d[:, 2] > 0
+        height = truth.bbox[3] * factor
+        error = np.linalg.norm(np.asarray(person.keypoints)[visible, :2] - truth.keypoints2d[visible, :2] * factor,
+                               axis=-1) / height
+        rows[j] = {f"{key}_wrong_way": float(angle(ground_facing(body), ground_facing(truth.keypoints3d)) > 90),
+                   f"{key}_mpjpe": float(1000 * mpjpe(pred - hips_root(pred), gt - hips_root(gt))[0]),
+                   f"{key}_pa_mpjpe": float(1000 * pa_mpjpe(pred, gt)[0]),
+                   f"{key}_kp2d_error": float(error.mean()) if visible.any() else 0.0,
+                   f"{key}_kp2d_pck10": float((error < 0.1).mean()) if visible.any() else 1.0,
+                   f"{key}_turned": float(bool((person.body or {}).get("left_right_swapped", False)))}
+    return rows
+
+
 def main() -> None:
     import cv2
 
@@ -117,12 +150,23 @@ def main() -> None:
     parser.add_argument("--motion-swap", action="store_true",
                         help="also refit each person of a moving track with its 2D keypoints' left and right swapped "
                              "and keep that fit when the first faces against the track's direction of travel")
+    parser.add_argument("--causal", action="store_true",
+                        help="run predict's tracked path with --facing-from-motion (causal headings) instead")
+    parser.add_argument("--window", type=float, nargs="+", default=[1.5],
+                        help="--causal: HeadingConfig.window_s values (s)")
+    parser.add_argument("--min-speed", type=float, nargs="+", default=[0.5],
+                        help="--causal: HeadingConfig.min_speed values (m/s)")
+    parser.add_argument("--seed", type=int, default=SEED, help="--causal: the first sequence's seed")
+    parser.add_argument("--fps", type=float, default=25.0, help="--causal: the sequences' frame rate")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     generator = scene_generator()
     model2d, model3d = load_model(args.model2d), load_model(args.model3d)
     fitted = Predictor(model2d, body_estimator=model3d, fit_keypoints=KeypointFitConfig())
+    if args.causal:
+        run_causal(args, generator, fitted)
+        return
     network = Predictor(model2d, body_estimator=model3d)
     started = time.perf_counter()
     wrong = {"network": [], "fitted": []}
@@ -185,6 +229,53 @@ def main() -> None:
     results = json.loads(out.read_text()) if out.is_file() else {}
     results = results if "across" in results or "any" in results else {"across": results} if results else {}
     results[args.headings] = result
+    out.write_text(json.dumps(results, indent=1))
+
+
+def run_causal(args, generator, predictor) -> None:
+    """``--causal``: every sequence through :class:`PeopleTracker` with ``facing_from_motion``, as ``predict`` runs
+    it, one tracker per heading setting (``--window`` x ``--min-speed``) on the same predictions; each person-frame
+    of a confirmed track is scored as predicted (``given``) and as each tracker hands it on."""
+    import itertools
+
+    import cv2
+
+    from lowres_hps.apis.people_tracker import PeopleTracker, TrackingConfig
+    from lowres_hps.tracking import HeadingConfig
+
+    settings = [HeadingConfig(window_s=w, min_speed=v) for w, v in itertools.product(args.window, args.min_speed)]
+    keys = [f"w{h.window_s:g}_v{h.min_speed:g}" for h in settings]
+    started = time.perf_counter()
+    rows: list[dict[str, float]] = []
+    for k in range(args.sequences):
+        frames = generator.sequence(args.seed + k, 0, num_frames=args.frames, headings=args.headings)
+        heights = [p.bbox[3] for f in frames for p in f.people]
+        factor = min(1.0, args.height / float(np.median(heights))) if heights else 1.0
+        plain = PeopleTracker(TrackingConfig(smooth=False), fps=args.fps)
+        trackers = [PeopleTracker(TrackingConfig(smooth=False, facing_from_motion=True, heading=h), fps=args.fps,
+                                  refit=predictor.refit_left_right) for h in settings]
+        for index, sample in enumerate(frames):
+            people = [p for p in sample.people if (p.keypoints2d[[5, 6, 11, 12], 2] > 0).all()]
+            image = cv2.resize(sample.image, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+            predicted = predictor.predict_image(image, np.array([p.bbox for p in people], np.float64).reshape(-1, 4)
+                                                * factor) if people else []
+            frame_rows = body_rows(predicted, plain.update(index, predicted), people, factor, "given")
+            for key, tracker in zip(keys, trackers):
+                for j, row in body_rows(predicted, tracker.update(index, predicted, image), people, factor,
+                                        key).items():
+                    frame_rows[j].update(row)  # the same people are confirmed in every tracker
+            rows.extend(frame_rows.values())
+        print(f"sequence {k}: {len(rows)} people-frames so far, {time.perf_counter() - started:.0f} s", flush=True)
+    result = {"people_frames": len(rows),
+              **{key: round(float(np.mean([r[key] for r in rows])), 4) for key in rows[0] if "turned" not in key or
+                 not key.startswith("given")},
+              "settings": vars(args), "seconds": round(time.perf_counter() - started, 1),
+              "command": "python benchmarks/facing_motion.py " + " ".join(sys.argv[1:]),
+              "date": time.strftime("%Y-%m-%d")}
+    print(json.dumps(result, indent=1))
+    out = ROOT / "benchmarks/results/facing_motion.json"
+    results = json.loads(out.read_text()) if out.is_file() else {}
+    results[f"causal/{args.headings}/seed{args.seed}"] = result
     out.write_text(json.dumps(results, indent=1))
 
 

@@ -83,3 +83,80 @@ def test_bodies_are_smoothed_on_the_rotation_manifold():
 def test_bad_frame_rate_is_a_clear_error():
     with pytest.raises(ValueError, match="fps"):
         PeopleTracker(fps=0)
+
+
+def _turned(points, angle):
+    """(17, 3) points turned by ``angle`` radians about the vertical axis through their hips."""
+    c, s = np.cos(angle), np.sin(angle)
+    turn = np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
+    root = points[[11, 12]].mean(axis=0)
+    return (points - root) @ turn.T + root
+
+
+def _standing_body(root, facing_x):
+    """COCO-17 points of a body at ``root`` whose torso faces +x (``facing_x`` 1) or -x (-1)."""
+    points = np.zeros((17, 3))
+    points[[5, 6]] = [[0.2, -0.5, 0.0], [-0.2, -0.5, 0.0]]  # facing the camera (-z): left on the image right
+    points[[11, 12]] = [[0.1, 0.0, 0.0], [-0.1, 0.0, 0.0]]
+    points[[0]] = [0.0, -0.7, -0.05]
+    return _turned(points, -np.pi / 2 * facing_x) + root  # a quarter turn from facing -z: facing +x or -x
+
+
+def _sideways_walk(facing_x, frames=30, fps=25.0):
+    """One person walking towards +x at 1.2 m/s, 8 m away, its body facing +x (1) or -x (-1)."""
+    video = []
+    for t in range(frames):
+        root = np.array([1.2 * t / fps, 0.0, 8.0])
+        video.append([PersonPrediction(
+            bbox=np.array([100 + 5 * t, 40.0, 20.0, 80.0]), keypoints=np.column_stack([np.zeros((17, 2)), np.ones(17)]),
+            score=0.9, keypoints_3d=_standing_body(root, facing_x), body={"translation": root.tolist()})])
+    return video
+
+
+class _Refit:
+    """Turns each body round (or not) and counts the calls."""
+
+    def __init__(self, turn=True):
+        self.turn, self.calls = turn, 0
+
+    def __call__(self, image, people):
+        self.calls += 1
+        angle = np.pi if self.turn else 0.1
+        return [PersonPrediction(bbox=p.bbox, keypoints=p.keypoints, score=p.score,
+                                 keypoints_3d=_turned(p.keypoints_3d, angle), track_id=p.track_id,
+                                 body={**p.body, "left_right_swapped": True}) for p in people]
+
+
+def _facing_x(person):
+    from lowres_hps.body.keypoints import torso_facing
+
+    return float(torso_facing(torch.as_tensor(person.keypoints_3d))[0])
+
+
+def test_motion_turns_round_the_bodies_that_face_against_it():
+    refit = _Refit()
+    tracker = PeopleTracker(TrackingConfig(smooth=False, facing_from_motion=True), fps=25, refit=refit)
+    image = np.zeros((8, 8, 3), np.uint8)
+    facing = [_facing_x(p) for t, people in enumerate(_sideways_walk(-1)) for p in tracker.update(t, people, image)]
+    assert facing[0] < -0.99  # no past frames yet: as predicted
+    assert all(f > 0.99 for f in facing[-15:])  # walking towards +x: turned to face +x
+    assert refit.calls > 0 and tracker.swapped >= 15
+
+
+def test_bodies_that_face_their_way_or_refits_that_do_not_help_are_kept():
+    image = np.zeros((8, 8, 3), np.uint8)
+    refit = _Refit()
+    tracker = PeopleTracker(TrackingConfig(smooth=False, facing_from_motion=True), fps=25, refit=refit)
+    facing = [_facing_x(p) for t, people in enumerate(_sideways_walk(1)) for p in tracker.update(t, people, image)]
+    assert refit.calls == 0 and all(f > 0.99 for f in facing)
+    useless = _Refit(turn=False)
+    tracker = PeopleTracker(TrackingConfig(smooth=False, facing_from_motion=True), fps=25, refit=useless)
+    facing = [_facing_x(p) for t, people in enumerate(_sideways_walk(-1)) for p in tracker.update(t, people, image)]
+    assert useless.calls > 0 and tracker.swapped == 0 and all(f < -0.99 for f in facing)
+
+
+def test_motion_judging_needs_a_refit_and_a_torso():
+    with pytest.raises(ValueError, match="refit"):
+        PeopleTracker(TrackingConfig(facing_from_motion=True))
+    with pytest.raises(ValueError, match="shoulders and hips"):
+        PeopleTracker(TrackingConfig(facing_from_motion=True), refit=_Refit(), convention="anny104")

@@ -11,6 +11,7 @@ import torch
 from lowres_hps.models.estimator import PoseEstimator
 from lowres_hps.apis.predictor import PersonPrediction, Predictor
 from lowres_hps.body import load_body_model
+from lowres_hps.body.keypoints import COCO17
 from lowres_hps.imaging.crop import crop_box
 from lowres_hps.imaging.protocol import LowResProtocol, input_range_index
 from lowres_hps.models.body3d import Body3DConfig, Body3DEstimator, build_body3d_model, project_to_crop
@@ -323,6 +324,47 @@ def test_bodies_fitted_to_the_2d_keypoints_in_the_3d_crops(body_estimator):
         Predictor(body_estimator, fit_keypoints=KeypointFitConfig())
     with pytest.raises(ValueError, match="fit_keypoints cannot run: no 3D model runs"):
         Predictor(estimator, fit_keypoints=KeypointFitConfig())
+
+
+class FacingPointsEstimator(CropPointsEstimator):
+    """Test double: a person facing the camera, the same for every crop: COCO-17 left keypoints on the crop's right
+    (the image right), right keypoints on its left, all with score 0.9."""
+
+    def __call__(self, crops, range_index=None):
+        h, w = self.input_size
+        rows = {"nose": 0.12, "eye": 0.1, "ear": 0.11, "shoulder": 0.25, "elbow": 0.4, "wrist": 0.52, "hip": 0.55,
+                "knee": 0.75, "ankle": 0.95}
+        points = torch.zeros(K, 2, dtype=self.dtype)
+        for k, name in enumerate(COCO17.names):
+            side = 0.0 if name == "nose" else 0.1 if name.startswith("left_") else -0.1
+            part = name.split("_")[-1]
+            points[k] = torch.tensor([(0.5 + side * (2 if part in ("shoulder", "elbow", "wrist") else 1)) * w,
+                                      (0.1 + 0.8 * rows[part]) * h])
+        batch = crops.shape[0]
+        return points.expand(batch, K, 2).to(crops.device), torch.full((batch, K), 0.9, dtype=self.dtype)
+
+
+def test_bodies_fitted_again_with_left_and_right_exchanged(body_estimator):
+    from lowres_hps.fitting import KeypointFitConfig
+
+    image = _image()
+    fitting = Predictor(FacingPointsEstimator(), body_estimator=body_estimator,
+                        fit_keypoints=KeypointFitConfig(steps=60, pose_prior=0.01))
+    fitted = fitting.predict_image(image, BOXES_3D)
+    again = fitting.refit_left_right(image, fitted)
+    flip = COCO17.flip_permutation
+    left, right = COCO17.index("left_shoulder"), COCO17.index("right_shoulder")
+    for before, after in zip(fitted, again):
+        np.testing.assert_array_equal(after.keypoints, before.keypoints[flip])
+        np.testing.assert_array_equal(after.bbox, before.bbox)
+        assert after.body["left_right_swapped"] is True and after.body["fitted_to_keypoints"] is True
+        assert "left_right_swapped" not in before.body
+        # Each body's projected shoulders follow the keypoints it was fitted to: left on the image right, then left.
+        assert before.keypoints_3d_projected[left, 0] > before.keypoints_3d_projected[right, 0]
+        assert after.keypoints_3d_projected[left, 0] < after.keypoints_3d_projected[right, 0]
+    assert fitting.refit_left_right(image, []) == []
+    with pytest.raises(ValueError, match="needs the keypoint fit"):
+        Predictor(FacingPointsEstimator(), body_estimator=body_estimator).refit_left_right(image, fitted)
 
 
 def test_3d_on_device(device, anny_body):

@@ -19,6 +19,7 @@ from lowres_hps.body.keypoints import (
     get_mapping,
     map_keypoints,
     register_convention,
+    torso_facing,
 )
 
 
@@ -101,3 +102,17 @@ def test_register_convention():
         CONVENTIONS.pop("test_body_pair")
     with pytest.raises(ValueError, match="duplicate"):
         KeypointConvention("dup", ("a", "a"))
+
+
+def test_torso_facing_points_out_of_the_chest_for_any_batch_shape():
+    body = torch.zeros(17, 3, dtype=torch.float64)
+    body[COCO17.index("left_shoulder")] = torch.tensor([0.2, 0.0, 5.0])  # facing the camera: left on the image right
+    body[COCO17.index("right_shoulder")] = torch.tensor([-0.2, 0.0, 5.0])
+    body[COCO17.index("left_hip")] = torch.tensor([0.1, 0.5, 5.0])
+    body[COCO17.index("right_hip")] = torch.tensor([-0.1, 0.5, 5.0])
+    torch.testing.assert_close(torso_facing(body), torch.tensor([0.0, 0.0, -1.0], dtype=torch.float64))
+    turned = body @ torch.tensor([[-1.0, 0, 0], [0, 1, 0], [0, 0, -1]], dtype=torch.float64)  # 180 degrees about y
+    batch = torch.stack([body, turned]).expand(3, 2, 17, 3)
+    facing = torso_facing(batch)
+    assert facing.shape == (3, 2, 3)
+    torch.testing.assert_close(facing[:, 1], -facing[:, 0])

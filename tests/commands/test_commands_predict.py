@@ -1087,3 +1087,36 @@ def test_fit_silhouettes_fits_bodies_to_the_foreground_of_a_static_camera(tmp_pa
     assert late and all(v is True for v in late)
     code, _, stderr = _run([str(video), "--out", str(tmp_path / "b"), "--model3d", "none", "--fit-silhouettes"])
     assert code == 2 and "--fit-silhouettes needs a 3D model" in stderr
+
+
+def test_facing_from_motion_reaches_the_tracker_with_the_refit(tmp_path, model3d, estimator, monkeypatch):
+    from lowres_hps.apis import people_tracker
+
+    monkeypatch.setattr(detector_module, "HOGPeopleDetector", FixedDetector)
+    made = []
+
+    class SpyTracker(people_tracker.PeopleTracker):
+        def __init__(self, config=None, fps=25.0, refit=None, convention="coco17"):
+            made.append((config, refit, convention))
+            super().__init__(config, fps, refit, convention)
+
+    monkeypatch.setattr(people_tracker, "PeopleTracker", SpyTracker)
+    _write_video(tmp_path / "walk.mp4")
+    video = str(tmp_path / "walk.mp4")
+    code, stdout, stderr = _run([video, "--out", str(tmp_path / "out"), "--no-overlay", "--model3d", str(model3d),
+                                 "--fit-steps", "5", "--facing-from-motion"])
+    assert code == 0, stderr
+    config, refit, convention = made[0]
+    assert config.facing_from_motion and refit.__name__ == "refit_left_right" and convention == "coco17"
+    summary = json.loads(stdout)
+    turned = [r for r in json.loads((tmp_path / "out/predictions.json").read_text())
+              if r["body"].get("left_right_swapped")]
+    assert summary["bodies_turned_by_motion"] == len(turned)  # a still box: no direction of travel, none turned
+    code, stdout, _ = _run([video, "--out", str(tmp_path / "off"), "--no-overlay", "--model3d", str(model3d),
+                            "--fit-steps", "5"])
+    assert code == 0 and not made[-1][0].facing_from_motion and "bodies_turned_by_motion" not in json.loads(stdout)
+    code, _, stderr = _run([video, "--out", str(tmp_path / "x"), "--facing-from-motion", "--no-track"])
+    assert code == 2 and "--facing-from-motion needs --track" in stderr
+    code, _, stderr = _run([video, "--out", str(tmp_path / "y"), "--model3d", str(model3d), "--no-fit-keypoints",
+                            "--facing-from-motion"])
+    assert code == 2 and "it needs --fit-keypoints" in stderr

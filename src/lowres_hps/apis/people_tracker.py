@@ -9,25 +9,37 @@ gaps) and, with smoothing, One-Euro-filtered outputs per track (:class:`~lowres_
 * 3D keypoints and the body's root translation (metres: ``beta`` scaled by :data:`PIXELS_PER_METRE`);
 * the body's joint rotations on the rotation manifold (the pose vector's 6D rotations as matrices), and its shape.
 
+With ``facing_from_motion``, a walking track's direction of travel judges which way its bodies face
+(:class:`~lowres_hps.tracking.TrackHeadings`, from earlier frames only): a body whose torso faces more than 90
+degrees away from where its track is going is fitted again to its 2D keypoints with left and right exchanged (a
+``refit`` such as :meth:`~lowres_hps.apis.predictor.Predictor.refit_left_right`), and the new fit is kept when it
+faces within 90 degrees of the direction of travel. The 2D default labels many people seen from behind as if seen
+from the front, and the keypoint fit then turns their bodies around; people mostly walk forwards
+(benchmarks/README.md, "Walkers in a video").
+
 Meshes (``vertices``) are those of the unsmoothed body. People not on a confirmed track in a frame (a new person's
 first frames, boxes the tracker rejects) are left out of that frame's result, as trackers report.
 """
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
+from lowres_hps.body.keypoints import get_convention, torso_facing
 from lowres_hps.body.pose import get_pose_spec
 from lowres_hps.tracking import (
     DEFAULT_POSITION_CONFIG,
     DEFAULT_ROTATION_CONFIG,
     ByteTrackConfig,
     ByteTracker,
+    HeadingConfig,
     OneEuroConfig,
+    TrackHeadings,
     TrackSmoother,
 )
 
@@ -47,12 +59,17 @@ class TrackingConfig:
         smooth: One-Euro smoothing of the tracked people's outputs.
         position: One-Euro parameters of pixel fields (``beta`` per px/s).
         rotation: One-Euro parameters of joint rotations (``beta`` per rad/s).
+        facing_from_motion: let each walking track's direction of travel decide which way its bodies face (needs
+            a ``refit`` in :class:`PeopleTracker`).
+        heading: how a track's direction of travel is found (:class:`~lowres_hps.tracking.HeadingConfig`).
     """
 
     tracker: ByteTrackConfig = field(default_factory=ByteTrackConfig)
     smooth: bool = True
     position: OneEuroConfig = DEFAULT_POSITION_CONFIG
     rotation: OneEuroConfig = DEFAULT_ROTATION_CONFIG
+    facing_from_motion: bool = False
+    heading: HeadingConfig = field(default_factory=HeadingConfig)
 
 
 class PeopleTracker:
@@ -60,32 +77,82 @@ class PeopleTracker:
 
     Args:
         config: :class:`TrackingConfig`.
-        fps: the video's frame rate (the smoothing filters' clock).
+        fps: the video's frame rate (the smoothing filters' and the headings' clock).
+        refit: ``(image, people) -> people`` with bodies fitted to left-right exchanged keypoints
+            (:meth:`~lowres_hps.apis.predictor.Predictor.refit_left_right`), for ``facing_from_motion``.
+        convention: keypoint convention of the people's ``keypoints_3d`` (their torso says which way they face).
     """
 
-    def __init__(self, config: TrackingConfig | None = None, fps: float = 25.0) -> None:
+    def __init__(self, config: TrackingConfig | None = None, fps: float = 25.0,
+                 refit: Callable[[np.ndarray, list], list] | None = None, convention: str = "coco17") -> None:
         if not fps > 0 or not np.isfinite(fps):
             raise ValueError(f"fps must be positive and finite, got {fps}")
         self.config = config or TrackingConfig()
+        if self.config.facing_from_motion:
+            if refit is None:
+                raise ValueError("facing_from_motion needs a refit (e.g. Predictor.refit_left_right)")
+            names = get_convention(convention).names
+            missing = [n for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip") if n not in names]
+            if missing:
+                raise ValueError(f"facing_from_motion needs shoulders and hips in the 3D keypoints; {convention} "
+                                 f"lacks {missing}")
+        self.refit, self.convention = refit, convention
+        self.headings = TrackHeadings(self.config.heading)
+        self.swapped = 0  # bodies turned round by their track's motion so far
         self.fps = float(fps)
         self.tracker = ByteTracker(self.config.tracker)
         metric = dataclasses.replace(self.config.position, beta=self.config.position.beta * PIXELS_PER_METRE)
         self.smoother = TrackSmoother(self.config.position, self.config.rotation, rotation_fields=("rotations",),
                                       field_configs={"keypoints_3d": metric, "translation": metric})
 
-    def update(self, frame_index: int, people: list) -> list:
+    def update(self, frame_index: int, people: list, image: np.ndarray | None = None) -> list:
         """The people of frame ``frame_index`` (0-based, increasing) that are on confirmed tracks, in track-id
-        order, each with ``track_id`` set and, with smoothing, its outputs smoothed."""
+        order, each with ``track_id`` set, with ``facing_from_motion`` its body judged by its track's motion
+        (``image``, the frame, is what is fitted again), and with smoothing its outputs smoothed."""
         boxes = np.array([p.bbox for p in people], np.float64).reshape(-1, 4)
         scores = np.array([p.box_score for p in people], np.float64)
         tracks = self.tracker.update(boxes, scores, frame_index)
         tracked = []
         for track in tracks:
-            person = dataclasses.replace(people[track.detection_index], track_id=int(track.track_id))
-            if self.config.smooth:
-                person = self._smoothed(person, frame_index / self.fps)
-            tracked.append(person)
+            tracked.append(dataclasses.replace(people[track.detection_index], track_id=int(track.track_id)))
+        if self.config.facing_from_motion:
+            tracked = self._judged_by_motion(frame_index / self.fps, tracked, image)
+        if self.config.smooth:
+            tracked = [self._smoothed(person, frame_index / self.fps) for person in tracked]
         return tracked
+
+    def _ground_facing(self, person) -> np.ndarray | None:
+        """(2,) unit direction the person's torso faces in the camera's x-z plane, or None without 3D keypoints."""
+        if person.keypoints_3d is None:
+            return None
+        facing = torso_facing(torch.as_tensor(np.asarray(person.keypoints_3d, np.float64)), self.convention)
+        ground = facing.numpy()[[0, 2]]
+        norm = float(np.linalg.norm(ground))
+        return ground / norm if norm > 1e-6 else None
+
+    def _judged_by_motion(self, t: float, people: list, image: np.ndarray | None) -> list:
+        """``people`` with each body that faces against its track's direction of travel replaced by its left-right
+        exchanged fit when that faces with it (within 90 degrees); then each track's ground position recorded."""
+        flagged = []
+        for n, person in enumerate(people):
+            heading = self.headings.heading(person.track_id, t)
+            facing = None if heading is None else self._ground_facing(person)
+            if facing is not None and float(facing @ heading) < 0:
+                flagged.append((n, heading, facing))
+        if flagged and image is not None:
+            people = list(people)
+            again = self.refit(image, [people[n] for n, _, _ in flagged])
+            for (n, heading, facing), other in zip(flagged, again):
+                turned = self._ground_facing(other)
+                if turned is not None and float(turned @ heading) > 0:
+                    people[n] = other
+                    self.swapped += 1
+        for person in people:
+            if person.body is not None and "translation" in person.body:
+                root = np.asarray(person.body["translation"], np.float64)
+                if np.isfinite(root).all():
+                    self.headings.add(person.track_id, t, root[[0, 2]])
+        return people
 
     def _smoothed(self, person, t: float):
         fields: dict[str, Any] = {"keypoints": person.keypoints[:, :2],

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from lowres_hps.apis.detector import Detector
+from lowres_hps.body.keypoints import get_convention
 from lowres_hps.core.checks import check_image
 from lowres_hps.fitting import KeypointFitConfig
 from lowres_hps.geometry.camera import crop_to_full_translation, perspective_project
@@ -316,6 +317,31 @@ class Predictor:
         """People of one (H, W, 3) uint8 RGB image; ``boxes`` (N, 4) xywh, or None to run the detector."""
         return self.predict_images([image], None if boxes is None else [boxes],
                                    None if box_scores is None else [box_scores])[0]
+
+    def refit_left_right(self, image: np.ndarray, people: Sequence[PersonPrediction]) -> list[PersonPrediction]:
+        """``people`` of ``image`` with their 2D keypoints' left and right exchanged and their bodies fitted again
+        to them (:attr:`fit_keypoints`), for when something other than the person's look says which way they face
+        (their motion in a video: :class:`~lowres_hps.apis.people_tracker.PeopleTracker`). Each new body says
+        ``"left_right_swapped": true``. Silhouette fitting is not repeated."""
+        if self.fit_keypoints is None:
+            raise ValueError("refit_left_right needs the keypoint fit (fit_keypoints)")
+        check_image(image)
+        people = list(people)
+        if not people:
+            return []
+        flip = get_convention(self.body_estimator.convention).flip_permutation
+        swapped = np.stack([np.asarray(p.keypoints, np.float64)[flip] for p in people])
+        boxes = [np.asarray(p.bbox, np.float64) for p in people]
+        refitted = []
+        for start in range(0, len(people), self.batch_size):
+            part = slice(start, start + self.batch_size)
+            bodies = self._bodies([image] * len(boxes[part]), boxes[part], swapped[part])
+            for n, person in enumerate(people[part]):
+                refitted.append(_with_projection(dataclasses.replace(
+                    person, keypoints=swapped[start + n], keypoints_3d=bodies.keypoints_3d[n],
+                    body={**bodies.bodies[n], "left_right_swapped": True},
+                    vertices=None if bodies.vertices is None else bodies.vertices[n])))
+        return refitted
 
     def predict_images(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray] | None = None,
                        box_scores: Sequence[np.ndarray] | None = None,

@@ -19,6 +19,7 @@ import torch
 
 __all__ = [
     "hips_root",
+    "torso_facing",
     "KeypointConvention",
     "KeypointMapping",
     "COCO17",
@@ -387,3 +388,15 @@ def hips_root(points: torch.Tensor, convention: str = "coco17") -> torch.Tensor:
     conv = get_convention(convention)
     hips = [conv.index("left_hip"), conv.index("right_hip")]
     return points[..., hips, :].mean(dim=-2, keepdim=True)
+
+
+def torso_facing(points: torch.Tensor, convention: str = "coco17") -> torch.Tensor:
+    """(..., K, 3) 3D keypoints of ``convention`` in camera axes (x right, y down, z forward) -> (..., 3) unit
+    direction out of the chest: the spine (shoulders' midpoint to hips' midpoint) crossed with the shoulder line
+    (right to left shoulder). A person facing the camera faces -z."""
+    conv = get_convention(convention)
+    left, right = points[..., conv.index("left_shoulder"), :], points[..., conv.index("right_shoulder"), :]
+    hips = hips_root(points, convention)[..., 0, :]
+    spine = hips - (left + right) / 2
+    normal = torch.linalg.cross(spine, left - right, dim=-1)
+    return normal / normal.norm(dim=-1, keepdim=True).clamp_min(1e-12)

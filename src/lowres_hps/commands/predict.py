@@ -321,6 +321,7 @@ class _Run:
         self._background_source = None
         self.video_seconds = 0.0  # wall time spent on video frames (frames/s in the summary)
         self.track_files: list[str] = []
+        self.bodies_turned = 0  # --facing-from-motion
 
     def fail(self, error: Exception) -> None:
         self.failures += 1
@@ -503,6 +504,7 @@ class _Run:
                 writer.close()
             if tracks is not None:
                 self.track_files += tracks.close()
+                self.bodies_turned += tracks.tracker.swapped
             frames_used = reader.frames_read if max_frames is None else min(reader.frames_read, max_frames)
             self.next_id = base_id + frames_used + 1
             if writer is not None and writer.frames_written:
@@ -604,6 +606,8 @@ class _Run:
             summary["frames_per_second"] = round(self.frames / max(self.video_seconds, 1e-9), 2)
         if self.track_files:
             summary["tracks"] = self.track_files
+        if getattr(self.args, "facing_from_motion", False):
+            summary["bodies_turned_by_motion"] = self.bodies_turned
         if images_path is not None:
             summary["images_json"] = str(images_path)
         if interrupted:
@@ -653,8 +657,12 @@ class _VideoTracks:
             given = getattr(run.args, f"smooth_{name}", None)
             if given is not None:
                 filters[name] = OneEuroConfig(min_cutoff=given[0], beta=given[1])
-        config = TrackingConfig(tracker=thresholds, smooth=getattr(run.args, "smooth", True), **filters)
-        self.tracker = PeopleTracker(config, fps=fps)
+        predictor = run.predictor
+        facing = bool(getattr(run.args, "facing_from_motion", False)) and predictor.fit_keypoints is not None
+        config = TrackingConfig(tracker=thresholds, smooth=getattr(run.args, "smooth", True),
+                                facing_from_motion=facing, **filters)
+        self.tracker = PeopleTracker(config, fps=fps, refit=predictor.refit_left_right if facing else None,
+                                     convention=getattr(predictor.body_estimator, "convention", "coco17"))
         self.source, self.fps = source, fps
         self.mot_path = run._overlay_path(source.path.stem, "_mot.txt")
         self.json_path = run.out / "tracks" / f"{self.mot_path.stem.removesuffix('_mot')}.json"
@@ -692,7 +700,7 @@ class _VideoTracks:
 
         if self.first_frame is None:
             self.first_frame = frame
-        tracked = self.tracker.update(index, people)
+        tracked = self.tracker.update(index, people, frame)
         rows = [[index + 1, p.track_id, *p.bbox, p.box_score] for p in tracked]
         self.mot.writelines(mot_lines(rows))
         self.mot.flush()  # a stopped run keeps the frames done
@@ -798,6 +806,8 @@ def _check_args(args: argparse.Namespace) -> None:
     detect_every = getattr(args, "detect_every", 1)
     if detect_every is not None and detect_every < 1:
         raise ValueError(f"--detect-every must be at least 1, got {detect_every}")
+    if getattr(args, "facing_from_motion", False) and not getattr(args, "track", True):
+        raise ValueError("--facing-from-motion needs --track (a track's motion is what judges)")
     if detect_every not in (None, 1) and not getattr(args, "track", True):
         raise ValueError("--detect-every needs --track (the boxes between detections come from the tracks)")
     if getattr(args, "workers", 1) is not None and getattr(args, "workers", 1) < 1:
@@ -1096,6 +1106,9 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError("--mesh-format needs a 3D model (--model3d NAME|PATH)")
     with_vertices = body_estimator is not None and (mesh_format is not None or not args.no_overlay)
     fit = _fit_config(args, estimator, body_estimator)
+    if getattr(args, "facing_from_motion", False) and fit is None:
+        raise ValueError("--facing-from-motion refits bodies to the 2D keypoints: it needs --fit-keypoints (a 2D "
+                         "and a 3D model in one convention)")
     silhouettes, prior = _silhouette_fit(args, body_estimator)
     predictor = Predictor(estimator, detector, person_height=args.person_height, batch_size=args.batch_size,
                           device=args.device, body_estimator=body_estimator, with_vertices=with_vertices,

@@ -5,11 +5,14 @@
   association (high-score, then low-score detections) and re-identification across short gaps.
 * :mod:`~lowres_hps.tracking.smoothing`: One-Euro filters for arrays and, on the manifold, for rotations, and
   :class:`TrackSmoother` to keep one set per track; defaults tuned on synthetic motion.
+* :mod:`~lowres_hps.tracking.heading`: :class:`TrackHeadings`, each track's direction of travel on the ground from its
+  past positions (causal).
 * :mod:`~lowres_hps.tracking.mot`: MOTChallenge files and MOTA / IDF1 scores through ``motmetrics``.
 
 Boxes are ``x, y, w, h`` (top-left corner, width, height) in pixels throughout.
 """
 from lowres_hps.tracking.bytetrack import ByteTrackConfig, ByteTracker, Track, iou_matrix
+from lowres_hps.tracking.heading import HeadingConfig, TrackHeadings, line_velocity
 from lowres_hps.tracking.kalman import BoxKalmanFilter, xyah_to_xywh, xywh_to_xyah
 from lowres_hps.tracking.mot import mot_lines, mot_metrics, mot_rows, read_mot, write_mot
 from lowres_hps.tracking.smoothing import (
@@ -34,6 +37,9 @@ __all__ = [
     "ByteTracker",
     "Track",
     "iou_matrix",
+    "HeadingConfig",
+    "TrackHeadings",
+    "line_velocity",
     "OneEuroConfig",
     "DEFAULT_POSITION_CONFIG",
     "DEFAULT_ROTATION_CONFIG",
