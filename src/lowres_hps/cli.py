@@ -232,9 +232,10 @@ def _add_predict(p: argparse.ArgumentParser) -> None:
     p.add_argument("--smooth-rotation", type=float, nargs=2, default=None, metavar=("MIN_CUTOFF", "BETA"),
                    help="One-Euro parameters of joint rotations: cutoff (Hz) and its rise per rad/s (default 2 1)")
     p.add_argument("--facing-from-motion", action=argparse.BooleanOptionalAction, default=False,
-                   help="with --track and --fit-keypoints: a walking person's direction of travel (from earlier "
-                        "frames) decides which way the body faces; a body that faces against it is fitted again "
-                        "with the 2D keypoints' left and right exchanged")
+                   help="static cameras, with --track and --fit-keypoints: a walking person's direction of travel "
+                        "(from earlier frames) decides which way the body faces; a body that faces against it is "
+                        "fitted again with the 2D keypoints' left and right exchanged (off by default: a panning "
+                        "or moving camera changes where people seem to go)")
     p.add_argument("--smooth", action=argparse.BooleanOptionalAction, default=True,
                    help="with --track: One-Euro smoothing of each track's keypoints and body (rotations on the "
                         "manifold); meshes stay unsmoothed (default: on)")

@@ -41,8 +41,10 @@ People come from ``--boxes`` (a COCO annotation file) or from a person detector 
 (:class:`~lowres_hps.apis.detector.MultiPoseDetector`) or OpenCV's HOG
 (:class:`~lowres_hps.apis.detector.HOGPeopleDetector`). In videos people are tracked (``--track``, on by default):
 each gets a ``track_id``, its outputs are One-Euro-smoothed (``--smooth``), and ``<video>_mot.txt`` (MOTChallenge),
-``tracks/<video>.json`` and ``tracks/<video>_trajectories.png`` are written. Unusable inputs are reported on stderr, one line
-each, and skipped; the rest is processed and the exit status is 1. That includes files (missing,
+``tracks/<video>.json`` and ``tracks/<video>_trajectories.png`` are written; with ``--facing-from-motion`` (static
+cameras) a walking track's direction of travel decides which way its bodies face
+(:class:`~lowres_hps.apis.people_tracker.PeopleTracker`). Unusable inputs are reported on stderr, one line each, and
+skipped; the rest is processed and the exit status is 1. That includes files (missing,
 undecodable, above :data:`~lowres_hps.apis.inputs.MAX_IMAGE_PIXELS`), video frames that cannot be decoded
 (their indices are in the summary's ``failed_frames`` and in ``images.json``), ``--boxes`` annotations
 (named by id: no or a malformed ``bbox``, zero size, unknown image, a box outside its image or absurdly

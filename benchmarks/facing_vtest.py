@@ -1,0 +1,140 @@
+"""Which way `predict`'s bodies face on vtest.avi, without and with ``--facing-from-motion`` (no ground truth).
+
+    python benchmarks/facing_vtest.py [--frames 795] [--threads 2]
+
+vtest.avi has no 3D truth here, so this reports label-free checks of ``predict``'s tracked path (MILI's detector, the
+2D default, the 3D default with its flip test and the keypoint fit, the tracker of ``predict`` without smoothing),
+for frames 1-400 and 401-795 (the held-out half) separately, on the same predictions with a plain tracker and with
+``facing_from_motion`` ones (one per heading setting, ``--window`` x ``--min-speed``):
+
+* ``turned``: the share of people-frames whose body the motion judge turned round;
+* ``flips``: the share of a track's consecutive frames whose torso's facing (in the camera's x-z plane) changes by
+  more than 90 degrees: a body that turns round from one frame to the next, which walking people do not do;
+* ``against_travel``: over people-frames of tracks walking faster than 0.5 m/s, the share whose body faces more than
+  90 degrees from the track's direction of travel, here from a line through the track's positions one second either
+  side (past and future frames): not truth, and the same signal the judge uses, so it shows how consistent the
+  outputs are with the motion rather than how right they are;
+* ``fit_distance``: the mean distance of the projected 3D keypoints from the 2D keypoints they were fitted to
+  (scores >= 0.3), in person heights: what the refit costs in following its (exchanged) keypoints.
+
+Results: benchmarks/results/facing_vtest.json.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("ANNY_CACHE_DIR", str(ROOT / ".cache" / "anny"))
+VTEST = ROOT.parent / "shared/data/opencv_samples/vtest.avi"
+HALVES = {"frames_1_400": (0, 400), "frames_401_795": (400, 10 ** 9)}
+
+
+def ground_facing(keypoints_3d: np.ndarray) -> np.ndarray:
+    """(17, 3) COCO-17 -> (2,) unit torso facing in the camera's x-z plane."""
+    from lowres_hps.body.keypoints import torso_facing
+
+    facing = torso_facing(torch.as_tensor(keypoints_3d, dtype=torch.float64)).numpy()[[0, 2]]
+    return facing / max(float(np.linalg.norm(facing)), 1e-9)
+
+
+def record(person, frame: int) -> dict:
+    keypoints = np.asarray(person.keypoints)
+    usable = keypoints[:, 2] >= 0.3
+    distance = np.linalg.norm(np.asarray(person.keypoints_3d_projected)[usable] - keypoints[usable, :2], axis=-1)
+    return {"track": person.track_id, "frame": frame, "facing": ground_facing(person.keypoints_3d),
+            "root": np.asarray(person.body["translation"], np.float64)[[0, 2]],
+            "turned": bool(person.body.get("left_right_swapped", False)),
+            "fit_distance": float(distance.mean() / person.bbox[3]) if usable.any() else np.nan}
+
+
+def summarise(rows: list[dict], fps: float) -> dict:
+    from lowres_hps.tracking import line_velocity
+
+    by_track: dict[int, list[dict]] = {}
+    for row in rows:
+        by_track.setdefault(row["track"], []).append(row)
+    flips, against = [], []
+    for track in by_track.values():
+        track.sort(key=lambda r: r["frame"])
+        for a, b in zip(track, track[1:]):
+            if b["frame"] == a["frame"] + 1:
+                flips.append(float(a["facing"] @ b["facing"] < 0))
+        frames = np.array([r["frame"] for r in track])
+        roots = np.stack([r["root"] for r in track])
+        for row in track:
+            near = np.abs(frames - row["frame"]) <= fps  # one second either side
+            if near.sum() < 8:
+                continue
+            velocity = line_velocity(frames[near] / fps, roots[near])
+            if np.linalg.norm(velocity) >= 0.5:
+                against.append(float(row["facing"] @ velocity < 0))
+    return {"people_frames": len(rows), "tracks": len(by_track),
+            "turned": round(float(np.mean([r["turned"] for r in rows])), 4) if rows else None,
+            "flips": round(float(np.mean(flips)), 4) if flips else None, "flip_pairs": len(flips),
+            "against_travel": round(float(np.mean(against)), 4) if against else None, "moving_people_frames": len(against),
+            "fit_distance": round(float(np.nanmean([r["fit_distance"] for r in rows])), 4) if rows else None}
+
+
+def main() -> None:
+    from lowres_hps.apis import detector as detectors
+    from lowres_hps.apis.inputs import VideoReader
+    from lowres_hps.apis.people_tracker import PeopleTracker, TrackingConfig
+    from lowres_hps.apis.predictor import Predictor
+    from lowres_hps.apis.registry import load_model
+    from lowres_hps.commands.predict import TRACKER_THRESHOLDS
+    from lowres_hps.fitting import KeypointFitConfig
+    from lowres_hps.tracking import HeadingConfig
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--video", default=str(VTEST))
+    parser.add_argument("--frames", type=int, default=795)
+    parser.add_argument("--fps", type=float, default=None, help="the video's frame rate (default: its own)")
+    parser.add_argument("--window", type=float, nargs="+", default=[1.5], help="HeadingConfig.window_s values (s)")
+    parser.add_argument("--min-speed", type=float, nargs="+", default=[0.5],
+                        help="HeadingConfig.min_speed values (m/s)")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    predictor = Predictor(load_model("lrmove_l_128"), detectors.MILIDetector(load_model("mili_multipose")),
+                          body_estimator=load_model("rsc_move_c128_ft5"), fit_keypoints=KeypointFitConfig())
+    reader = VideoReader(args.video)
+    fps = args.fps or reader.fps or 25.0
+    settings = {"plain": None, **{f"facing_from_motion_w{w:g}_v{v:g}": HeadingConfig(window_s=w, min_speed=v)
+                                  for w, v in itertools.product(args.window, args.min_speed)}}
+    trackers = {name: PeopleTracker(TrackingConfig(tracker=TRACKER_THRESHOLDS, smooth=False,
+                                                   facing_from_motion=heading is not None,
+                                                   heading=heading or HeadingConfig()),
+                                    fps=fps, refit=predictor.refit_left_right)
+                for name, heading in settings.items()}
+    rows: dict[str, list[dict]] = {name: [] for name in trackers}
+    started = time.perf_counter()
+    for index, frame in reader:
+        if index >= args.frames:
+            break
+        people = predictor.predict_image(frame)
+        for name, tracker in trackers.items():
+            rows[name].extend(record(p, index) for p in tracker.update(index, people, frame))
+        if index % 50 == 0:
+            print(f"frame {index}: {time.perf_counter() - started:.0f} s", flush=True)
+    result = {name: {half: summarise([r for r in found if lo <= r["frame"] < hi], fps)
+                     for half, (lo, hi) in HALVES.items()} for name, found in rows.items()}
+    result.update({"video": args.video, "fps": fps, "frames": args.frames,
+                   "seconds": round(time.perf_counter() - started, 1),
+                   "command": "python benchmarks/facing_vtest.py " + " ".join(sys.argv[1:]),
+                   "date": time.strftime("%Y-%m-%d")})
+    print(json.dumps(result, indent=1))
+    out = ROOT / "benchmarks/results/facing_vtest.json"
+    out.write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
