@@ -19,6 +19,7 @@ from lowres_hps.body import (
     load_body_model,
     merge_mirrored_pose_vectors,
     sample_random_pose,
+    turn_round_pose_vector,
 )
 from lowres_hps.body.keypoints import ANNY104, COCO17, COCO23, SMPL24
 from lowres_hps.body.smpl_model import find_smpl_model_file
@@ -165,6 +166,24 @@ def test_anny_flip_is_the_mirror_image(anny, anny_mirror_vertices):
         flipped = anny.forward_vector(flip_pose_vector(vector, ANNY_POSE_SPEC)).vertices
     assert (original * MIRROR - flipped).norm(dim=-1).max() > 0.05
     assert (original[:, anny_mirror_vertices] - flipped).norm(dim=-1).max() > 0.05
+
+
+def test_anny_turned_round_is_the_depth_reflection_with_left_and_right_exchanged(anny):
+    """The body seen the other way round: relative to the hips, its COCO keypoints are the original's with z
+    negated and left and right swapped (to the flip's millimetre), it faces the other way, and turning round twice
+    gives the original back."""
+    vector = sample_random_pose(16, torch.Generator().manual_seed(1), ANNY_POSE_SPEC, root_yaw_deg=180.0,
+                                root_tilt_deg=30.0)
+    turned = turn_round_pose_vector(vector, ANNY_POSE_SPEC)
+    with torch.no_grad():
+        a, _ = anny.forward_vector(vector).keypoints("coco17")
+        b, _ = anny.forward_vector(turned).keypoints("coco17")
+    hips = [COCO17.index("left_hip"), COCO17.index("right_hip")]
+    a, b = a - a[:, hips].mean(1, keepdim=True), b - b[:, hips].mean(1, keepdim=True)
+    depth = torch.tensor([1.0, 1.0, -1.0])
+    assert (a[:, COCO17.flip_permutation] * depth - b).norm(dim=-1).max() < 3e-3
+    assert (a - b).norm(dim=-1).max() > 0.05  # not the same body
+    torch.testing.assert_close(turn_round_pose_vector(turned, ANNY_POSE_SPEC), vector)
 
 
 # --- SMPL: exact on a mirror-symmetric made-up model; measured on the real one when present ------

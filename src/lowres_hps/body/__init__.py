@@ -3,7 +3,7 @@
 Every model outputs a :class:`BodyOutput` in the canonical body frame (metres, +Y up, facing +Z,
 root joint at the translation; see :mod:`lowres_hps.body.base`) and has a fixed-size regression pose
 vector (:class:`RegressionPoseSpec`, :mod:`lowres_hps.body.pose`), which
-:func:`flip_pose_vector` mirrors (:mod:`lowres_hps.body.flip`).
+:func:`flip_pose_vector` mirrors and :func:`turn_round_pose_vector` turns round (:mod:`lowres_hps.body.flip`).
 """
 from __future__ import annotations
 
@@ -12,7 +12,12 @@ import os
 import torch
 
 from lowres_hps.body.base import BodyModel, BodyOutput, BodyParams
-from lowres_hps.body.flip import flip_joint_permutation, flip_pose_vector, merge_mirrored_pose_vectors
+from lowres_hps.body.flip import (
+    flip_joint_permutation,
+    flip_pose_vector,
+    merge_mirrored_pose_vectors,
+    turn_round_pose_vector,
+)
 from lowres_hps.body.pose import (
     ANNY_POSE_SPEC,
     SMPL_POSE_SPEC,
@@ -35,6 +40,7 @@ __all__ = [
     "flip_joint_permutation",
     "flip_pose_vector",
     "merge_mirrored_pose_vectors",
+    "turn_round_pose_vector",
     "load_body_model",
     "native_to_pose_vector",
     "pose_vector_to_native",

@@ -42,10 +42,12 @@ import torch
 
 from lowres_hps.body.pose import RegressionPoseSpec
 
-__all__ = ["flip_joint_permutation", "flip_pose_vector", "merge_mirrored_pose_vectors"]
+__all__ = ["flip_joint_permutation", "flip_pose_vector", "merge_mirrored_pose_vectors", "turn_round_pose_vector"]
 
 # Signs of F R F on the row-major (3, 2) 6D block: entries (0, 1), (1, 0), (2, 0) change sign.
 _SIGNS_6D = (1.0, -1.0, -1.0, 1.0, -1.0, 1.0)
+# diag(-1, 1, -1) R on the 6D block [R00, R01, R10, R11, R20, R21]: rows 0 and 2 negated.
+_TURN_ROUND_6D = (-1.0, -1.0, 1.0, 1.0, -1.0, -1.0)
 
 
 def _mirror_name(name: str) -> str | None:
@@ -99,6 +101,27 @@ def flip_pose_vector(vector: torch.Tensor, spec: RegressionPoseSpec) -> torch.Te
     signs = torch.tensor(_SIGNS_6D, dtype=vector.dtype, device=vector.device)
     flipped = rot6d.index_select(-2, perm) * signs
     return torch.cat([flipped.flatten(-2), vector[..., spec.rotation_size:]], dim=-1)
+
+
+def turn_round_pose_vector(vector: torch.Tensor, spec: RegressionPoseSpec) -> torch.Tensor:
+    """The pose vector of the body seen the other way round: its depth reflected about the root (camera z, ``Z =
+    diag(1, 1, -1)``) with left and right exchanged, so that it faces the other way and projects (orthographically)
+    onto the same image points with their left and right labels swapped: the front/back ambiguity of one view.
+
+    With ``D = diag(-1, 1, -1)`` (half a turn about the camera's y) and ``Z = D F``, the body ``Z x`` relabelled is
+    the mirrored body (:func:`flip_pose_vector`) with its root rotation turned by ``D``: ``R'_0 = D F R_0 F``, the
+    other joints ``F R_c F`` with left and right swapped; same shape, same exactness as the flip.
+
+    Args:
+        vector: (..., spec.vector_size) pose vectors, any batch shape.
+        spec: the body model's :class:`RegressionPoseSpec` (root first).
+
+    Returns:
+        (..., spec.vector_size), same dtype and device.
+    """
+    flipped = flip_pose_vector(vector, spec)
+    turn = torch.tensor(_TURN_ROUND_6D, dtype=vector.dtype, device=vector.device)
+    return torch.cat([flipped[..., :6] * turn, flipped[..., 6:]], dim=-1)
 
 
 def merge_mirrored_pose_vectors(vector: torch.Tensor, mirrored: torch.Tensor, spec: RegressionPoseSpec) -> torch.Tensor:

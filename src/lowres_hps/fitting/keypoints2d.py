@@ -24,7 +24,10 @@ Left and right: a 2D model trained on people who mostly face the camera often la
 as if seen from the front, with left and right swapped, and a fit to those keypoints turns the body around.
 With ``resolve_left_right`` the targets of a person are swapped (the convention's flip permutation) when the
 swapped set lies closer to the network's own projection: the 3D network, which sees the whole body, decides
-which way the person faces.
+which way the person faces. With ``try_turned_round`` the keypoints decide instead, without a half turn of the
+body under the prior: each person is fitted twice, from the network's body and from that body seen the other way
+round (:func:`~lowres_hps.body.flip.turn_round_pose_vector`: the same image points, left and right exchanged), and
+the fit with the lower final loss is kept.
 """
 from __future__ import annotations
 
@@ -58,6 +61,7 @@ class KeypointFitConfig:
         min_keypoints: people with fewer usable keypoints are not fitted.
         fit_root: also fit the root (global) rotation.
         resolve_left_right: let the network's projection decide between the targets and their left/right swap.
+        try_turned_round: also fit from the network's body turned round and keep the fit with the lower loss.
         fit_shape: also fit the shape values (``shape_range`` bounds them: Anny's phenotypes live in [0, 1]).
         shape_prior: weight of the mean squared shape change.
         shape_range: bounds of the shape values, or None for unbounded ones (SMPL's betas).
@@ -81,6 +85,7 @@ class KeypointFitConfig:
     min_keypoints: int = 6
     fit_root: bool = True
     resolve_left_right: bool = False
+    try_turned_round: bool = False
     fit_shape: bool = False
     shape_prior: float = 0.1
     shape_range: tuple[float, float] | None = (0.0, 1.0)
@@ -114,6 +119,9 @@ class KeypointFit:
         swapped: (B,) bool, the people whose targets were used left/right swapped (``resolve_left_right``).
         error_before: (B,) mean weighted keypoint distance before fitting, crop px (NaN without keypoints).
         error_after: (B,) the same after fitting.
+        objective: (B,) the final loss (data term plus priors; 0 for people not fitted).
+        turned_round: (B,) bool, the people whose kept fit started from the network's body turned round
+            (``try_turned_round``).
     """
 
     pose_vector: torch.Tensor
@@ -122,6 +130,8 @@ class KeypointFit:
     swapped: torch.Tensor
     error_before: torch.Tensor
     error_after: torch.Tensor
+    objective: torch.Tensor | None = None
+    turned_round: torch.Tensor | None = None
 
 
 def gmof(squared_distance: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -173,6 +183,9 @@ def fit_body_to_keypoints(body, pose_vector: torch.Tensor, camera: torch.Tensor,
     import roma
 
     config = config or KeypointFitConfig()
+    if config.try_turned_round:
+        return _fit_both_ways(body, pose_vector, camera, keypoints2d, scores, canvas=canvas, crop_focal=crop_focal,
+                              convention=convention, config=config)
     spec = body.pose_spec
     check_shape(pose_vector, f"B {spec.vector_size}", "pose_vector")
     batch = pose_vector.shape[0]
@@ -226,6 +239,7 @@ def fit_body_to_keypoints(body, pose_vector: torch.Tensor, camera: torch.Tensor,
         if not config.fit_shape or config.shape_range is None:
             return values
         return values.clamp(*config.shape_range)
+    objective = torch.zeros(batch, dtype=work, device=device)
     if config.steps > 0 and bool(fitted.any()):
         keep = fitted.to(work)
         delta = torch.zeros(batch, spec.num_joints, 3, dtype=work, device=device, requires_grad=True)
@@ -240,32 +254,57 @@ def fit_body_to_keypoints(body, pose_vector: torch.Tensor, camera: torch.Tensor,
         joint_mask = torch.ones(spec.num_joints, 1, dtype=work, device=device)
         if not config.fit_root:
             joint_mask[0] = 0
+        def loss(step_delta: torch.Tensor, cam_delta: torch.Tensor, shape_change: torch.Tensor):
+            """(B,) data term plus priors of one state, with the state's (rotations, camera, shape)."""
+            rotations = rotations0 @ roma.rotvec_to_rotmat(step_delta)
+            cam, shape = camera0 + cam_delta, bounded(shape0 + shape_change)
+            pixels, _ = project(rotations, cam, shape)
+            residual = ((pixels - target) / canvas).pow(2).sum(-1)
+            data = (gmof(residual, config.sigma) * weights * keypoint_scale).sum(-1) / normaliser
+            data = data / config.sigma ** 2
+            prior = config.pose_prior * (step_delta.pow(2).sum(-1) * joint_prior).mean(-1)
+            prior = prior + config.camera_prior * cam_delta.pow(2).sum(-1)
+            if config.fit_shape:
+                prior = prior + config.shape_prior * shape_change.pow(2).mean(-1)
+            return (data + prior) * keep, (rotations, cam, shape)
+
         with torch.enable_grad(), torch.autocast(device.type, enabled=False):
             for _ in range(config.steps):
                 optimizer.zero_grad(set_to_none=True)
-                step_delta = delta * joint_mask
-                rotations = rotations0 @ roma.rotvec_to_rotmat(step_delta)
-                cam = camera0 + camera_delta
-                shape = bounded(shape0 + shape_delta)
-                pixels, _ = project(rotations, cam, shape)
-                residual = ((pixels - target) / canvas).pow(2).sum(-1)
-                data = (gmof(residual, config.sigma) * weights * keypoint_scale).sum(-1) / normaliser
-                data = data / config.sigma ** 2
-                prior = config.pose_prior * (step_delta.pow(2).sum(-1) * joint_prior).mean(-1)
-                prior = prior + config.camera_prior * camera_delta.pow(2).sum(-1)
-                if config.fit_shape:
-                    prior = prior + config.shape_prior * shape_delta.pow(2).mean(-1)
-                ((data + prior) * keep).sum().backward()
+                loss(delta * joint_mask, camera_delta, shape_delta)[0].sum().backward()
                 optimizer.step()
                 schedule.step()
-        with torch.no_grad():
-            step_delta = delta.detach() * joint_mask * keep[:, None, None]
-            rotations = rotations0 @ roma.rotvec_to_rotmat(step_delta)
-            cam = camera0 + camera_delta.detach() * keep[:, None]
-            shape = bounded(shape0 + shape_delta.detach() * keep[:, None])
+        with torch.no_grad(), torch.autocast(device.type, enabled=False):
+            objective, (rotations, cam, shape) = loss(delta.detach() * joint_mask * keep[:, None, None],
+                                                      camera_delta.detach() * keep[:, None],
+                                                      shape_delta.detach() * keep[:, None])
     with torch.no_grad(), torch.autocast(device.type, enabled=False):
         pixels, _ = project(rotations, cam, shape)
         error_after = _keypoint_error(pixels, target, weights)
         fitted_vector = spec.join(rotations, shape)
     return KeypointFit(pose_vector=fitted_vector.to(dtype), camera=cam.to(dtype), fitted=fitted, swapped=swapped,
-                       error_before=error_before.to(dtype), error_after=error_after.to(dtype))
+                       error_before=error_before.to(dtype), error_after=error_after.to(dtype),
+                       objective=objective.to(dtype), turned_round=torch.zeros_like(fitted))
+
+
+def _fit_both_ways(body, pose_vector, camera, keypoints2d, scores, **kwargs) -> KeypointFit:
+    """``try_turned_round``: one batched fit from the network's bodies and from them turned round; per person the
+    fit with the lower final loss."""
+    from dataclasses import replace
+
+    from lowres_hps.body.flip import turn_round_pose_vector
+
+    config = replace(kwargs.pop("config"), try_turned_round=False)
+    batch = pose_vector.shape[0]
+    starts = torch.cat([pose_vector, turn_round_pose_vector(pose_vector, body.pose_spec)])
+    both = fit_body_to_keypoints(body, starts, camera.repeat(2, 1), keypoints2d.repeat(2, 1, 1), scores.repeat(2, 1),
+                                 config=config, **kwargs)
+    turned = both.objective[batch:] < both.objective[:batch]
+
+    def pick(values: torch.Tensor) -> torch.Tensor:
+        chosen = turned.view(-1, *[1] * (values.ndim - 1))
+        return torch.where(chosen, values[batch:], values[:batch])
+
+    return KeypointFit(pose_vector=pick(both.pose_vector), camera=pick(both.camera), fitted=both.fitted[:batch],
+                       swapped=pick(both.swapped), error_before=both.error_before[:batch],
+                       error_after=pick(both.error_after), objective=pick(both.objective), turned_round=turned)
