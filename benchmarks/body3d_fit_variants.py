@@ -68,6 +68,9 @@ VARIANTS = {
     "oks_weights_prior_2": {"keypoint_scale": "oks", "pose_prior": 2.0},
     "face_0.3": {"keypoint_scale": {name: 0.3 for name in FACE}},
     "face_0": {"keypoint_scale": {name: 0.0 for name in FACE}},
+    # Both ways round (session 13): also fit from the network's body seen the other way round, keep the lower loss.
+    "turned_round": {"try_turned_round": True},
+    "turned_round_prior_2": {"try_turned_round": True, "pose_prior": 2.0},
 }
 # Named keypoint scales (JSON cannot carry the computed dictionaries).
 KEYPOINT_SCALES = {"oks": 2.0, "oks_half": 1.0}
