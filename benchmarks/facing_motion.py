@@ -156,6 +156,8 @@ def main() -> None:
                         help="--causal: HeadingConfig.window_s values (s)")
     parser.add_argument("--min-speed", type=float, nargs="+", default=[0.5],
                         help="--causal: HeadingConfig.min_speed values (m/s)")
+    parser.add_argument("--judge-within", type=float, nargs="+", default=[90.0],
+                        help="--causal: TrackingConfig.judge_within_deg values (degrees from the line of sight)")
     parser.add_argument("--seed", type=int, default=SEED, help="--causal: the first sequence's seed")
     parser.add_argument("--fps", type=float, default=25.0, help="--causal: the sequences' frame rate")
     parser.add_argument("--threads", type=int, default=2)
@@ -243,8 +245,9 @@ def run_causal(args, generator, predictor) -> None:
     from lowres_hps.apis.people_tracker import PeopleTracker, TrackingConfig
     from lowres_hps.tracking import HeadingConfig
 
-    settings = [HeadingConfig(window_s=w, min_speed=v) for w, v in itertools.product(args.window, args.min_speed)]
-    keys = [f"w{h.window_s:g}_v{h.min_speed:g}" for h in settings]
+    settings = [(HeadingConfig(window_s=w, min_speed=v), a)
+                for w, v, a in itertools.product(args.window, args.min_speed, args.judge_within)]
+    keys = [f"w{h.window_s:g}_v{h.min_speed:g}" + ("" if a >= 90 else f"_a{a:g}") for h, a in settings]
     started = time.perf_counter()
     rows: list[dict[str, float]] = []
     for k in range(args.sequences):
@@ -252,8 +255,8 @@ def run_causal(args, generator, predictor) -> None:
         heights = [p.bbox[3] for f in frames for p in f.people]
         factor = min(1.0, args.height / float(np.median(heights))) if heights else 1.0
         plain = PeopleTracker(TrackingConfig(smooth=False), fps=args.fps)
-        trackers = [PeopleTracker(TrackingConfig(smooth=False, facing_from_motion=True, heading=h), fps=args.fps,
-                                  refit=predictor.refit_left_right) for h in settings]
+        trackers = [PeopleTracker(TrackingConfig(smooth=False, facing_from_motion=True, heading=h, judge_within_deg=a),
+                                  fps=args.fps, refit=predictor.refit_left_right) for h, a in settings]
         for index, sample in enumerate(frames):
             people = [p for p in sample.people if (p.keypoints2d[[5, 6, 11, 12], 2] > 0).all()]
             image = cv2.resize(sample.image, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)

@@ -155,6 +155,21 @@ def test_bodies_that_face_their_way_or_refits_that_do_not_help_are_kept():
     assert useless.calls > 0 and tracker.swapped == 0 and all(f < -0.99 for f in facing)
 
 
+def test_only_walkers_along_the_line_of_sight_are_judged_when_asked():
+    image = np.zeros((8, 8, 3), np.uint8)
+    refit = _Refit()
+    config = TrackingConfig(smooth=False, facing_from_motion=True, judge_within_deg=60.0)
+    tracker = PeopleTracker(config, fps=25, refit=refit)
+    for t, people in enumerate(_sideways_walk(-1)):  # crossing the view, 8 m away: 81-90 degrees from the sight line
+        tracker.update(t, people, image)
+    assert refit.calls == 0
+    config = TrackingConfig(smooth=False, facing_from_motion=True, judge_within_deg=85.0)
+    tracker = PeopleTracker(config, fps=25, refit=refit)
+    for t, people in enumerate(_sideways_walk(-1)):  # near the end the walk is within 85 degrees of it
+        tracker.update(t, people, image)
+    assert refit.calls > 0
+
+
 def test_motion_judging_needs_a_refit_and_a_torso():
     with pytest.raises(ValueError, match="refit"):
         PeopleTracker(TrackingConfig(facing_from_motion=True))

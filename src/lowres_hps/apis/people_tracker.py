@@ -62,6 +62,9 @@ class TrackingConfig:
         facing_from_motion: let each walking track's direction of travel decide which way its bodies face (needs
             a ``refit`` in :class:`PeopleTracker`).
         heading: how a track's direction of travel is found (:class:`~lowres_hps.tracking.HeadingConfig`).
+        judge_within_deg: judge only tracks whose direction of travel lies within this many degrees of the line of
+            sight (walking towards or away from the camera, where front and back are confused); 90 judges every
+            walking track.
     """
 
     tracker: ByteTrackConfig = field(default_factory=ByteTrackConfig)
@@ -70,6 +73,7 @@ class TrackingConfig:
     rotation: OneEuroConfig = DEFAULT_ROTATION_CONFIG
     facing_from_motion: bool = False
     heading: HeadingConfig = field(default_factory=HeadingConfig)
+    judge_within_deg: float = 90.0
 
 
 class PeopleTracker:
@@ -130,12 +134,24 @@ class PeopleTracker:
         norm = float(np.linalg.norm(ground))
         return ground / norm if norm > 1e-6 else None
 
+    def _along_line_of_sight(self, person, heading: np.ndarray) -> bool:
+        """Whether ``heading`` lies within ``judge_within_deg`` of the line from the camera to the person."""
+        if self.config.judge_within_deg >= 90.0:
+            return True
+        if person.body is None or "translation" not in person.body:
+            return False
+        sight = np.asarray(person.body["translation"], np.float64)[[0, 2]]
+        norm = float(np.linalg.norm(sight))
+        return norm > 0 and abs(float(sight @ heading)) / norm >= np.cos(np.radians(self.config.judge_within_deg))
+
     def _judged_by_motion(self, t: float, people: list, image: np.ndarray | None) -> list:
         """``people`` with each body that faces against its track's direction of travel replaced by its left-right
         exchanged fit when that faces with it (within 90 degrees); then each track's ground position recorded."""
         flagged = []
         for n, person in enumerate(people):
             heading = self.headings.heading(person.track_id, t)
+            if heading is not None and not self._along_line_of_sight(person, heading):
+                heading = None
             facing = None if heading is None else self._ground_facing(person)
             if facing is not None and float(facing @ heading) < 0:
                 flagged.append((n, heading, facing))
