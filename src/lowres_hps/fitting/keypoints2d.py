@@ -254,6 +254,7 @@ def fit_body_to_keypoints(body, pose_vector: torch.Tensor, camera: torch.Tensor,
         joint_mask = torch.ones(spec.num_joints, 1, dtype=work, device=device)
         if not config.fit_root:
             joint_mask[0] = 0
+
         def loss(step_delta: torch.Tensor, cam_delta: torch.Tensor, shape_change: torch.Tensor):
             """(B,) data term plus priors of one state, with the state's (rotations, camera, shape)."""
             rotations = rotations0 @ roma.rotvec_to_rotmat(step_delta)
