@@ -101,6 +101,11 @@ def main() -> None:
     parser.add_argument("--window", type=float, nargs="+", default=[1.5], help="HeadingConfig.window_s values (s)")
     parser.add_argument("--min-speed", type=float, nargs="+", default=[0.5],
                         help="HeadingConfig.min_speed values (m/s)")
+    parser.add_argument("--judge-within", type=float, nargs="+", default=[90.0],
+                        help="TrackingConfig.judge_within_deg values")
+    parser.add_argument("--margin", type=float, nargs="+", default=[0.0], help="TrackingConfig.judge_margin_deg values")
+    parser.add_argument("--first", type=int, default=0, help="the first frame index to use (0-based)")
+    parser.add_argument("--tag", default="", help="results go to facing_vtest[_TAG].json")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -108,18 +113,23 @@ def main() -> None:
                           body_estimator=load_model("rsc_move_c128_ft5"), fit_keypoints=KeypointFitConfig())
     reader = VideoReader(args.video)
     fps = args.fps or reader.fps or 25.0
-    settings = {"plain": None, **{f"facing_from_motion_w{w:g}_v{v:g}": HeadingConfig(window_s=w, min_speed=v)
-                                  for w, v in itertools.product(args.window, args.min_speed)}}
+    settings = {"plain": (None, 90.0, 0.0), **{
+        f"facing_from_motion_w{w:g}_v{v:g}" + ("" if a >= 90 else f"_a{a:g}") + (f"_m{m:g}" if m else ""):
+        (HeadingConfig(window_s=w, min_speed=v), a, m)
+        for w, v, a, m in itertools.product(args.window, args.min_speed, args.judge_within, args.margin)}}
     trackers = {name: PeopleTracker(TrackingConfig(tracker=TRACKER_THRESHOLDS, smooth=False,
                                                    facing_from_motion=heading is not None,
-                                                   heading=heading or HeadingConfig()),
+                                                   heading=heading or HeadingConfig(), judge_within_deg=within,
+                                                   judge_margin_deg=margin),
                                     fps=fps, refit=predictor.refit_left_right)
-                for name, heading in settings.items()}
+                for name, (heading, within, margin) in settings.items()}
     rows: dict[str, list[dict]] = {name: [] for name in trackers}
     started = time.perf_counter()
     for index, frame in reader:
         if index >= args.frames:
             break
+        if index < args.first:
+            continue
         people = predictor.predict_image(frame)
         for name, tracker in trackers.items():
             rows[name].extend(record(p, index) for p in tracker.update(index, people, frame))
@@ -132,7 +142,7 @@ def main() -> None:
                    "command": "python benchmarks/facing_vtest.py " + " ".join(sys.argv[1:]),
                    "date": time.strftime("%Y-%m-%d")})
     print(json.dumps(result, indent=1))
-    out = ROOT / "benchmarks/results/facing_vtest.json"
+    out = ROOT / f"benchmarks/results/facing_vtest{'_' + args.tag if args.tag else ''}.json"
     out.write_text(json.dumps(result, indent=1))
 
 

@@ -116,12 +116,12 @@ def _sideways_walk(facing_x, frames=30, fps=25.0):
 class _Refit:
     """Turns each body round (or not) and counts the calls."""
 
-    def __init__(self, turn=True):
-        self.turn, self.calls = turn, 0
+    def __init__(self, turn=True, angle=np.pi):
+        self.turn, self.angle, self.calls = turn, angle, 0
 
     def __call__(self, image, people):
         self.calls += 1
-        angle = np.pi if self.turn else 0.1
+        angle = self.angle if self.turn else 0.1
         return [PersonPrediction(bbox=p.bbox, keypoints=p.keypoints, score=p.score,
                                  keypoints_3d=_turned(p.keypoints_3d, angle), track_id=p.track_id,
                                  body={**p.body, "left_right_swapped": True}) for p in people]
@@ -168,6 +168,20 @@ def test_only_walkers_along_the_line_of_sight_are_judged_when_asked():
     for t, people in enumerate(_sideways_walk(-1)):  # near the end the walk is within 85 degrees of it
         tracker.update(t, people, image)
     assert refit.calls > 0
+
+
+def test_a_margin_keeps_only_clear_turns():
+    image = np.zeros((8, 8, 3), np.uint8)
+
+    def turned_count(margin, angle):
+        tracker = PeopleTracker(TrackingConfig(smooth=False, facing_from_motion=True, judge_margin_deg=margin),
+                                fps=25, refit=_Refit(angle=angle))
+        for t, people in enumerate(_sideways_walk(-1)):
+            tracker.update(t, people, image)
+        return tracker.swapped
+
+    assert turned_count(0, 0.75 * np.pi) > 0 and turned_count(30, 0.75 * np.pi) > 0  # ends 45 degrees off the walk
+    assert turned_count(50, 0.75 * np.pi) == 0  # not within 40 degrees of it: kept as it was
 
 
 def test_motion_judging_needs_a_refit_and_a_torso():

@@ -65,6 +65,9 @@ class TrackingConfig:
         judge_within_deg: judge only tracks whose direction of travel lies within this many degrees of the line of
             sight (walking towards or away from the camera, where front and back are confused); 90 judges every
             walking track.
+        judge_margin_deg: a body is refitted only when it faces more than ``90 + margin`` degrees from its track's
+            direction of travel, and the refit is kept only when it faces within ``90 - margin``: bodies seen side-on,
+            whose facing wavers about 90 degrees, are left alone.
     """
 
     tracker: ByteTrackConfig = field(default_factory=ByteTrackConfig)
@@ -74,6 +77,7 @@ class TrackingConfig:
     facing_from_motion: bool = False
     heading: HeadingConfig = field(default_factory=HeadingConfig)
     judge_within_deg: float = 90.0
+    judge_margin_deg: float = 0.0
 
 
 class PeopleTracker:
@@ -148,19 +152,20 @@ class PeopleTracker:
         """``people`` with each body that faces against its track's direction of travel replaced by its left-right
         exchanged fit when that faces with it (within 90 degrees); then each track's ground position recorded."""
         flagged = []
+        margin = float(np.sin(np.radians(self.config.judge_margin_deg)))  # cos(90 + m) = -sin(m)
         for n, person in enumerate(people):
             heading = self.headings.heading(person.track_id, t)
             if heading is not None and not self._along_line_of_sight(person, heading):
                 heading = None
             facing = None if heading is None else self._ground_facing(person)
-            if facing is not None and float(facing @ heading) < 0:
+            if facing is not None and float(facing @ heading) < -margin:
                 flagged.append((n, heading, facing))
         if flagged and image is not None:
             people = list(people)
             again = self.refit(image, [people[n] for n, _, _ in flagged])
             for (n, heading, facing), other in zip(flagged, again):
                 turned = self._ground_facing(other)
-                if turned is not None and float(turned @ heading) > 0:
+                if turned is not None and float(turned @ heading) > margin:
                     people[n] = other
                     self.swapped += 1
         for person in people:
