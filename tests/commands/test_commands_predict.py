@@ -382,7 +382,8 @@ def test_smoothing_parameters_reach_the_tracker_and_bad_ones_are_refused(tmp_pat
 
     made = []
     real = people_tracker.PeopleTracker
-    monkeypatch.setattr(people_tracker, "PeopleTracker", lambda config, fps: made.append(config) or real(config, fps))
+    monkeypatch.setattr(people_tracker, "PeopleTracker",
+                        lambda config, fps, **kwargs: made.append(config) or real(config, fps, **kwargs))
     monkeypatch.setattr(detector_module, "HOGPeopleDetector", FixedDetector)
     _write_video(tmp_path / "walk.mp4")
     code, _, _ = _run([str(tmp_path / "walk.mp4"), "--out", str(tmp_path / "out"), "--no-overlay",
