@@ -44,12 +44,11 @@ SEED = 9000
 
 
 def ground_facing(keypoints: np.ndarray) -> np.ndarray:
-    """(..., 17, 3) COCO-17 in camera axes (y down) -> (..., 2) the direction the torso faces, in the ground (x-z)
-    plane, unit length: spine (down) x shoulder line (left - right) points out of the chest."""
-    shoulders = keypoints[..., 5, :] - keypoints[..., 6, :]
-    spine = (keypoints[..., 11, :] + keypoints[..., 12, :] - keypoints[..., 5, :] - keypoints[..., 6, :]) / 2
-    normal = np.cross(spine, shoulders)[..., [0, 2]]
-    return normal / np.linalg.norm(normal, axis=-1, keepdims=True).clip(min=1e-9)
+    """(..., 17, 3) COCO-17 in camera axes (y down) -> (..., 2) unit direction the torso faces in the ground (x-z)
+    plane (:func:`lowres_hps.body.keypoints.ground_facing`)."""
+    from lowres_hps.body.keypoints import ground_facing as facing
+
+    return facing(torch.as_tensor(np.asarray(keypoints, np.float64))).numpy()
 
 
 def angle(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -38,19 +38,14 @@ VTEST = ROOT.parent / "shared/data/opencv_samples/vtest.avi"
 HALVES = {"frames_1_400": (0, 400), "frames_401_795": (400, 10 ** 9)}
 
 
-def ground_facing(keypoints_3d: np.ndarray) -> np.ndarray:
-    """(17, 3) COCO-17 -> (2,) unit torso facing in the camera's x-z plane."""
-    from lowres_hps.body.keypoints import torso_facing
-
-    facing = torso_facing(torch.as_tensor(keypoints_3d, dtype=torch.float64)).numpy()[[0, 2]]
-    return facing / max(float(np.linalg.norm(facing)), 1e-9)
-
-
 def record(person, frame: int) -> dict:
+    from lowres_hps.body.keypoints import ground_facing
+
     keypoints = np.asarray(person.keypoints)
     usable = keypoints[:, 2] >= 0.3
     distance = np.linalg.norm(np.asarray(person.keypoints_3d_projected)[usable] - keypoints[usable, :2], axis=-1)
-    return {"track": person.track_id, "frame": frame, "facing": ground_facing(person.keypoints_3d),
+    facing = ground_facing(torch.as_tensor(person.keypoints_3d, dtype=torch.float64)).numpy()
+    return {"track": person.track_id, "frame": frame, "facing": facing,
             "root": np.asarray(person.body["translation"], np.float64)[[0, 2]],
             "turned": bool(person.body.get("left_right_swapped", False)),
             "fit_distance": float(distance.mean() / person.bbox[3]) if usable.any() else np.nan}
@@ -80,7 +75,8 @@ def summarise(rows: list[dict], fps: float) -> dict:
     return {"people_frames": len(rows), "tracks": len(by_track),
             "turned": round(float(np.mean([r["turned"] for r in rows])), 4) if rows else None,
             "flips": round(float(np.mean(flips)), 4) if flips else None, "flip_pairs": len(flips),
-            "against_travel": round(float(np.mean(against)), 4) if against else None, "moving_people_frames": len(against),
+            "against_travel": round(float(np.mean(against)), 4) if against else None,
+            "moving_people_frames": len(against),
             "fit_distance": round(float(np.nanmean([r["fit_distance"] for r in rows])), 4) if rows else None}
 
 

@@ -19,6 +19,7 @@ from lowres_hps.body.keypoints import (
     get_mapping,
     map_keypoints,
     register_convention,
+    ground_facing,
     torso_facing,
 )
 
@@ -116,3 +117,6 @@ def test_torso_facing_points_out_of_the_chest_for_any_batch_shape():
     facing = torso_facing(batch)
     assert facing.shape == (3, 2, 3)
     torch.testing.assert_close(facing[:, 1], -facing[:, 0])
+    torch.testing.assert_close(ground_facing(batch)[0, 0], torch.tensor([0.0, -1.0], dtype=torch.float64))
+    lying = body[:, [0, 2, 1]]  # the chest up: no direction on the ground
+    assert ground_facing(lying).abs().max() == 0

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lowres_hps.body.keypoints import get_convention, torso_facing
+from lowres_hps.body.keypoints import get_convention, ground_facing
 from lowres_hps.body.pose import get_pose_spec
 from lowres_hps.tracking import (
     DEFAULT_POSITION_CONFIG,
@@ -133,10 +133,8 @@ class PeopleTracker:
         """(2,) unit direction the person's torso faces in the camera's x-z plane, or None without 3D keypoints."""
         if person.keypoints_3d is None:
             return None
-        facing = torso_facing(torch.as_tensor(np.asarray(person.keypoints_3d, np.float64)), self.convention)
-        ground = facing.numpy()[[0, 2]]
-        norm = float(np.linalg.norm(ground))
-        return ground / norm if norm > 1e-6 else None
+        ground = ground_facing(torch.as_tensor(np.asarray(person.keypoints_3d, np.float64)), self.convention).numpy()
+        return ground if ground.any() else None
 
     def _along_line_of_sight(self, person, heading: np.ndarray) -> bool:
         """Whether ``heading`` lies within ``judge_within_deg`` of the line from the camera to the person."""

@@ -20,6 +20,7 @@ import torch
 __all__ = [
     "hips_root",
     "torso_facing",
+    "ground_facing",
     "KeypointConvention",
     "KeypointMapping",
     "COCO17",
@@ -400,3 +401,12 @@ def torso_facing(points: torch.Tensor, convention: str = "coco17") -> torch.Tens
     spine = hips - (left + right) / 2
     normal = torch.linalg.cross(spine, left - right, dim=-1)
     return normal / normal.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+def ground_facing(points: torch.Tensor, convention: str = "coco17") -> torch.Tensor:
+    """(..., K, 3) 3D keypoints in camera axes -> (..., 2) unit direction ``x, z`` the torso faces in the camera's
+    x-z plane (the ground for a level camera): :func:`torso_facing` without its vertical part; zero where the torso
+    faces straight up or down."""
+    ground = torso_facing(points, convention)[..., [0, 2]]
+    norm = ground.norm(dim=-1, keepdim=True)
+    return torch.where(norm > 1e-6, ground / norm.clamp_min(1e-6), torch.zeros_like(ground))
