@@ -21,8 +21,8 @@ default, the 3D default with its flip test, the keypoint fit) and this reports, 
 of the bodies that face against it, kept when it faces with it): wrong-way rate, MPJPE and PA-MPJPE of the bodies as
 ``predict`` gives them without and with it, and the 2D keypoints' error, over the people of confirmed tracks.
 
-Results: benchmarks/results/facing_motion.json, one entry per ``--headings`` (``causal/<headings>/seed<seed>`` with
-``--causal``).
+Results: benchmarks/results/facing_motion.json, one entry per ``--headings`` (``causal/<headings>/seed<seed>[/<tag>]``
+with ``--causal``).
 """
 from __future__ import annotations
 
@@ -157,7 +157,10 @@ def main() -> None:
                         help="--causal: HeadingConfig.min_speed values (m/s)")
     parser.add_argument("--judge-within", type=float, nargs="+", default=[90.0],
                         help="--causal: TrackingConfig.judge_within_deg values (degrees from the line of sight)")
+    parser.add_argument("--positions", nargs="+", default=["ground"], choices=["ground", "root"],
+                        help="--causal: TrackingConfig.heading_positions values (root: session 13's)")
     parser.add_argument("--seed", type=int, default=SEED, help="--causal: the first sequence's seed")
+    parser.add_argument("--tag", default="", help="--causal: results key suffix (causal/<headings>/seed<seed>/<tag>)")
     parser.add_argument("--fps", type=float, default=25.0, help="--causal: the sequences' frame rate")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -244,9 +247,10 @@ def run_causal(args, generator, predictor) -> None:
     from lowres_hps.apis.people_tracker import PeopleTracker, TrackingConfig
     from lowres_hps.tracking import HeadingConfig
 
-    settings = [(HeadingConfig(window_s=w, min_speed=v), a)
-                for w, v, a in itertools.product(args.window, args.min_speed, args.judge_within)]
-    keys = [f"w{h.window_s:g}_v{h.min_speed:g}" + ("" if a >= 90 else f"_a{a:g}") for h, a in settings]
+    settings = [(HeadingConfig(window_s=w, min_speed=v), a, p)
+                for w, v, a, p in itertools.product(args.window, args.min_speed, args.judge_within, args.positions)]
+    keys = [f"w{h.window_s:g}_v{h.min_speed:g}" + ("" if a >= 90 else f"_a{a:g}") + ("" if p == "ground" else f"_{p}")
+            for h, a, p in settings]
     started = time.perf_counter()
     rows: list[dict[str, float]] = []
     for k in range(args.sequences):
@@ -254,8 +258,9 @@ def run_causal(args, generator, predictor) -> None:
         heights = [p.bbox[3] for f in frames for p in f.people]
         factor = min(1.0, args.height / float(np.median(heights))) if heights else 1.0
         plain = PeopleTracker(TrackingConfig(smooth=False), fps=args.fps)
-        trackers = [PeopleTracker(TrackingConfig(smooth=False, facing_from_motion=True, heading=h, judge_within_deg=a),
-                                  fps=args.fps, refit=predictor.refit_left_right) for h, a in settings]
+        trackers = [PeopleTracker(TrackingConfig(smooth=False, facing_from_motion=True, heading=h, judge_within_deg=a,
+                                                 heading_positions=p),
+                                  fps=args.fps, refit=predictor.refit_left_right) for h, a, p in settings]
         for index, sample in enumerate(frames):
             people = [p for p in sample.people if (p.keypoints2d[[5, 6, 11, 12], 2] > 0).all()]
             image = cv2.resize(sample.image, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
@@ -277,7 +282,7 @@ def run_causal(args, generator, predictor) -> None:
     print(json.dumps(result, indent=1))
     out = ROOT / "benchmarks/results/facing_motion.json"
     results = json.loads(out.read_text()) if out.is_file() else {}
-    results[f"causal/{args.headings}/seed{args.seed}"] = result
+    results[f"causal/{args.headings}/seed{args.seed}" + (f"/{args.tag}" if args.tag else "")] = result
     out.write_text(json.dumps(results, indent=1))
 
 

@@ -8,7 +8,7 @@ import torch
 from lowres_hps.apis.people_tracker import PeopleTracker, TrackingConfig
 from lowres_hps.apis.predictor import PersonPrediction
 from lowres_hps.body.pose import ANNY_POSE_SPEC
-from lowres_hps.tracking import acceleration_jitter
+from lowres_hps.tracking import GroundConfig, GroundPlane, acceleration_jitter
 
 
 def _person(x, y, rng, noise=2.0, body=None, score=0.9):
@@ -135,7 +135,7 @@ def _facing_x(person):
 
 def test_motion_turns_round_the_bodies_that_face_against_it():
     refit = _Refit()
-    tracker = PeopleTracker(TrackingConfig(smooth=False, facing_from_motion=True), fps=25, refit=refit)
+    tracker = PeopleTracker(TrackingConfig(smooth=False, facing_from_motion=True, heading_positions="root"), fps=25, refit=refit)
     image = np.zeros((8, 8, 3), np.uint8)
     facing = [_facing_x(p) for t, people in enumerate(_sideways_walk(-1)) for p in tracker.update(t, people, image)]
     assert facing[0] < -0.99  # no past frames yet: as predicted
@@ -146,11 +146,11 @@ def test_motion_turns_round_the_bodies_that_face_against_it():
 def test_bodies_that_face_their_way_or_refits_that_do_not_help_are_kept():
     image = np.zeros((8, 8, 3), np.uint8)
     refit = _Refit()
-    tracker = PeopleTracker(TrackingConfig(smooth=False, facing_from_motion=True), fps=25, refit=refit)
+    tracker = PeopleTracker(TrackingConfig(smooth=False, facing_from_motion=True, heading_positions="root"), fps=25, refit=refit)
     facing = [_facing_x(p) for t, people in enumerate(_sideways_walk(1)) for p in tracker.update(t, people, image)]
     assert refit.calls == 0 and all(f > 0.99 for f in facing)
     useless = _Refit(turn=False)
-    tracker = PeopleTracker(TrackingConfig(smooth=False, facing_from_motion=True), fps=25, refit=useless)
+    tracker = PeopleTracker(TrackingConfig(smooth=False, facing_from_motion=True, heading_positions="root"), fps=25, refit=useless)
     facing = [_facing_x(p) for t, people in enumerate(_sideways_walk(-1)) for p in tracker.update(t, people, image)]
     assert useless.calls > 0 and tracker.swapped == 0 and all(f < -0.99 for f in facing)
 
@@ -158,12 +158,12 @@ def test_bodies_that_face_their_way_or_refits_that_do_not_help_are_kept():
 def test_only_walkers_along_the_line_of_sight_are_judged_when_asked():
     image = np.zeros((8, 8, 3), np.uint8)
     refit = _Refit()
-    config = TrackingConfig(smooth=False, facing_from_motion=True, judge_within_deg=60.0)
+    config = TrackingConfig(smooth=False, facing_from_motion=True, heading_positions="root", judge_within_deg=60.0)
     tracker = PeopleTracker(config, fps=25, refit=refit)
     for t, people in enumerate(_sideways_walk(-1)):  # crossing the view, 8 m away: 81-90 degrees from the sight line
         tracker.update(t, people, image)
     assert refit.calls == 0
-    config = TrackingConfig(smooth=False, facing_from_motion=True, judge_within_deg=85.0)
+    config = TrackingConfig(smooth=False, facing_from_motion=True, heading_positions="root", judge_within_deg=85.0)
     tracker = PeopleTracker(config, fps=25, refit=refit)
     for t, people in enumerate(_sideways_walk(-1)):  # near the end the walk is within 85 degrees of it
         tracker.update(t, people, image)
@@ -174,7 +174,7 @@ def test_a_margin_keeps_only_clear_turns():
     image = np.zeros((8, 8, 3), np.uint8)
 
     def turned_count(margin, angle):
-        tracker = PeopleTracker(TrackingConfig(smooth=False, facing_from_motion=True, judge_margin_deg=margin),
+        tracker = PeopleTracker(TrackingConfig(smooth=False, facing_from_motion=True, heading_positions="root", judge_margin_deg=margin),
                                 fps=25, refit=_Refit(angle=angle))
         for t, people in enumerate(_sideways_walk(-1)):
             tracker.update(t, people, image)
@@ -186,6 +186,94 @@ def test_a_margin_keeps_only_clear_turns():
 
 def test_motion_judging_needs_a_refit_and_a_torso():
     with pytest.raises(ValueError, match="refit"):
-        PeopleTracker(TrackingConfig(facing_from_motion=True))
+        PeopleTracker(TrackingConfig(facing_from_motion=True, heading_positions="root"))
     with pytest.raises(ValueError, match="shoulders and hips"):
-        PeopleTracker(TrackingConfig(facing_from_motion=True), refit=_Refit(), convention="anny104")
+        PeopleTracker(TrackingConfig(facing_from_motion=True, heading_positions="root"), refit=_Refit(), convention="anny104")
+
+
+# A static camera 5 m up, looking 20 degrees down: people stand on its ground plane.
+_GROUND = GroundPlane(0.0, -np.tan(np.radians(20.0)), 5.0 / np.cos(np.radians(20.0)))
+_FOCAL, _CENTRE = 800.0, np.array([320.0, 240.0])
+
+
+def _on_ground(position, facing, depth_error, tag):
+    """A person standing at ground coordinates ``position`` (across, away), facing the unit ground direction
+    ``facing``; their 3D keypoints are wrong along the camera rays by ``depth_error`` (1: right), as a depth from
+    the person's size is, while their box is right."""
+    up = _GROUND.up
+    across, away = _GROUND.basis()
+    foot = -_GROUND.height * up + position[0] * across + position[1] * away
+    front = facing[0] * across + facing[1] * away
+    left = np.cross(up, front)
+    points = np.tile(foot, (17, 1))
+    points[[5, 6]] = [foot + 1.4 * up + 0.2 * left, foot + 1.4 * up - 0.2 * left]
+    points[[11, 12]] = [foot + 0.9 * up + 0.1 * left, foot + 0.9 * up - 0.1 * left]
+    points[[15, 16]] = [foot + 0.1 * left, foot - 0.1 * left]
+    points[0] = foot + 1.6 * up + 0.1 * front
+    pixels = _FOCAL * np.stack([foot, foot + 1.75 * up])[:, :2] / np.stack([foot, foot + 1.75 * up])[:, 2:] + _CENTRE
+    tall = pixels[0, 1] - pixels[1, 1]
+    body = {"translation": (points[[11, 12]].mean(axis=0) * depth_error).tolist(), "focal": _FOCAL,
+            "principal_point": _CENTRE.tolist(), "tag": tag, "position": list(position), "facing": list(facing),
+            "depth_error": depth_error}
+    return PersonPrediction(bbox=np.array([pixels[0, 0] - 0.2 * tall, pixels[1, 1], 0.4 * tall, tall]),
+                            keypoints=np.column_stack([np.zeros((17, 2)), np.ones(17)]), score=0.9,
+                            keypoints_3d=points * depth_error, body=body)
+
+
+def _ground_refit(image, people):
+    """Each body turned round, as the left-right exchanged fit of a body facing the wrong way would be."""
+    turned = []
+    for p in people:
+        b = p.body
+        again = _on_ground(b["position"], -np.asarray(b["facing"]), b["depth_error"], b["tag"])
+        turned.append(PersonPrediction(bbox=p.bbox, keypoints=p.keypoints, score=p.score, track_id=p.track_id,
+                                       keypoints_3d=again.keypoints_3d, body={**again.body, "left_right_swapped": True}))
+    return turned
+
+
+def _plaza(frames=60, fps=25.0, seed=0):
+    """Five people standing still and one walking diagonally away at 1.3 m/s with their body facing backwards,
+    every depth wrong by ~15% from frame to frame."""
+    rng = np.random.default_rng(seed)
+    standing = [((-6.0, 10.0), (0.0, -1.0)), ((5.0, 14.0), (1.0, 0.0)), ((-2.0, 20.0), (0.0, 1.0)),
+                ((7.0, 25.0), (-1.0, 0.0)), ((-9.0, 30.0), (0.6, -0.8))]
+    way = np.array([1.0, 1.0]) / np.sqrt(2.0)
+    video = []
+    for t in range(frames):
+        errors = 1 + 0.15 * rng.standard_normal(len(standing) + 1)
+        people = [_on_ground(np.array(at), np.array(facing), errors[n], f"standing{n}")
+                  for n, (at, facing) in enumerate(standing)]
+        people.append(_on_ground(np.array([-3.0, 10.0]) + 1.3 * t / fps * way, -way, errors[-1], "walker"))
+        video.append(people)
+    return video, way
+
+
+def _run_plaza(positions):
+    config = TrackingConfig(smooth=False, facing_from_motion=True, heading_positions=positions,
+                            ground=GroundConfig(min_points=20))
+    tracker = PeopleTracker(config, fps=25, refit=_ground_refit)
+    video, way = _plaza()
+    image = np.zeros((8, 8, 3), np.uint8)
+    found = [p for t, people in enumerate(video) for p in tracker.update(t, people, image)]
+    return tracker, found, way
+
+
+def test_ground_positions_judge_walkers_and_leave_standing_people_alone():
+    tracker, found, way = _run_plaza("ground")
+    plane = tracker.ground.plane
+    assert plane is not None and plane.tilt_deg == pytest.approx(20.0, abs=3.0)
+    walker = [p for p in found if p.body["tag"] == "walker"]
+    assert all(np.asarray(p.body["facing"]) @ way > 0.99 for p in walker[-20:])  # turned to face where it goes
+    assert not any(p.body.get("left_right_swapped") for p in found if p.body["tag"] != "walker")
+
+
+def test_depth_from_size_makes_standing_people_walk():
+    """The reason for ground positions: with the bodies' own roots, depth jitter gives standing people a direction
+    of travel, and the judge turns them round."""
+    tracker, found, _ = _run_plaza("root")
+    assert any(p.body.get("left_right_swapped") for p in found if p.body["tag"] != "walker")
+
+
+def test_heading_positions_are_checked():
+    with pytest.raises(ValueError, match="heading_positions"):
+        TrackingConfig(heading_positions="feet")

@@ -1109,7 +1109,9 @@ def test_facing_from_motion_reaches_the_tracker_with_the_refit(tmp_path, model3d
     assert code == 0, stderr
     config, refit, convention = made[0]
     assert config.facing_from_motion and refit.__name__ == "refit_left_right" and convention == "coco17"
+    assert config.heading_positions == "ground"
     summary = json.loads(stdout)
+    assert summary["ground_planes"] == {}  # one person in a few frames: too few feet to fit the ground
     turned = [r for r in json.loads((tmp_path / "out/predictions.json").read_text())
               if r["body"].get("left_right_swapped")]
     assert summary["bodies_turned_by_motion"] == len(turned)  # a still box: no direction of travel, none turned

@@ -13,7 +13,9 @@ With ``facing_from_motion``, a walking track's direction of travel judges which 
 (:class:`~lowres_hps.tracking.TrackHeadings`, from earlier frames only): a body whose torso faces more than 90
 degrees away from where its track is going is fitted again to its 2D keypoints with left and right exchanged (a
 ``refit`` such as :meth:`~lowres_hps.apis.predictor.Predictor.refit_left_right`), and the new fit is kept when it
-faces within 90 degrees of the direction of travel. The 2D default labels many people seen from behind as if seen
+faces within 90 degrees of the direction of travel. Tracks move on the camera's ground plane, fitted to the feet of
+the people seen so far (:class:`~lowres_hps.tracking.GroundEstimator`; no judging until it has seen enough), each
+person where the bottom of their box meets it: steadier than the bodies' depth, which comes from their size. The 2D default labels many people seen from behind as if seen
 from the front, and the keypoint fit then turns their bodies around; people mostly walk forwards
 (benchmarks/README.md, "Walkers in a video").
 
@@ -30,13 +32,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from lowres_hps.body.keypoints import get_convention, ground_facing
+from lowres_hps.body.keypoints import get_convention, ground_facing, torso_facing
 from lowres_hps.body.pose import get_pose_spec
 from lowres_hps.tracking import (
     DEFAULT_POSITION_CONFIG,
     DEFAULT_ROTATION_CONFIG,
     ByteTrackConfig,
     ByteTracker,
+    GroundConfig,
+    GroundEstimator,
+    GroundPlane,
     HeadingConfig,
     OneEuroConfig,
     TrackHeadings,
@@ -68,6 +73,10 @@ class TrackingConfig:
         judge_margin_deg: a body is refitted only when it faces more than ``90 + margin`` degrees from its track's
             direction of travel, and the refit is kept only when it faces within ``90 - margin``: bodies seen side-on,
             whose facing wavers about 90 degrees, are left alone.
+        heading_positions: where a track is, for its direction of travel: ``"ground"`` (where the bottom of its box
+            meets the ground plane fitted to the feet seen so far; for static cameras) or ``"root"`` (the body's root
+            in the camera's x-z plane, its depth from its size: noisy for small people).
+        ground: how the ground plane is fitted (:class:`~lowres_hps.tracking.GroundConfig`).
     """
 
     tracker: ByteTrackConfig = field(default_factory=ByteTrackConfig)
@@ -78,6 +87,15 @@ class TrackingConfig:
     heading: HeadingConfig = field(default_factory=HeadingConfig)
     judge_within_deg: float = 90.0
     judge_margin_deg: float = 0.0
+    heading_positions: str = "ground"
+    ground: GroundConfig = field(default_factory=GroundConfig)
+
+    def __post_init__(self) -> None:
+        if self.heading_positions not in HEADING_POSITIONS:
+            raise ValueError(f"heading_positions must be one of {HEADING_POSITIONS}, got {self.heading_positions!r}")
+
+
+HEADING_POSITIONS = ("ground", "root")
 
 
 class PeopleTracker:
@@ -100,12 +118,17 @@ class PeopleTracker:
             if refit is None:
                 raise ValueError("facing_from_motion needs a refit (e.g. Predictor.refit_left_right)")
             names = get_convention(convention).names
-            missing = [n for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip") if n not in names]
+            needed = ["left_shoulder", "right_shoulder", "left_hip", "right_hip"]
+            if self.config.heading_positions == "ground":
+                needed += ["left_ankle", "right_ankle"]
+            missing = [n for n in needed if n not in names]
             if missing:
-                raise ValueError(f"facing_from_motion needs shoulders and hips in the 3D keypoints; {convention} "
-                                 f"lacks {missing}")
+                raise ValueError(f"facing_from_motion needs shoulders and hips (and ankles, for ground positions) in "
+                                 f"the 3D keypoints; {convention} lacks {missing}")
         self.refit, self.convention = refit, convention
         self.headings = TrackHeadings(self.config.heading)
+        self.ground = (GroundEstimator(self.config.ground)
+                       if self.config.facing_from_motion and self.config.heading_positions == "ground" else None)
         self.swapped = 0  # bodies turned round by their track's motion so far
         self.fps = float(fps)
         self.tracker = ByteTracker(self.config.tracker)
@@ -129,48 +152,84 @@ class PeopleTracker:
             tracked = [self._smoothed(person, frame_index / self.fps) for person in tracked]
         return tracked
 
-    def _ground_facing(self, person) -> np.ndarray | None:
-        """(2,) unit direction the person's torso faces in the camera's x-z plane, or None without 3D keypoints."""
+    def _ground_facing(self, person, plane: GroundPlane | None) -> np.ndarray | None:
+        """(2,) unit direction the person's torso faces on the ground (the camera's x-z plane for ``"root"``
+        positions), or None without 3D keypoints or a ground plane."""
         if person.keypoints_3d is None:
             return None
-        ground = ground_facing(torch.as_tensor(np.asarray(person.keypoints_3d, np.float64)), self.convention).numpy()
+        points = torch.as_tensor(np.asarray(person.keypoints_3d, np.float64))
+        if self.ground is None:
+            ground = ground_facing(points, self.convention).numpy()
+        elif plane is None:
+            return None
+        else:
+            ground = plane.direction(torso_facing(points, self.convention).numpy())
         return ground if ground.any() else None
 
-    def _along_line_of_sight(self, person, heading: np.ndarray) -> bool:
-        """Whether ``heading`` lies within ``judge_within_deg`` of the line from the camera to the person."""
+    def _position(self, person, plane: GroundPlane | None) -> np.ndarray | None:
+        """(2,) where the person is on the ground (metres), or None when that cannot be told."""
+        body = person.body or {}
+        if self.ground is None:
+            if "translation" not in body:
+                return None
+            position = np.asarray(body["translation"], np.float64)[[0, 2]]
+        else:
+            if plane is None or "focal" not in body or "principal_point" not in body:
+                return None
+            x, y, w, h = np.asarray(person.bbox, np.float64)
+            foot = plane.intersect(np.array([x + w / 2, y + h]), body["focal"], body["principal_point"])
+            position = plane.coordinates(foot)
+        return position if np.isfinite(position).all() else None
+
+    def _update_ground(self, people: list) -> GroundPlane | None:
+        """Add the people's feet (their 3D ankles' midpoint) to the ground's estimate; a new plane makes the tracks'
+        past positions, measured on the old one, void."""
+        if self.ground is None:
+            return None
+        conv = get_convention(self.convention)
+        ankles = [conv.index("left_ankle"), conv.index("right_ankle")]
+        bodies = [p for p in people if p.keypoints_3d is not None]
+        if bodies:
+            before = self.ground.plane
+            feet = np.stack([np.asarray(p.keypoints_3d, np.float64)[ankles].mean(axis=0) for p in bodies])
+            plane = self.ground.add(feet, np.array([float(p.bbox[3]) for p in bodies]))
+            if plane is not before:
+                self.headings.clear()
+        return self.ground.plane
+
+    def _along_line_of_sight(self, position: np.ndarray | None, heading: np.ndarray) -> bool:
+        """Whether ``heading`` lies within ``judge_within_deg`` of the line from the camera to ``position`` (both on
+        the ground, where the camera stands at the origin)."""
         if self.config.judge_within_deg >= 90.0:
             return True
-        if person.body is None or "translation" not in person.body:
-            return False
-        sight = np.asarray(person.body["translation"], np.float64)[[0, 2]]
-        norm = float(np.linalg.norm(sight))
-        return norm > 0 and abs(float(sight @ heading)) / norm >= np.cos(np.radians(self.config.judge_within_deg))
+        norm = 0.0 if position is None else float(np.linalg.norm(position))
+        return norm > 0 and abs(float(position @ heading)) / norm >= np.cos(np.radians(self.config.judge_within_deg))
 
     def _judged_by_motion(self, t: float, people: list, image: np.ndarray | None) -> list:
         """``people`` with each body that faces against its track's direction of travel replaced by its left-right
         exchanged fit when that faces with it (within 90 degrees); then each track's ground position recorded."""
+        plane = self._update_ground(people)
         flagged = []
         margin = float(np.sin(np.radians(self.config.judge_margin_deg)))  # cos(90 + m) = -sin(m)
         for n, person in enumerate(people):
             heading = self.headings.heading(person.track_id, t)
-            if heading is not None and not self._along_line_of_sight(person, heading):
+            if heading is not None and not self._along_line_of_sight(self._position(person, plane), heading):
                 heading = None
-            facing = None if heading is None else self._ground_facing(person)
+            facing = None if heading is None else self._ground_facing(person, plane)
             if facing is not None and float(facing @ heading) < -margin:
                 flagged.append((n, heading, facing))
         if flagged and image is not None:
             people = list(people)
             again = self.refit(image, [people[n] for n, _, _ in flagged])
             for (n, heading, facing), other in zip(flagged, again):
-                turned = self._ground_facing(other)
+                turned = self._ground_facing(other, plane)
                 if turned is not None and float(turned @ heading) > margin:
                     people[n] = other
                     self.swapped += 1
         for person in people:
-            if person.body is not None and "translation" in person.body:
-                root = np.asarray(person.body["translation"], np.float64)
-                if np.isfinite(root).all():
-                    self.headings.add(person.track_id, t, root[[0, 2]])
+            position = self._position(person, plane)
+            if position is not None:
+                self.headings.add(person.track_id, t, position)
         return people
 
     def _smoothed(self, person, t: float):

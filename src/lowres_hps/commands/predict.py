@@ -324,6 +324,7 @@ class _Run:
         self.video_seconds = 0.0  # wall time spent on video frames (frames/s in the summary)
         self.track_files: list[str] = []
         self.bodies_turned = 0  # --facing-from-motion
+        self.ground_planes: dict[str, dict[str, float]] = {}  # --facing-from-motion: each video's fitted ground
 
     def fail(self, error: Exception) -> None:
         self.failures += 1
@@ -507,6 +508,10 @@ class _Run:
             if tracks is not None:
                 self.track_files += tracks.close()
                 self.bodies_turned += tracks.tracker.swapped
+                ground = tracks.tracker.ground
+                if ground is not None and ground.plane is not None:
+                    self.ground_planes[str(source.path)] = {"camera_tilt_deg": round(ground.plane.tilt_deg, 1),
+                                                            "camera_height_m": round(ground.plane.height, 2)}
             frames_used = reader.frames_read if max_frames is None else min(reader.frames_read, max_frames)
             self.next_id = base_id + frames_used + 1
             if writer is not None and writer.frames_written:
@@ -610,6 +615,7 @@ class _Run:
             summary["tracks"] = self.track_files
         if getattr(self.args, "facing_from_motion", False):
             summary["bodies_turned_by_motion"] = self.bodies_turned
+            summary["ground_planes"] = self.ground_planes
         if images_path is not None:
             summary["images_json"] = str(images_path)
         if interrupted:

@@ -5,6 +5,8 @@
   association (high-score, then low-score detections) and re-identification across short gaps.
 * :mod:`~lowres_hps.tracking.smoothing`: One-Euro filters for arrays and, on the manifold, for rotations, and
   :class:`TrackSmoother` to keep one set per track; defaults tuned on synthetic motion.
+* :mod:`~lowres_hps.tracking.ground`: :class:`GroundEstimator`, a static camera's ground plane from the feet of the
+  people it sees, and people's positions on it from their boxes.
 * :mod:`~lowres_hps.tracking.heading`: :class:`TrackHeadings`, each track's direction of travel on the ground from its
   past positions (causal).
 * :mod:`~lowres_hps.tracking.mot`: MOTChallenge files and MOTA / IDF1 scores through ``motmetrics``.
@@ -12,6 +14,7 @@
 Boxes are ``x, y, w, h`` (top-left corner, width, height) in pixels throughout.
 """
 from lowres_hps.tracking.bytetrack import ByteTrackConfig, ByteTracker, Track, iou_matrix
+from lowres_hps.tracking.ground import GroundConfig, GroundEstimator, GroundPlane, fit_ground_plane
 from lowres_hps.tracking.heading import HeadingConfig, TrackHeadings, line_velocity
 from lowres_hps.tracking.kalman import BoxKalmanFilter, xyah_to_xywh, xywh_to_xyah
 from lowres_hps.tracking.mot import mot_lines, mot_metrics, mot_rows, read_mot, write_mot
@@ -37,6 +40,10 @@ __all__ = [
     "ByteTracker",
     "Track",
     "iou_matrix",
+    "GroundConfig",
+    "GroundEstimator",
+    "GroundPlane",
+    "fit_ground_plane",
     "HeadingConfig",
     "TrackHeadings",
     "line_velocity",

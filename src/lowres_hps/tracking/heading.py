@@ -1,15 +1,11 @@
 """Which way each track walks: its direction of travel on the ground, from its own past positions only.
 
 A video's people mostly walk forwards, so where a track goes says which way its person faces, whatever the person
-looks like. :class:`TrackHeadings` keeps each track's recent ground positions (the body's root in the camera's
-x-z plane, metres) and fits a straight line through those of the last ``window_s`` seconds; the line's direction
-is the heading when the track moved fast enough along it to be walking (slower tracks, people standing or with
-depth too noisy to tell, get none). Causal: a frame's heading comes from earlier frames, so it can be used as the
-frame arrives.
-
-The camera's x-z plane stands in for the ground: right for a level camera; for a tilted one it squeezes the depth
-axis, which leaves the sign of a comparison between two ground directions (what a facing check needs) unchanged
-unless the camera looks nearly straight down.
+looks like. :class:`TrackHeadings` keeps each track's recent ground positions (metres: where its box meets the
+ground plane of :mod:`lowres_hps.tracking.ground`, or the body's root in the camera's x-z plane) and fits a straight
+line through those of the last ``window_s`` seconds; the line's direction is the heading when the track moved fast
+enough along it to be walking (slower tracks, people standing or with positions too noisy to tell, get none).
+Causal: a frame's heading comes from earlier frames, so it can be used as the frame arrives.
 """
 from __future__ import annotations
 
@@ -101,6 +97,10 @@ class TrackHeadings:
         if speed < self.config.min_speed or speed == 0:
             return None
         return velocity / speed
+
+    def clear(self) -> None:
+        """Forget every track's positions (e.g. when the ground they were measured on has changed)."""
+        self._history.clear()
 
     def _prune(self, now: float) -> None:
         oldest = now - self.config.window_s
