@@ -227,3 +227,22 @@ def test_fit_runs_on_the_device_of_its_inputs(anny_body, device):
         assert fit.pose_vector.device.type == device.type and bool((fit.error_after < fit.error_before).all())
     finally:
         anny_body.to("cpu")
+
+
+def test_a_collapsed_camera_restarts_from_the_keypoints_upright_or_upside_down(anny_body):
+    vector, camera = _start(anny_body)
+    spec = anny_body.pose_spec
+    rotations, shape = spec.split(vector)
+    upside_down = rotations.clone()
+    upside_down[1, 0] = torch.diag(torch.tensor([-1.0, -1.0, 1.0])) @ rotations[1, 0]  # person 1 stands on their head
+    targets = _project(anny_body, spec.join(upside_down, shape), camera + torch.tensor([0.1, 0.05, -0.03]))
+    scores = torch.ones(targets.shape[:2])
+    collapsed = camera.clone()
+    collapsed[:, 0] = torch.tensor([-0.3, 0.02])  # the network's scale gone through the floor: the body is a point
+    fit = _fit(anny_body, vector, collapsed, targets, scores, steps=60, lr=0.03)
+    assert fit.restarted.tolist() == [True, True]
+    assert bool((fit.camera[:, 0] > 1.0).all()) and bool((fit.error_after < 1.0).all())  # crop px
+    fitted_root = spec.split(fit.pose_vector)[0][:, 0]
+    assert torch.allclose(fitted_root, upside_down[:, 0], atol=0.05)  # person 0 upright, person 1 upside down
+    kept = _fit(anny_body, vector, collapsed, targets, scores, steps=60, lr=0.03, restart_collapsed=False)
+    assert not kept.restarted.any() and bool((kept.error_after > 20).all())  # a point cannot grow back

@@ -28,6 +28,13 @@ which way the person faces. With ``try_turned_round`` the keypoints decide inste
 body under the prior: each person is fitted twice, from the network's body and from that body seen the other way
 round (:func:`~lowres_hps.body.flip.turn_round_pose_vector`: the same image points, left and right exchanged), and
 the fit with the lower final loss is kept.
+
+Collapsed cameras: a network sometimes gives a crop camera whose scale is at or below ``MIN_CAMERA_SCALE`` (seen
+for people upside down or in unusual poses: the projection shrinks towards the crop's centre until the clamp that
+keeps bodies in front of the camera stops its gradient). Such a body projects to a point, and the fit could not grow
+it back. With ``restart_collapsed`` (default) those people start instead from a camera that puts the body's keypoints
+over the targets' (scale from their spread, position from their centroids), with the network's body as it is or
+turned half round about the line of sight (upside down), whichever lies closer to the targets.
 """
 from __future__ import annotations
 
@@ -37,7 +44,7 @@ from dataclasses import dataclass
 import torch
 
 from lowres_hps.core.checks import check_shape
-from lowres_hps.geometry.camera import project_to_crop
+from lowres_hps.geometry.camera import MIN_CAMERA_SCALE, project_to_crop
 
 __all__ = ["KeypointFitConfig", "KeypointFit", "fit_body_to_keypoints", "gmof"]
 
@@ -74,6 +81,8 @@ class KeypointFitConfig:
         keypoint_scale: multipliers of the data term for named keypoints of ``convention`` (the others keep 1),
             applied after the normalisation so the other keypoints pull as before; e.g. COCO's OKS sigmas make a
             face keypoint's pixel count several times a hip's (:func:`lowres_hps.evaluation.oks_keypoint_scale`).
+        restart_collapsed: people whose crop camera has collapsed (scale at or below ``MIN_CAMERA_SCALE``) start
+            from a camera set from their keypoints (the module docstring).
     """
 
     steps: int = 60
@@ -93,6 +102,7 @@ class KeypointFitConfig:
     score_power: float = 1.0
     normalise_by: str = "weights"
     keypoint_scale: dict[str, float] | None = None
+    restart_collapsed: bool = True
 
     def __post_init__(self) -> None:
         if self.normalise_by not in ("weights", "keypoints"):
@@ -122,6 +132,7 @@ class KeypointFit:
         objective: (B,) the final loss (data term plus priors; 0 for people not fitted).
         turned_round: (B,) bool, the people whose kept fit started from the network's body turned round
             (``try_turned_round``).
+        restarted: (B,) bool, the people whose collapsed camera was set from their keypoints (``restart_collapsed``).
     """
 
     pose_vector: torch.Tensor
@@ -132,6 +143,7 @@ class KeypointFit:
     error_after: torch.Tensor
     objective: torch.Tensor | None = None
     turned_round: torch.Tensor | None = None
+    restarted: torch.Tensor | None = None
 
 
 def gmof(squared_distance: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -226,6 +238,11 @@ def fit_body_to_keypoints(body, pose_vector: torch.Tensor, camera: torch.Tensor,
             weights = torch.where(swapped[:, None], flipped_weights, weights)
         error_before = _keypoint_error(pixels0, target, weights)
     fitted = (weights > 0).sum(-1) >= config.min_keypoints
+    restarted = torch.zeros(batch, dtype=torch.bool, device=device)
+    if config.restart_collapsed and bool((fitted & (camera0[:, 0] <= MIN_CAMERA_SCALE)).any()):
+        with torch.no_grad(), torch.autocast(device.type, enabled=False):
+            rotations0, camera0, restarted = _restart_collapsed(project, rotations0, camera0, shape0, target, weights,
+                                                                fitted, canvas)
     keypoint_scale = _keypoint_scale(config.keypoint_scale, convention, target.shape[1]).to(device, work)
     joint_prior = torch.ones(spec.num_joints, dtype=work, device=device)
     for name, scale in (config.joint_prior_scale or {}).items():
@@ -285,7 +302,46 @@ def fit_body_to_keypoints(body, pose_vector: torch.Tensor, camera: torch.Tensor,
         fitted_vector = spec.join(rotations, shape)
     return KeypointFit(pose_vector=fitted_vector.to(dtype), camera=cam.to(dtype), fitted=fitted, swapped=swapped,
                        error_before=error_before.to(dtype), error_after=error_after.to(dtype),
-                       objective=objective.to(dtype), turned_round=torch.zeros_like(fitted))
+                       objective=objective.to(dtype), turned_round=torch.zeros_like(fitted), restarted=restarted)
+
+
+def _restart_collapsed(project, rotations0, camera0, shape0, target, weights, fitted, canvas: int):
+    """(rotations, camera, restarted) with each fitted person whose camera scale is at or below ``MIN_CAMERA_SCALE``
+    given a camera that lays the body's keypoints over the targets, the body as it is or turned half round about the
+    line of sight, whichever then lies closer to them (the module docstring)."""
+    chosen = (fitted & (camera0[:, 0] <= MIN_CAMERA_SCALE)).nonzero()[:, 0]
+    half_turn = torch.diag(torch.tensor([-1.0, -1.0, 1.0], dtype=rotations0.dtype, device=rotations0.device))
+    upright = rotations0[chosen]
+    upside_down = upright.clone()
+    upside_down[:, 0] = half_turn @ upright[:, 0]  # the root rotation is in camera axes
+    w = weights[chosen]
+    total = w.sum(-1, keepdim=True).clamp(min=1e-12)
+    centre = (canvas - 1) / 2.0
+
+    def spread(pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean = (pixels * w[..., None]).sum(-2) / total
+        rms = (((pixels - mean[:, None]) ** 2).sum(-1) * w).sum(-1, keepdim=True).div(total).sqrt()
+        return mean, rms
+
+    target_mean, target_rms = spread(target[chosen])
+    unit = torch.zeros(len(chosen), 3, dtype=camera0.dtype, device=camera0.device)
+    unit[:, 0] = 1.0
+    candidates = []
+    for rotations in (upright, upside_down):
+        # At s = 1 the body spans rms px about its mean; pixels scale with s about the crop's centre.
+        body_mean, body_rms = spread(project(rotations, unit, shape0[chosen])[0])
+        scale = (target_rms / body_rms.clamp(min=1e-6)).clamp(min=2 * MIN_CAMERA_SCALE)
+        shift = (target_mean - centre) / (canvas / 2 * scale) - (body_mean - centre) / (canvas / 2)
+        camera = torch.cat([scale, shift], dim=-1)
+        error = _keypoint_error(project(rotations, camera, shape0[chosen])[0], target[chosen], w)
+        candidates.append((rotations, camera, error))
+    flip = (candidates[1][2] < candidates[0][2])[:, None]
+    rotations0, camera0 = rotations0.clone(), camera0.clone()
+    rotations0[chosen] = torch.where(flip[..., None, None], candidates[1][0], candidates[0][0])
+    camera0[chosen] = torch.where(flip, candidates[1][1], candidates[0][1])
+    restarted = torch.zeros_like(fitted)
+    restarted[chosen] = True
+    return rotations0, camera0, restarted
 
 
 def _fit_both_ways(body, pose_vector, camera, keypoints2d, scores, **kwargs) -> KeypointFit:
@@ -308,4 +364,5 @@ def _fit_both_ways(body, pose_vector, camera, keypoints2d, scores, **kwargs) -> 
 
     return KeypointFit(pose_vector=pick(both.pose_vector), camera=pick(both.camera), fitted=both.fitted[:batch],
                        swapped=pick(both.swapped), error_before=both.error_before[:batch],
-                       error_after=pick(both.error_after), objective=pick(both.objective), turned_round=turned)
+                       error_after=pick(both.error_after), objective=pick(both.objective), turned_round=turned,
+                       restarted=both.restarted[:batch])
