@@ -127,6 +127,11 @@ class _Refit:
                                  body={**p.body, "left_right_swapped": True}) for p in people]
 
 
+def _judging(**settings):
+    """Motion-judging settings with the bodies' roots as the tracks' positions (these walkers have no ground)."""
+    return TrackingConfig(smooth=False, facing_from_motion=True, heading_positions="root", **settings)
+
+
 def _facing_x(person):
     from lowres_hps.body.keypoints import torso_facing
 
@@ -135,7 +140,7 @@ def _facing_x(person):
 
 def test_motion_turns_round_the_bodies_that_face_against_it():
     refit = _Refit()
-    tracker = PeopleTracker(TrackingConfig(smooth=False, facing_from_motion=True, heading_positions="root"), fps=25, refit=refit)
+    tracker = PeopleTracker(_judging(), fps=25, refit=refit)
     image = np.zeros((8, 8, 3), np.uint8)
     facing = [_facing_x(p) for t, people in enumerate(_sideways_walk(-1)) for p in tracker.update(t, people, image)]
     assert facing[0] < -0.99  # no past frames yet: as predicted
@@ -146,11 +151,11 @@ def test_motion_turns_round_the_bodies_that_face_against_it():
 def test_bodies_that_face_their_way_or_refits_that_do_not_help_are_kept():
     image = np.zeros((8, 8, 3), np.uint8)
     refit = _Refit()
-    tracker = PeopleTracker(TrackingConfig(smooth=False, facing_from_motion=True, heading_positions="root"), fps=25, refit=refit)
+    tracker = PeopleTracker(_judging(), fps=25, refit=refit)
     facing = [_facing_x(p) for t, people in enumerate(_sideways_walk(1)) for p in tracker.update(t, people, image)]
     assert refit.calls == 0 and all(f > 0.99 for f in facing)
     useless = _Refit(turn=False)
-    tracker = PeopleTracker(TrackingConfig(smooth=False, facing_from_motion=True, heading_positions="root"), fps=25, refit=useless)
+    tracker = PeopleTracker(_judging(), fps=25, refit=useless)
     facing = [_facing_x(p) for t, people in enumerate(_sideways_walk(-1)) for p in tracker.update(t, people, image)]
     assert useless.calls > 0 and tracker.swapped == 0 and all(f < -0.99 for f in facing)
 
@@ -158,12 +163,12 @@ def test_bodies_that_face_their_way_or_refits_that_do_not_help_are_kept():
 def test_only_walkers_along_the_line_of_sight_are_judged_when_asked():
     image = np.zeros((8, 8, 3), np.uint8)
     refit = _Refit()
-    config = TrackingConfig(smooth=False, facing_from_motion=True, heading_positions="root", judge_within_deg=60.0)
+    config = _judging(judge_within_deg=60.0)
     tracker = PeopleTracker(config, fps=25, refit=refit)
     for t, people in enumerate(_sideways_walk(-1)):  # crossing the view, 8 m away: 81-90 degrees from the sight line
         tracker.update(t, people, image)
     assert refit.calls == 0
-    config = TrackingConfig(smooth=False, facing_from_motion=True, heading_positions="root", judge_within_deg=85.0)
+    config = _judging(judge_within_deg=85.0)
     tracker = PeopleTracker(config, fps=25, refit=refit)
     for t, people in enumerate(_sideways_walk(-1)):  # near the end the walk is within 85 degrees of it
         tracker.update(t, people, image)
@@ -174,7 +179,7 @@ def test_a_margin_keeps_only_clear_turns():
     image = np.zeros((8, 8, 3), np.uint8)
 
     def turned_count(margin, angle):
-        tracker = PeopleTracker(TrackingConfig(smooth=False, facing_from_motion=True, heading_positions="root", judge_margin_deg=margin),
+        tracker = PeopleTracker(_judging(judge_margin_deg=margin),
                                 fps=25, refit=_Refit(angle=angle))
         for t, people in enumerate(_sideways_walk(-1)):
             tracker.update(t, people, image)
@@ -186,9 +191,9 @@ def test_a_margin_keeps_only_clear_turns():
 
 def test_motion_judging_needs_a_refit_and_a_torso():
     with pytest.raises(ValueError, match="refit"):
-        PeopleTracker(TrackingConfig(facing_from_motion=True, heading_positions="root"))
+        PeopleTracker(_judging())
     with pytest.raises(ValueError, match="shoulders and hips"):
-        PeopleTracker(TrackingConfig(facing_from_motion=True, heading_positions="root"), refit=_Refit(), convention="anny104")
+        PeopleTracker(_judging(), refit=_Refit(), convention="anny104")
 
 
 # A static camera 5 m up, looking 20 degrees down: people stand on its ground plane.
@@ -226,8 +231,9 @@ def _ground_refit(image, people):
     for p in people:
         b = p.body
         again = _on_ground(b["position"], -np.asarray(b["facing"]), b["depth_error"], b["tag"])
+        body = {**again.body, "left_right_swapped": True}
         turned.append(PersonPrediction(bbox=p.bbox, keypoints=p.keypoints, score=p.score, track_id=p.track_id,
-                                       keypoints_3d=again.keypoints_3d, body={**again.body, "left_right_swapped": True}))
+                                       keypoints_3d=again.keypoints_3d, body=body))
     return turned
 
 

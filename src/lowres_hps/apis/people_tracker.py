@@ -15,8 +15,9 @@ degrees away from where its track is going is fitted again to its 2D keypoints w
 ``refit`` such as :meth:`~lowres_hps.apis.predictor.Predictor.refit_left_right`), and the new fit is kept when it
 faces within 90 degrees of the direction of travel. Tracks move on the camera's ground plane, fitted to the feet of
 the people seen so far (:class:`~lowres_hps.tracking.GroundEstimator`; no judging until it has seen enough), each
-person where the bottom of their box meets it: steadier than the bodies' depth, which comes from their size. The 2D default labels many people seen from behind as if seen
-from the front, and the keypoint fit then turns their bodies around; people mostly walk forwards
+person where the bottom of their box meets it: steadier than the bodies' depth, which comes from their size. The 2D
+default labels many people seen from behind as if seen from the front, and the keypoint fit then turns their bodies
+around; people mostly walk forwards
 (benchmarks/README.md, "Walkers in a video").
 
 Meshes (``vertices``) are those of the unsmoothed body. People not on a confirmed track in a frame (a new person's

@@ -1,7 +1,7 @@
 """The ground of a static camera, from the people standing on it: a plane, and people's positions on it.
 
 A body's monocular depth comes from its size in the image, and it jitters: for a person 26 px tall, one pixel is 4%
-of the depth, metres at 60 m (benchmarks/README.md, "Ground plane"). Where the feet meet the ground is seen far more
+of the depth, metres at 60 m (benchmarks/README.md, "The ground plane"). Where the feet meet the ground is seen far more
 steadily. :func:`fit_ground_plane` fits the ground once many feet have been seen (their 3D positions: noisy one by
 one, right on average), and :meth:`GroundPlane.intersect` then places each person where the ray through the bottom
 of their box meets it: a position on the ground whose error grows with the box's pixel error, not with the size's.
