@@ -236,6 +236,12 @@ def _add_predict(p: argparse.ArgumentParser) -> None:
                         "(from earlier frames) decides which way the body faces; a body that faces against it is "
                         "fitted again with the 2D keypoints' left and right exchanged (off by default: a panning "
                         "or moving camera changes where people seem to go)")
+    p.add_argument("--heading-positions", choices=["ground", "root"], default="ground",
+                   help="with --facing-from-motion, where a person is when their direction of travel is measured: "
+                        "'ground', where the bottom of their box meets the ground plane fitted to the feet seen so "
+                        "far (steady for small people seen from above; judging starts after about 100 feet), or "
+                        "'root', the body's root, its depth from its size (better for large people and level "
+                        "cameras) (default: ground)")
     p.add_argument("--smooth", action=argparse.BooleanOptionalAction, default=True,
                    help="with --track: One-Euro smoothing of each track's keypoints and body (rotations on the "
                         "manifold); meshes stay unsmoothed (default: on)")

@@ -1118,6 +1118,10 @@ def test_facing_from_motion_reaches_the_tracker_with_the_refit(tmp_path, model3d
     code, stdout, _ = _run([video, "--out", str(tmp_path / "off"), "--no-overlay", "--model3d", str(model3d),
                             "--fit-steps", "5"])
     assert code == 0 and not made[-1][0].facing_from_motion and "bodies_turned_by_motion" not in json.loads(stdout)
+    code, _, stderr = _run([video, "--out", str(tmp_path / "root"), "--no-overlay", "--model3d", str(model3d),
+                            "--fit-steps", "5", "--facing-from-motion", "--heading-positions", "root"])
+    assert code == 0, stderr
+    assert made[-1][0].heading_positions == "root" and made[-1][0].facing_from_motion
     code, _, stderr = _run([video, "--out", str(tmp_path / "x"), "--facing-from-motion", "--no-track"])
     assert code == 2 and "--facing-from-motion needs --track" in stderr
     code, _, stderr = _run([video, "--out", str(tmp_path / "y"), "--model3d", str(model3d), "--no-fit-keypoints",

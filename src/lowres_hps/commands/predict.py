@@ -668,7 +668,8 @@ class _VideoTracks:
         predictor = run.predictor
         facing = bool(getattr(run.args, "facing_from_motion", False)) and predictor.fit_keypoints is not None
         config = TrackingConfig(tracker=thresholds, smooth=getattr(run.args, "smooth", True),
-                                facing_from_motion=facing, **filters)
+                                facing_from_motion=facing,
+                                heading_positions=getattr(run.args, "heading_positions", "ground"), **filters)
         self.tracker = PeopleTracker(config, fps=fps, refit=predictor.refit_left_right if facing else None,
                                      convention=getattr(predictor.body_estimator, "convention", "coco17"))
         self.source, self.fps = source, fps
