@@ -161,6 +161,21 @@ def test_estimator_runs_the_ranges_it_is_given_clipped_to_its_own(tiny_estimator
         tiny_estimator.predict_bodies(crops, torch.tensor([0, -1, 2]))
 
 
+def test_a_collapsed_camera_gives_a_body_of_nominal_size_not_a_point(tiny_estimator, monkeypatch):
+    crops = random_crops(2)
+    pose_vector, camera, ranges = tiny_estimator._regress(crops, torch.tensor([1, 1]))
+    collapsed = camera.clone()
+    collapsed[0, 0] = -0.4
+    monkeypatch.setattr(tiny_estimator, "_regress", lambda *_: (pose_vector, collapsed, ranges))
+    bodies = tiny_estimator.predict_bodies(crops, torch.tensor([1, 1]), with_vertices=False)
+    nominal = tiny_estimator.model.regressor.mean_params[-3:]
+    torch.testing.assert_close(bodies.camera[0], nominal.float())
+    torch.testing.assert_close(bodies.camera[1], camera[1].float())
+    cfg = tiny_estimator.config  # the depth of a body of nominal size, not 1 / 0.05 = 20 times too far
+    depth = 2 * cfg.crop_focal / (cfg.canvas * float(nominal[0]))
+    assert float(bodies.translation[0, 2]) == pytest.approx(depth, rel=1e-4)
+
+
 def test_predict_bodies_is_consistent_with_the_crop_camera(tiny_estimator):
     cfg = tiny_estimator.config
     crops = random_crops(2)

@@ -381,8 +381,17 @@ class Body3DEstimator:
     def predict_bodies(self, crops: torch.Tensor, range_index: torch.Tensor,
                        with_vertices: bool = True) -> BodyPrediction:
         """Bodies of (B, 3, S, S) uint8 crops; ``range_index`` (B,) (the crops' resolution ranges) picks the
-        rows of RSC-Net's ``alpha``; ranges beyond the network's last one use the last one."""
-        return self.bodies(*self._regress(crops, range_index), with_vertices=with_vertices)
+        rows of RSC-Net's ``alpha``; ranges beyond the network's last one use the last one.
+
+        A crop camera whose scale has collapsed (at or below ``MIN_CAMERA_SCALE``, which the projection clamps: the
+        body would be a point 1 / 0.05 = 20 times too far away) is replaced by the regression's starting camera, the
+        body at the crop's centre and nominal size; :meth:`fit_bodies` restarts such people from their keypoints."""
+        pose_vector, camera, ranges = self._regress(crops, range_index)
+        collapsed = camera[:, 0] <= MIN_CAMERA_SCALE
+        if bool(collapsed.any()):
+            nominal = self.model.regressor.mean_params[-3:].to(camera)
+            camera = torch.where(collapsed[:, None], nominal, camera)
+        return self.bodies(pose_vector, camera, ranges, with_vertices=with_vertices)
 
     def _regress(self, crops: torch.Tensor, range_index: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """The network alone: ``(pose_vector (B, D), camera (B, 3), ranges (B,))``."""
