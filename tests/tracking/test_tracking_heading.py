@@ -55,3 +55,15 @@ def test_old_positions_and_lost_tracks_are_forgotten():
         headings.add(3, 5.1, np.array([np.nan, 0.0]))
     with pytest.raises(ValueError, match="min_frames"):
         HeadingConfig(min_frames=1)
+
+
+def test_recorded_values_are_placed_on_the_ground_when_asked():
+    """A track can record what only later becomes a ground position (e.g. foot rays before the ground is known)."""
+    headings = TrackHeadings(HeadingConfig(min_frames=8))
+    for k in range(20):
+        headings.add(1, k / 10, np.array([k / 10, 0.0]))  # time-stamped values, not yet positions
+    walking_away = lambda values: np.column_stack([np.zeros(len(values)), 1.3 * values[:, 0]])  # noqa: E731
+    np.testing.assert_allclose(headings.heading(1, 2.0, walking_away), [0.0, 1.0])
+    half_lost = lambda values: np.where(values[:, :1] < 1.4, np.nan, walking_away(values))  # noqa: E731
+    assert headings.heading(1, 2.0, half_lost) is None  # 6 of the 15 in the window are placed: too few
+    np.testing.assert_allclose(headings.heading(1, 2.0), [1.0, 0.0])  # as recorded

@@ -169,33 +169,45 @@ class PeopleTracker:
 
     def _position(self, person, plane: GroundPlane | None) -> np.ndarray | None:
         """(2,) where the person is on the ground (metres), or None when that cannot be told."""
-        body = person.body or {}
         if self.ground is None:
+            body = person.body or {}
             if "translation" not in body:
                 return None
             position = np.asarray(body["translation"], np.float64)[[0, 2]]
         else:
-            if plane is None or "focal" not in body or "principal_point" not in body:
+            ray = self._foot_ray(person)
+            if plane is None or ray is None:
                 return None
-            x, y, w, h = np.asarray(person.bbox, np.float64)
-            foot = plane.intersect(np.array([x + w / 2, y + h]), body["focal"], body["principal_point"])
-            position = plane.coordinates(foot)
+            position = self._rays_to_ground(plane)(ray[None])[0]
         return position if np.isfinite(position).all() else None
 
+    @staticmethod
+    def _foot_ray(person) -> np.ndarray | None:
+        """(2,) the camera ray through the bottom-centre of the person's box, ``((u - cx) / f, (v - cy) / f)``: what
+        a track records with ground positions, placed on the ground when its heading is asked for (so a plane fitted
+        later, or refitted, places all of it)."""
+        body = person.body or {}
+        if "focal" not in body or "principal_point" not in body:
+            return None
+        x, y, w, h = np.asarray(person.bbox, np.float64)
+        ray = (np.array([x + w / 2, y + h]) - np.asarray(body["principal_point"], np.float64)) / float(body["focal"])
+        return ray if np.isfinite(ray).all() else None
+
+    @staticmethod
+    def _rays_to_ground(plane: GroundPlane):
+        """(T, 2) foot rays -> (T, 2) ground positions on ``plane`` (NaN above its horizon)."""
+        return lambda rays: plane.coordinates(plane.intersect(rays, 1.0, (0.0, 0.0)))
+
     def _update_ground(self, people: list) -> GroundPlane | None:
-        """Add the people's feet (their 3D ankles' midpoint) to the ground's estimate; a new plane makes the tracks'
-        past positions, measured on the old one, void."""
+        """Add the people's feet (their 3D ankles' midpoint) to the ground's estimate."""
         if self.ground is None:
             return None
         conv = get_convention(self.convention)
         ankles = [conv.index("left_ankle"), conv.index("right_ankle")]
         bodies = [p for p in people if p.keypoints_3d is not None]
         if bodies:
-            before = self.ground.plane
             feet = np.stack([np.asarray(p.keypoints_3d, np.float64)[ankles].mean(axis=0) for p in bodies])
-            plane = self.ground.add(feet, np.array([float(p.bbox[3]) for p in bodies]))
-            if plane is not before:
-                self.headings.clear()
+            self.ground.add(feet, np.array([float(p.bbox[3]) for p in bodies]))
         return self.ground.plane
 
     def _along_line_of_sight(self, position: np.ndarray | None, heading: np.ndarray) -> bool:
@@ -212,8 +224,11 @@ class PeopleTracker:
         plane = self._update_ground(people)
         flagged = []
         margin = float(np.sin(np.radians(self.config.judge_margin_deg)))  # cos(90 + m) = -sin(m)
+        to_ground = None if plane is None else self._rays_to_ground(plane)
         for n, person in enumerate(people):
-            heading = self.headings.heading(person.track_id, t)
+            heading = None
+            if self.ground is None or plane is not None:
+                heading = self.headings.heading(person.track_id, t, to_ground)
             if heading is not None and not self._along_line_of_sight(self._position(person, plane), heading):
                 heading = None
             facing = None if heading is None else self._ground_facing(person, plane)
@@ -227,8 +242,8 @@ class PeopleTracker:
                 if turned is not None and float(turned @ heading) > margin:
                     people[n] = other
                     self.swapped += 1
-        for person in people:
-            position = self._position(person, plane)
+        for person in people:  # ground positions: the foot rays, placed on the ground when a heading is asked for
+            position = self._position(person, plane) if self.ground is None else self._foot_ray(person)
             if position is not None:
                 self.headings.add(person.track_id, t, position)
         return people

@@ -72,17 +72,20 @@ class TrackHeadings:
         self._history: dict[int, deque[tuple[float, np.ndarray]]] = {}
 
     def add(self, track_id: int, t: float, position: np.ndarray) -> None:
-        """Record track ``track_id`` at ground position (2,) ``x, z`` (metres) at time ``t`` (seconds, increasing
-        per track). Positions older than the window are dropped, and tracks not seen within it are forgotten."""
+        """Record track ``track_id`` at (2,) ``position`` at time ``t`` (seconds, increasing per track): a ground
+        position ``x, z`` (metres), or anything :meth:`heading`'s ``to_ground`` turns into one (e.g. the camera ray
+        through the person's feet). Positions older than the window are dropped, and tracks not seen within it are
+        forgotten."""
         position = np.asarray(position, np.float64).reshape(-1)
         if position.shape != (2,) or not np.isfinite(position).all():
             raise ValueError(f"expected a finite ground position (x, z), got {position.tolist()}")
         self._history.setdefault(int(track_id), deque()).append((float(t), position))
         self._prune(float(t))
 
-    def heading(self, track_id: int, t: float) -> np.ndarray | None:
+    def heading(self, track_id: int, t: float, to_ground=None) -> np.ndarray | None:
         """(2,) unit direction of travel ``x, z`` of track ``track_id`` from its positions in ``[t - window_s, t)``,
-        or None when it has too few of them or moves slower than ``min_speed``."""
+        or None when it has too few of them or moves slower than ``min_speed``. ``to_ground``: (T, 2) recorded values
+        -> (T, 2) ground positions (non-finite rows are left out), for values recorded before the ground was known."""
         history = self._history.get(int(track_id))
         if not history:
             return None
@@ -90,17 +93,20 @@ class TrackHeadings:
         if len(recent) < self.config.min_frames:
             return None
         times = np.array([s for s, _ in recent])
+        positions = np.stack([p for _, p in recent])
+        if to_ground is not None:
+            positions = np.asarray(to_ground(positions), np.float64)
+            finite = np.isfinite(positions).all(axis=1)
+            times, positions = times[finite], positions[finite]
+            if len(times) < self.config.min_frames:
+                return None
         if times.max() - times.min() <= 0:
             return None
-        velocity = line_velocity(times, np.stack([p for _, p in recent]))
+        velocity = line_velocity(times, positions)
         speed = float(np.linalg.norm(velocity))
         if speed < self.config.min_speed or speed == 0:
             return None
         return velocity / speed
-
-    def clear(self) -> None:
-        """Forget every track's positions (e.g. when the ground they were measured on has changed)."""
-        self._history.clear()
 
     def _prune(self, now: float) -> None:
         oldest = now - self.config.window_s
