@@ -318,3 +318,26 @@ def test_teacher_world3d_becomes_weak_keypoints3d(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps({"annotations": {}}))
     with pytest.raises(DatasetFileError, match="bad.json: not a teacher 3D keypoints file"):
         CocoKeypointsReader(ann, world3d=tmp_path / "bad.json")
+
+
+def test_body_fits_become_pose_labels_and_keypoints3d(tmp_path):
+    ann = _write_coco(tmp_path, [_person(7), _person(8)])
+    vector = np.linspace(-1, 1, 20).astype(np.float32)
+    points = np.arange(17 * 3, dtype=np.float32).reshape(17, 3) / 100
+    (tmp_path / "eft.json").write_text(json.dumps({
+        "info": {"body_model": "anny", "convention": "coco17"},
+        "annotations": {"7": {"pose_vector": vector.tolist(), "keypoints3d": points.tolist(), "error": 0.02}}}))
+    reader = CocoKeypointsReader(ann, body_params=tmp_path / "eft.json")
+    first, second = reader[0], reader[1]
+    assert first.body_model == "anny" and first.convention3d == "coco17"
+    np.testing.assert_allclose(first.body_params["pose_vector"], vector)
+    np.testing.assert_allclose(first.keypoints3d[:, :3], points)
+    assert (first.keypoints3d[:, 3] == 1).all() and "keypoints3d_weak" not in first.extra  # full 3D, not weak
+    assert second.body_params is None and second.keypoints3d is None  # a person without a fit keeps its 2D only
+    with pytest.raises(ValueError, match="world3d or body_params, not both"):
+        CocoKeypointsReader(ann, body_params=tmp_path / "eft.json", world3d=tmp_path / "eft.json")
+    (tmp_path / "bad.json").write_text(json.dumps({"info": {"body_model": "anny", "convention": "coco17"},
+                                                   "annotations": {"7": {"pose_vector": [float("nan")],
+                                                                         "keypoints3d": points.tolist()}}}))
+    with pytest.raises(DatasetFileError, match="bad.json: not a body-fit file.*non-finite"):
+        CocoKeypointsReader(ann, body_params=tmp_path / "bad.json")

@@ -172,6 +172,12 @@ class CocoKeypointsReader(PersonReader):
             ``world3d_min_visibility``, else 0: the teacher's guesses for hidden joints are left out) with
             ``extra["keypoints3d_weak"] = True``: a teacher's estimate with its own joint definitions, for weak
             supervision, not ground truth.
+        body_params: body-model fits per annotation (exemplar fine-tuning pseudo-labels, e.g. the ``eft.json``
+            that ``scripts/eft_labels.py`` writes next to a ``lowres-hps label`` file): ``{"info": {"body_model":
+            ..., "convention": ...}, "annotations": {"<annotation id>": {"pose_vector": [...], "keypoints3d":
+            [[x, y, z], ...]}}}``. Samples of those people get ``body_params = {"pose_vector": ...}`` (root rotation in
+            camera axes) and the fit's 3D keypoints as ``keypoints3d`` (metres, camera axes, all confident). Not
+            together with ``world3d``: each person has one source of 3D.
 
     Annotations of categories without keypoints (e.g. non-person instances) are ignored.
     """
@@ -181,8 +187,11 @@ class CocoKeypointsReader(PersonReader):
     def __init__(self, ann_file: str | Path, image_root: str | Path | None = None, convention: str = "coco17",
                  min_keypoints: int = 1, include_crowd: bool = False, load_masks: bool = False,
                  check_images: bool = False, world3d: str | Path | None = None,
-                 world3d_min_visibility: float = 0.5) -> None:
+                 world3d_min_visibility: float = 0.5, body_params: str | Path | None = None) -> None:
         self.ann_file = Path(ann_file)
+        if world3d is not None and body_params is not None:
+            raise ValueError(f"{ann_file}: give world3d or body_params, not both (each person has one source of 3D)")
+        self._fits, self._fits_info = ({}, {}) if body_params is None else _read_body_params(Path(body_params))
         self._world3d, self._world3d_convention = ({}, None) if world3d is None else _read_world3d(
             Path(world3d), world3d_min_visibility)
         # Keypoints are counted below from the keypoints the samples get (none without a keypoints field).
@@ -255,15 +264,21 @@ class CocoKeypointsReader(PersonReader):
             extra["image_size"] = (int(image["height"]), int(image["width"]))
         extra.update(self._extra(image))
         keypoints3d = self._world3d.get(str(ann.get("id")))
+        convention3d = self._world3d_convention
         if keypoints3d is not None:
             extra["keypoints3d_weak"] = True
+        fit = self._fits.get(str(ann.get("id")))
+        if fit is not None:
+            keypoints3d, convention3d = fit["keypoints3d"], self._fits_info["convention"]
         return PersonSample(
             image_path=self.image_root / image["file_name"],
             bbox=bbox.copy(),
             keypoints2d=keypoints.copy(),
             convention=self.convention,
             keypoints3d=None if keypoints3d is None else keypoints3d.copy(),
-            convention3d=None if keypoints3d is None else self._world3d_convention,
+            convention3d=None if keypoints3d is None else convention3d,
+            body_params=None if fit is None else {"pose_vector": fit["pose_vector"].copy()},
+            body_model=None if fit is None else self._fits_info["body_model"],
             mask=mask,
             image_id=ann["image_id"],
             ann_id=ann.get("id"),
@@ -273,6 +288,29 @@ class CocoKeypointsReader(PersonReader):
 
     def _extra(self, image: dict) -> dict:
         return {}
+
+
+def _read_body_params(path: Path) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, str]]:
+    """``({annotation id: {"pose_vector": (D,), "keypoints3d": (K, 4) x, y, z, 1}}, {"body_model", "convention"})``
+    of a body-fit file (``scripts/eft_labels.py``); a clear error naming the file when it is unusable."""
+    from lowres_hps.body.keypoints import get_convention
+
+    data = load_json(path)
+    try:
+        info = {"body_model": str(data["info"]["body_model"]), "convention": str(data["info"]["convention"])}
+        size = len(get_convention(info["convention"]))
+        people = {}
+        for key, person in data["annotations"].items():
+            vector = np.asarray(person["pose_vector"], dtype=np.float32).reshape(-1)
+            points = np.asarray(person["keypoints3d"], dtype=np.float32).reshape(size, 3)
+            if not (np.isfinite(vector).all() and np.isfinite(points).all()):
+                raise ValueError(f"annotation {key} has non-finite values")
+            people[str(key)] = {"pose_vector": vector,
+                                "keypoints3d": np.concatenate([points, np.ones((size, 1), np.float32)], axis=1)}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DatasetFileError(f"{path}: not a body-fit file (info.body_model, info.convention, annotations with "
+                               f"pose_vector and keypoints3d): {exc}") from None
+    return people, info
 
 
 def _read_world3d(path: Path, min_visibility: float) -> tuple[dict[str, np.ndarray], str]:
