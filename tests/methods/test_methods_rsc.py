@@ -46,12 +46,13 @@ def test_full_loss_is_finite_and_reaches_every_parameter(anny_body, synth_batch)
     model, loss_fn = make_loss(anny_body, range_schedule=None)
     loss, logs = loss_fn(model, synth_batch)
     assert math.isfinite(loss.item()) and loss.item() > 0
-    assert set(logs) == {"loss_params", "loss_3d", "loss_2d", "resolutions", "loss_ss", "loss_feat"}
+    assert set(logs) == {"loss_params", "loss_3d", "loss_2d", "resolutions", "loss_ss", "loss_feat", "loss_camera_floor"}
     assert logs["resolutions"].item() == 5
     assert all(v.item() >= 0 for v in logs.values())
     lam = loss_fn.lambdas
     total = (lam["params"] * logs["loss_params"] + lam["3d"] * logs["loss_3d"] + lam["2d"] * logs["loss_2d"]
-             + lam["ss"] * logs["loss_ss"] + lam["feat"] * logs["loss_feat"])
+             + lam["ss"] * logs["loss_ss"] + lam["feat"] * logs["loss_feat"]
+             + lam["camera_floor"] * logs["loss_camera_floor"])
     assert loss.item() == pytest.approx(total.item(), rel=1e-5)
     loss.backward()
     grads = {n: p.grad for n, p in model.named_parameters()}
@@ -95,10 +96,30 @@ def test_ranges_per_step_trains_a_random_subset_of_the_active_ranges(anny_body, 
             make_loss(anny_body, ranges_per_step=bad)
 
 
+def test_camera_floor_grows_a_collapsed_scale_back(anny_body, synth_batch):
+    # Below MIN_CAMERA_SCALE the projection's clamp gives the scale no gradient; the floor's hinge does.
+    grads = {}
+    for weight in (1.0, 0.0):
+        torch.manual_seed(0)
+        model, loss_fn = make_loss(anny_body, self_supervision=None, feature_loss=None, range_schedule=None,
+                                   lambda_camera_floor=weight)
+        model.eval()  # no dropout: the two runs differ only by the floor
+        start = model.regressor.mean_params.detach().clone()
+        start[-3] = -0.2  # a collapsed crop scale
+        model.regressor.set_mean_params(start)
+        model.regressor.mean_params.requires_grad_(True)
+        loss, logs = loss_fn(model, synth_batch)
+        assert logs["loss_camera_floor"] > 0.1 if weight else "loss_camera_floor" not in logs
+        grads[weight] = torch.autograd.grad(loss, model.regressor.mean_params)[0][-3]
+    assert grads[1.0] - grads[0.0] < -0.5  # descent raises the scale: the hinge's slope, -2 x (0.25 + 0.2)
+    _, logs = make_loss(anny_body)[1](build_body3d_model(Body3DConfig(**TINY)), synth_batch)
+    assert logs["loss_camera_floor"] == 0  # scales near 1 cost nothing
+
+
 def test_switches_and_their_errors(anny_body, synth_batch):
     model, plain = make_loss(anny_body, self_supervision=None, feature_loss=None, range_schedule=None)
     _, logs = plain(model, synth_batch)
-    assert set(logs) == {"loss_params", "loss_3d", "loss_2d", "resolutions"}
+    assert set(logs) == {"loss_params", "loss_3d", "loss_2d", "resolutions", "loss_camera_floor"}
     for form in ("symmetric", "highest"):
         _, logs = make_loss(anny_body, self_supervision=form, feature_loss="cosine")[1](model, synth_batch)
         assert math.isfinite(logs["loss_ss"].item()) and math.isfinite(logs["loss_feat"].item())

@@ -10,6 +10,10 @@ One trainable task whose parts switch on and off, so every row of the paper's Ta
 * ``lambda_weak3d``: a teacher's 3D keypoints on real images (BlazePose's world landmarks, ``world3d`` of the
   COCO reader) as weak 3D: only the directions of the limbs and of the shoulder and hip lines are compared
   (:func:`~lowres_hps.losses.bones.bone_direction_loss`), since the teacher's joints are defined differently.
+* ``lambda_camera_floor``: a hinge on crop camera scales below ``camera_floor`` (squared shortfall). The projection
+  clamps the scale at ``MIN_CAMERA_SCALE`` to keep bodies in front of the camera, which also stops its gradient: a
+  network whose scale falls there gets no signal to grow it back (seen for people upside down). Real people fill
+  their protocol crops at scales near 1, so the hinge costs nothing elsewhere. Not part of the paper.
 * ``self_supervision``: ``directional`` (Eq. 9), ``symmetric`` (Eq. 8, "SS-o"), ``highest`` ("SS-h") or
   None, weighted by ``lambda_ss``; the compared outputs are the pose vector and the camera.
 * ``feature_loss``: ``contrastive`` (Eqs. 10-11, "CL"), ``mse`` ("MS"), ``cosine`` ("CD") or None,
@@ -66,7 +70,8 @@ class RSCLoss:
                  lambda_2d: float = 5.0, self_supervision: str | None = "directional", lambda_ss: float = 0.1,
                  feature_loss: str | None = "contrastive", lambda_feat: float = 0.1, temperature: float = 0.1,
                  queue_size: int = 8192, range_schedule: list[int] | None = (0, 0, 1, 2, 3),
-                 lambda_weak3d: float = 0.0, ranges_per_step: int | None = None) -> None:
+                 lambda_weak3d: float = 0.0, ranges_per_step: int | None = None, lambda_camera_floor: float = 1.0,
+                 camera_floor: float = 0.25) -> None:
         if self_supervision is not None and self_supervision not in SELF_SUPERVISION_FORMS:
             raise ValueError(f"self_supervision must be one of {SELF_SUPERVISION_FORMS} or null, got {self_supervision!r}")
         if feature_loss is not None and feature_loss not in FEATURE_LOSSES:
@@ -79,7 +84,8 @@ class RSCLoss:
         self.config = config
         self.body = body
         self.lambdas = {"params": lambda_params, "3d": lambda_3d, "2d": lambda_2d, "ss": lambda_ss, "feat": lambda_feat,
-                        "weak3d": lambda_weak3d}
+                        "weak3d": lambda_weak3d, "camera_floor": lambda_camera_floor}
+        self.camera_floor = float(camera_floor)
         self.bones = bone_indices(config.convention)
         self.self_supervision = self_supervision
         self.feature_loss = feature_loss
@@ -139,6 +145,10 @@ class RSCLoss:
         loss = lam["params"] * loss_params + lam["3d"] * loss_3d + lam["2d"] * loss_2d
         logs = {"loss_params": loss_params.detach(), "loss_3d": loss_3d.detach(), "loss_2d": loss_2d.detach(),
                 "resolutions": torch.tensor(float(a))}
+        if lam["camera_floor"] > 0:
+            loss_floor = (self.camera_floor - camera[:, 0]).clamp(min=0).pow(2).mean()
+            loss = loss + lam["camera_floor"] * loss_floor
+            logs["loss_camera_floor"] = loss_floor.detach()
         if lam["weak3d"] > 0 and "has_weak3d" in batch:
             weak = bone_direction_loss(keypoints3d, gt3d, vis3d, self.bones.to(gt3d.device))
             loss_weak3d = per_person(weak, batch["has_weak3d"])
@@ -238,6 +248,8 @@ def rsc_task(
     queue_size: int = 8192,
     range_schedule: list[int] | None = (0, 0, 1, 2, 3),
     lambda_weak3d: float = 0.0,
+    lambda_camera_floor: float = 1.0,
+    camera_floor: float = 0.25,
     augment: dict | None = None,
     mean_from_data: bool = True,
     init_trunk_from: str | None = None,
@@ -293,7 +305,8 @@ def rsc_task(
                    self_supervision=self_supervision, lambda_ss=lambda_ss, feature_loss=feature_loss,
                    lambda_feat=lambda_feat, temperature=temperature, queue_size=queue_size,
                    range_schedule=None if range_schedule is None else list(range_schedule),
-                   lambda_weak3d=lambda_weak3d, ranges_per_step=ranges_per_step)
+                   lambda_weak3d=lambda_weak3d, ranges_per_step=ranges_per_step,
+                   lambda_camera_floor=lambda_camera_floor, camera_floor=camera_floor)
     val, evaluate = None, None
     if val_synthlr:
         from torch.utils.data import Subset
