@@ -85,7 +85,7 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=["coco_holdout", "lspet_test"])
     parser.add_argument("--height", type=float, default=64)
     parser.add_argument("--model2d", default="lrmove_l_128")
-    parser.add_argument("--model3d", default="rsc_move_c128_ft5")
+    parser.add_argument("--model3d", default="rsc_move_c128_eft")
     parser.add_argument("--resamples", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -120,7 +120,9 @@ def main() -> None:
                "AP_2d_90": interval(draws[:, 0]), "AP_3d_90": interval(draws[:, 1]), "margin_90": interval(margin),
                "bar_holds_fraction": round(float((margin >= 0).mean()), 3), "resamples": args.resamples,
                "seconds": round(time.perf_counter() - started, 1)}
-        report[f"{name}@{int(args.height)}"] = row
+        # Rows of session 12 (rsc_move_c128_ft5, the default then) are keyed without the model.
+        key = f"{name}@{int(args.height)}" + ("" if args.model3d == "rsc_move_c128_ft5" else f":{args.model3d}")
+        report[key] = row
         print(name, row, flush=True)
         report["command"] = "python benchmarks/ap_bootstrap.py " + " ".join(sys.argv[1:])
         report["date"] = time.strftime("%Y-%m-%d")

@@ -77,10 +77,10 @@ KEYPOINT_SCALES = {"oks": 2.0, "oks_half": 1.0}
 HEIGHTS = (96, 32)
 
 
-def load_any(name: str):
+def load_any(name: str, **options):
     from lowres_hps.apis.registry import load_model, load_run
 
-    return load_run(name) if Path(name).is_dir() else load_model(name)
+    return load_run(name, **options) if Path(name).is_dir() else load_model(name, **options)
 
 
 def synthlr_outputs(model3d, model2d, people: int, batch_size: int = 25) -> dict[str, torch.Tensor]:
@@ -182,7 +182,8 @@ def main() -> None:
     parser.add_argument("--tag", default="")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    model3d, model2d = load_any(args.model3d), load_any(args.model2d)
+    # The 3D flip test on, as the shipped default's card has it (a training run's config leaves it off).
+    model3d, model2d = load_any(args.model3d, flip_test=True), load_any(args.model2d)
     outputs = synthlr_outputs(model3d, model2d, args.people)
     out = ROOT / "benchmarks/results" / f"body3d_fit_variants{'_' + args.tag if args.tag else ''}.json"
     results = json.loads(out.read_text()) if out.is_file() else {"rows": {}}

@@ -230,7 +230,7 @@ def test_train_writes_a_loadable_model(tmp_path, synth_dir, anny_body):
 
 
 @pytest.mark.parametrize("name", ["rsc_move_c128", "rsc_move_c128_ft", "rsc_move_c128_ft2", "rsc_move_c128_ft3",
-                                  "rsc_move_c128_ft4", "rsc_move_c128_ft5", "rsc_r18_c64", "rsc_r18_c128", "rsc_paper"])
+                                  "rsc_move_c128_ft4", "rsc_move_c128_ft5", "rsc_move_c128_eft", "rsc_move_c128_eft4", "rsc_r18_c64", "rsc_r18_c128", "rsc_paper"])
 def test_shipped_configs_are_valid(name):
     import inspect
     from pathlib import Path

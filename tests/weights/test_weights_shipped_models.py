@@ -25,7 +25,7 @@ MODELS_2D = ("cal_r18_64x48", "cal_r18_128x96", "cal_mnv3s_64x48")
 STUDENTS_REFERENCE = Path(__file__).with_name("students_reference.npz")
 STUDENTS_2D = ("lrmove_l_128", "lrmove_l_128x96")
 STUDENTS_3D = ("rsc_move_c128", "rsc_move_c128_ft", "rsc_move_c128_ft2", "rsc_move_c128_ft3",
-               "rsc_move_c128_ft4", "rsc_move_c128_ft5")  # 3D models on the 2D students' trunk, pinned at registration too
+               "rsc_move_c128_ft4", "rsc_move_c128_ft5", "rsc_move_c128_eft")  # 3D models on the 2D students' trunk, pinned at registration too
 MODEL_3D = "rsc_r18_c64"
 # MILI detectors, pinned at registration in their own file (python tests/weights/test_weights_shipped_models.py --mili).
 MILI_REFERENCE = Path(__file__).with_name("mili_reference.npz")

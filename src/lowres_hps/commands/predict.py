@@ -104,7 +104,7 @@ __all__ = [
 
 DEFAULT_MODEL = "lrmove_l_128"
 """Registry name of the model ``--model`` defaults to."""
-DEFAULT_MODEL_3D = "rsc_move_c128_ft5"
+DEFAULT_MODEL_3D = "rsc_move_c128_eft"
 """Registry name of the 3D model ``--model3d`` defaults to, when it is installed."""
 DEFAULT_MILI_MODEL = "mili_multipose"
 """Registry name of the MILI model ``--detector mili`` uses without ``--detector-model``."""

@@ -41,8 +41,9 @@ _REGISTERED: dict[str, str] = {
     "lrmove_l_128": "lrmove_l_128.safetensors",
     "lrmove_l_128x96": "lrmove_l_128x96.safetensors",
     # RSC-Net 3D body models: on the 2D default's MoveNet trunk (configs/hps3d/rsc_move_c128.yaml), fine-tuned
-    # further five times (configs/hps3d/rsc_move_c128_ft.yaml, _ft2.yaml, _ft3.yaml, _ft4.yaml, then _ft5.yaml: the
-    # 3D default of `predict`, with the flip test on; each config starts from the one before), and the first one,
+    # further six times (configs/hps3d/rsc_move_c128_ft.yaml, _ft2.yaml, _ft3.yaml, _ft4.yaml, _ft5.yaml, then
+    # _eft.yaml: EFT pseudo-labels and the camera-scale floor, the 3D default of `predict`, with the flip test on;
+    # each config starts from the one before), and the first one,
     # ResNet-18 from a synthetic-only 2D trunk (configs/hps3d/rsc_r18_c64.yaml).
     "rsc_move_c128": "rsc_move_c128.safetensors",
     "rsc_move_c128_ft": "rsc_move_c128_ft.safetensors",
@@ -50,6 +51,7 @@ _REGISTERED: dict[str, str] = {
     "rsc_move_c128_ft3": "rsc_move_c128_ft3.safetensors",
     "rsc_move_c128_ft4": "rsc_move_c128_ft4.safetensors",
     "rsc_move_c128_ft5": "rsc_move_c128_ft5.safetensors",
+    "rsc_move_c128_eft": "rsc_move_c128_eft.safetensors",
     # The adversarial auto-encoder pose prior of silhouette adaptation (scripts/train_pose_prior.py).
     "anny_pose_prior": "anny_pose_prior.safetensors",
     "rsc_r18_c64": "rsc_r18_c64.safetensors",
