@@ -38,11 +38,12 @@ os.environ.setdefault("ANNY_CACHE_DIR", str(ROOT / ".cache" / "anny"))
 
 def main(argv: list[str] | None = None) -> int:
     from lowres_hps.apis.inputs import load_image
-    from lowres_hps.apis.predictor import Predictor
+    from lowres_hps.apis.predictor import bounded_crop
     from lowres_hps.apis.registry import load_model
     from lowres_hps.data.reader import default_image_root
     from lowres_hps.fitting import KeypointFitConfig
     from lowres_hps.geometry.transforms import apply_affine
+    from lowres_hps.imaging.protocol import LowResProtocol
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("labels", type=Path, help="a COCO-format labels.json (e.g. written by `lowres-hps label`)")
@@ -66,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     image_root = default_image_root(args.labels)
     out = args.out or args.labels.with_name("eft.json")
     model3d = load_model(args.model3d)
-    predictor = Predictor(model3d, body_estimator=model3d)  # only its protocol crop (native resolution) is used
+    # The crop `predict` gives the 3D model, at the source resolution (no degradation: the labels are exact).
+    protocol = LowResProtocol(tuple(model3d.input_size), float(model3d.scale_factor), "upsample")
     fit = KeypointFitConfig(pose_prior=args.pose_prior, min_keypoints=args.min_keypoints)
     result = {"info": {"description": "exemplar fine-tuning pseudo-labels: 3D bodies fitted to 2D labels",
                        "labels": str(args.labels), "model3d": args.model3d, "body_model": model3d.body.name,
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         for ann in batch:
             if ann["image_id"] not in cached:
                 cached[ann["image_id"]] = load_image(image_root / images[ann["image_id"]]["file_name"])[0]
-            crops.append(predictor.body_crop(cached[ann["image_id"]], np.asarray(ann["bbox"], np.float64)))
+            crops.append(bounded_crop(protocol, cached[ann["image_id"]], np.asarray(ann["bbox"], np.float64), None))
         labels = torch.tensor([ann["keypoints"] for ann in batch], dtype=torch.float64).view(len(batch), -1, 3)
         affines = torch.stack([c.affine for c in crops]).to(torch.float64)
         targets = apply_affine(labels[..., :2], affines)
