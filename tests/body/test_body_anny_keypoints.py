@@ -155,6 +155,35 @@ def test_gradcheck(body64):
     assert torch.autograd.gradcheck(keypoints, (vector.requires_grad_(), translation.requires_grad_()))
 
 
+def test_shape_terms_are_kept_while_the_shape_stays(body64):
+    # A fit runs the body on one shape with many poses: the shape's part of the forward is computed once.
+    vector = random_vector(3, seed=50)
+    moved = SPEC.join(SPEC.split(random_vector(3, seed=51))[0], SPEC.split(vector)[1])  # new poses, same shapes
+
+    def keypoints(v, fresh=False):
+        if fresh:
+            body64._shape_cache = None
+        with torch.no_grad():
+            return body64.forward_vector(v, keypoints_only=True).keypoint_sets["coco23"]
+
+    keypoints(vector, fresh=True)
+    kept = body64._shape_cache
+    assert kept is not None
+    reused = keypoints(moved)
+    assert body64._shape_cache is kept  # the same shapes: nothing recomputed
+    torch.testing.assert_close(reused, keypoints(moved, fresh=True), rtol=0, atol=0)
+    keypoints(random_vector(3, seed=52))
+    assert not torch.equal(body64._shape_cache[0][0], kept[0][0])  # new shapes replace the kept ones
+    kept = body64._shape_cache
+    v = random_vector(3, seed=52).requires_grad_(True)  # a shape that needs gradients is never cached
+    body64.forward_vector(v, keypoints_only=True).keypoint_sets["coco23"].sum().backward()
+    assert body64._shape_cache is kept and (v.grad[:, -SPEC.shape_size:].abs() > 0).any()
+    body64._shape_cache = None
+    with torch.inference_mode():  # inference tensors could not be saved for a later backward
+        body64.forward_vector(vector, keypoints_only=True)
+    assert body64._shape_cache is None
+
+
 def test_native_params_with_shared_shape(body32):
     params = body32.pose_vector_to_native(random_vector(3, seed=40, dtype=torch.float32))
     shared = BodyParams(pose=params.pose, shape=torch.full((1, SPEC.shape_size), 0.3))

@@ -68,6 +68,8 @@ class AnnyBody(BodyModel):
             self.anny.template_vertices, self.anny.blendshapes,
         )
         self.register_buffer("faces", model.faces.to(torch.long), persistent=False)
+        # The last shape's blendshape coefficients and rest bone poses (see _shape_terms).
+        self._shape_cache: tuple[tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor] | None = None
         self._register_frame()
         self.to(device=device, dtype=dtype)
 
@@ -117,8 +119,8 @@ class AnnyBody(BodyModel):
         anny = self.anny
         # Anny's own steps, so that the coefficients and bone poses are those of its full forward.
         pose, phenotypes, local_changes, facial_actions = anny.get_tensor_inputs(pose, shape, None, None)
-        coeffs = anny._get_phenotype_blendshape_coefficients(phenotypes, local_changes, facial_actions)
-        transforms, bone_poses = anny.get_bone_transforms(pose, self._rest_bone_poses(coeffs), "local-ref")
+        coeffs, rest = self._shape_terms(phenotypes, local_changes, facial_actions)
+        transforms, bone_poses = anny.get_bone_transforms(pose, rest, "local-ref")
         joints = bone_poses[..., :3, 3] @ self.canonical_to_native
         coco = self.keypoint_skinning(transforms, coeffs) @ self.canonical_to_native
         if translation is not None:
@@ -132,6 +134,27 @@ class AnnyBody(BodyModel):
             joint_convention=ANNY104.name,
             keypoint_sets={ANNY104.name: joints, COCO23.name: coco},
         )
+
+    def _shape_terms(self, phenotypes: torch.Tensor, local_changes: torch.Tensor,
+                     facial_actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(blendshape coefficients (B, C), rest bone poses (B, 104, 4, 4)) of a batch's shape inputs.
+
+        A 2D keypoint fit runs the body 60 times on the same shapes with new poses; the shape's part of the forward
+        (about a quarter of its time) is then the same every step. The last inputs' results are kept and reused
+        while the inputs are equal and need no gradient; never in inference mode, whose tensors autograd cannot save.
+        """
+        inputs = (phenotypes, local_changes, facial_actions)
+        reusable = not torch.is_inference_mode_enabled() and not any(t.requires_grad for t in inputs)
+        cache = self._shape_cache
+        if reusable and cache is not None and all(
+                a.shape == b.shape and a.dtype == b.dtype and a.device == b.device and torch.equal(a, b)
+                for a, b in zip(cache[0], inputs)):
+            return cache[1], cache[2]
+        coeffs = self.anny._get_phenotype_blendshape_coefficients(*inputs)
+        rest = self._rest_bone_poses(coeffs)
+        if reusable and not coeffs.requires_grad:
+            self._shape_cache = (tuple(t.detach().clone() for t in inputs), coeffs, rest)
+        return coeffs, rest
 
     def _rest_bone_poses(self, coeffs: torch.Tensor) -> torch.Tensor:
         """(B, C) blendshape coefficients -> (B, 104, 4, 4) Anny's rest bone poses, without its rest mesh.

@@ -39,7 +39,7 @@ turned half round about the line of sight (upside down), whichever lies closer t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -215,7 +215,10 @@ def fit_body_to_keypoints(body, pose_vector: torch.Tensor, camera: torch.Tensor,
                               torch.zeros_like(weights))
 
     def project(rotations: torch.Tensor, cam: torch.Tensor, shape: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = body.forward_vector(spec.join(rotations, shape), keypoints_only=True)
+        native = body.pose_vector_to_native(spec.join(rotations, shape))
+        # The shape as given, not the joined vector's slice (which carries the rotations' autograd history): a body
+        # model can then reuse its shape's part of the forward across the steps (Anny does).
+        out = body(replace(native, shape=shape), keypoints_only=True)
         points, mask = out.keypoints(convention)
         if points.shape[1] != target.shape[1]:
             raise ValueError(f"the body gives {points.shape[1]} {convention} keypoints, the targets have "
@@ -347,8 +350,6 @@ def _restart_collapsed(project, rotations0, camera0, shape0, target, weights, fi
 def _fit_both_ways(body, pose_vector, camera, keypoints2d, scores, **kwargs) -> KeypointFit:
     """``try_turned_round``: one batched fit from the network's bodies and from them turned round; per person the
     fit with the lower final loss."""
-    from dataclasses import replace
-
     from lowres_hps.body.flip import turn_round_pose_vector
 
     config = replace(kwargs.pop("config"), try_turned_round=False)
