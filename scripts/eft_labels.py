@@ -1,6 +1,6 @@
 """Exemplar fine-tuning pseudo-labels: the 3D model's bodies fitted to the labelled 2D keypoints of real people.
 
-    python scripts/eft_labels.py data/labels/lspet_train/labels.json [--model3d rsc_move_c128_ft5] [--pose-prior 1]
+    python scripts/eft_labels.py data/labels/lspet_train/labels.json [--model3d rsc_move_c128_ft5] [--pose-prior 0.3]
 
 As EFT (Joo et al., 3DV 2021) and SPIN's in-the-loop fits: a real person with 2D labels and no 3D gets, as its 3D
 label, the network's own body moved until its projection meets those labels (``lowres_hps.fitting``, the fit
@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("labels", type=Path, help="a COCO-format labels.json (e.g. written by `lowres-hps label`)")
     parser.add_argument("--out", type=Path, default=None, help="default: eft.json next to the labels")
     parser.add_argument("--model3d", default="rsc_move_c128_ft5")
-    parser.add_argument("--pose-prior", type=float, default=1.0)
+    parser.add_argument("--pose-prior", type=float, default=0.3,
+                        help="the fit's pose prior (0.3 made the labels of rsc_move_c128_eft; predict fits at 1)")
     parser.add_argument("--min-keypoints", type=int, default=8)
     parser.add_argument("--max-error", type=float, default=0.05,
                         help="largest mean distance of the fitted keypoints from the labels, in box heights")
