@@ -33,9 +33,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("ANNY_CACHE_DIR", str(ROOT / ".cache" / "anny"))
 
-START = "rsc_move_c128_ft3"  # the 3D default when these ablations ran (session 9)
-UNLABELLED = [ROOT / "data/labels/lspet_train/unlabelled.json", ROOT / "data/labels/coco_train/unlabelled.json",
-              ROOT / "data/labels/vtest_1_400/unlabelled.json"]
+START = "rsc_move_c128_eft"  # predict's 3D default; the first ablations (tag _abl) ran from rsc_move_c128_ft3
+FOLDERS = [ROOT / "data/labels/lspet_train", ROOT / "data/labels/coco_train", ROOT / "data/labels/vtest_1_400"]
+UNLABELLED = [folder / "unlabelled.json" for folder in FOLDERS]
+TEACHER = [folder / "unlabelled_teacher.json" for folder in FOLDERS]  # the same people with a 2D teacher's keypoints
 BACKGROUNDS = ROOT.parent / "shared/data/backgrounds"
 RUNS = ROOT / "runs/sspse"
 RESULTS = ROOT / "benchmarks/results/sspse"
@@ -51,17 +52,30 @@ VARIANTS = {
     "inpainting": dict(pretext=("inpainting",)),
     "render_only": dict(pretext=()),
     "pretext_only": dict(rendering=()),
+    # Not in the paper: a high-resolution 2D teacher's keypoints on the unlabelled people (pseudo-labels).
+    "teacher": dict(pretext=(), rendering=(), lambda_teacher=1.0),
+    "full_teacher": dict(lambda_teacher=1.0),
+    "pretext_teacher": dict(rendering=(), lambda_teacher=1.0),
 }
 
 
-def _setup(threads: int):
+def _t1(start: str) -> Path:
+    return RUNS / ("t1" if start == "rsc_move_c128_ft3" else f"t1_{Path(start).stem}")
+
+
+def _setup(threads: int, start: str, teacher: bool = False):
     torch.set_num_threads(threads)
     from lowres_hps.apis.registry import load_model
     from lowres_hps.apis.selfsup import load_backgrounds, unlabelled_dataset
 
-    estimator = load_model(START)
+    estimator = load_model(start)
     net = estimator.model.config
-    dataset = unlabelled_dataset([p for p in UNLABELLED if p.is_file()], net.canvas, net.scale_factor)
+    files = TEACHER if teacher else UNLABELLED
+    missing = [str(p) for p in files if not p.is_file()]
+    if missing:
+        raise SystemExit(f"missing {missing}: run scripts/make_unlabelled_sets.py"
+                         + (" and `python benchmarks/sspse_ablations.py teacher`" if teacher else ""))
+    dataset = unlabelled_dataset(files, net.canvas, net.scale_factor)
     backgrounds = load_backgrounds(BACKGROUNDS, 64) if BACKGROUNDS.is_dir() else None
     return estimator, dataset, backgrounds
 
@@ -86,39 +100,58 @@ def _joint_loss(estimator, supervision: str):
                    feature_loss=None, range_schedule=None, ranges_per_step=1)
 
 
+def teacher(args) -> None:
+    """The unlabelled people's 2D keypoints from `lowres-hps label`'s teachers (MoveNet Thunder at the images' own
+    resolution, Lightning's second opinion; needs `make pretrained`), ground truth discarded."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from lowres_hps.apis.labeling import LabelConfig, TeacherLabeler
+    from lowres_hps.apis.unlabelled import label_people
+    from lowres_hps.commands.label import load_teacher
+
+    torch.set_num_threads(args.threads)
+    labeler = TeacherLabeler(load_teacher("movenet_thunder"), load_teacher("movenet_lightning"), LabelConfig())
+    for source, out in zip(UNLABELLED, TEACHER):
+        started = time.time()
+        path, labelled = label_people(source, labeler, out)
+        print(f"{path}: {labelled} people with teacher joints ({time.time() - started:.0f} s)")
+
+
 def pretrain(args) -> None:
     from lowres_hps.apis.selfsup import selfsup_body3d
     from lowres_hps.methods.sspse import SSPSEConfig
 
-    estimator, dataset, backgrounds = _setup(args.threads)
+    estimator, dataset, backgrounds = _setup(args.threads, args.start)
     started = time.time()
+    t1 = _t1(args.start)
     # steps=0 of the mesh stage: T1 only; the written network equals the start.
-    selfsup_body3d(estimator, dataset, RUNS / "pretrain_only.safetensors", work_dir=RUNS / "t1", config=SSPSEConfig(),
+    selfsup_body3d(estimator, dataset, t1 / "pretrain_only.safetensors", work_dir=t1, config=SSPSEConfig(),
                    pretrain_steps=args.steps, steps=0, batch_size=args.batch_size, backgrounds=backgrounds,
                    progress_bar=False)
-    print(f"T1: {args.steps} steps in {time.time() - started:.0f} s -> {RUNS / 't1/pretrain/model.safetensors'}")
+    print(f"T1: {args.steps} steps in {time.time() - started:.0f} s -> {t1 / 'pretrain/model.safetensors'}")
 
 
 def train(args) -> None:
     import dataclasses
 
-    from lowres_hps.apis.selfsup import selfsup_body3d
+    from lowres_hps.apis.selfsup import selfsup_body3d, teacher_joint_loss
     from lowres_hps.methods.sspse import SSPSEConfig
 
-    estimator, dataset, backgrounds = _setup(args.threads)
     overrides = {key: value if key == "mask_loss" else float(value)
                  for key, value in (item.split("=", 1) for item in args.set)}
     config = dataclasses.replace(SSPSEConfig(**overrides), **VARIANTS[args.variant])
+    estimator, dataset, backgrounds = _setup(args.threads, args.start, teacher=config.lambda_teacher > 0)
     labelled = joint = None
     if config.supervision != "self":
         labelled, joint = _labelled(estimator), _joint_loss(estimator, config.supervision)
+    teacher_loss = teacher_joint_loss(estimator) if config.lambda_teacher > 0 else None
     name = f"{args.variant}_s{args.seed}{args.tag}"
     started = time.time()
     path, metrics = selfsup_body3d(
         estimator, dataset, RUNS / f"{name}.safetensors", work_dir=RUNS / name, config=config,
-        pretrained_parts=RUNS / "t1/pretrain/model.safetensors", steps=args.steps, batch_size=args.batch_size,
-        lr=args.lr, seed=args.seed, backgrounds=backgrounds, labelled=labelled, joint_loss=joint, progress_bar=False,
-        trained_on={"sources": [str(p.relative_to(ROOT)) for p in UNLABELLED]})
+        pretrained_parts=_t1(args.start) / "pretrain/model.safetensors", steps=args.steps, batch_size=args.batch_size,
+        lr=args.lr, seed=args.seed, backgrounds=backgrounds, labelled=labelled, joint_loss=joint,
+        teacher_loss=teacher_loss, teacher="movenet_thunder (Lightning's second opinion)", progress_bar=False,
+        trained_on={"sources": [str(p.relative_to(ROOT)) for p in (TEACHER if teacher_loss else UNLABELLED)]})
     print(f"{name}: {args.steps} steps in {time.time() - started:.0f} s -> {path}")
 
 
@@ -138,8 +171,8 @@ def evaluate(args) -> None:
     from lowres_hps.evaluation.body_masks import body_mask_metrics
     from lowres_hps.fitting import KeypointFitConfig
 
-    name = "start" if args.variant == "start" else f"{args.variant}_s{args.seed}{args.tag}"
-    estimator = load_model(START if args.variant == "start" else str(RUNS / f"{name}.safetensors"))
+    name = f"start{args.tag}" if args.variant == "start" else f"{args.variant}_s{args.seed}{args.tag}"
+    estimator = load_model(args.start if args.variant == "start" else str(RUNS / f"{name}.safetensors"))
     cfg = estimator.model.config
     result: dict = {"model": name, "variant": args.variant, "seed": args.seed}
     started = time.time()
@@ -187,7 +220,7 @@ def table(args) -> None:
         if path.stem.endswith("_val"):
             continue
         result = json.loads(path.read_text())
-        if args.tag and not result["model"].endswith(args.tag) and result["variant"] != "start":
+        if args.tag and not result["model"].endswith(args.tag):
             continue
         rows.setdefault(result["variant"], []).append(result)
     print("| variant | seeds | AP@64 alone COCO / LSPET | AP@64 fitted COCO / LSPET | PA-MPJPE 176 / 96 / 52 / 32 "
@@ -221,13 +254,18 @@ def table(args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("teacher")
+    p.add_argument("--threads", type=int, default=2)
+    p.set_defaults(run=teacher)
     p = sub.add_parser("pretrain")
+    p.add_argument("--start", default=START, help="the 3D model self-supervision starts from")
     p.add_argument("--steps", type=int, default=400)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--threads", type=int, default=2)
     p.set_defaults(run=pretrain)
     p = sub.add_parser("train")
     p.add_argument("variant", choices=sorted(VARIANTS))
+    p.add_argument("--start", default=START, help="the 3D model self-supervision starts from (its T1 must exist)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=150)
     p.add_argument("--batch-size", type=int, default=8)
@@ -239,6 +277,7 @@ def main() -> None:
     p.set_defaults(run=train)
     p = sub.add_parser("evaluate")
     p.add_argument("variant", choices=sorted(VARIANTS) + ["start"])
+    p.add_argument("--start", default=START, help="with variant start: the model to score")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tag", default="")
     p.add_argument("--synthlr", default=str(ROOT / "data/synthlr/test_crops"))

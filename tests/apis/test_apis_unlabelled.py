@@ -13,6 +13,8 @@ import torch
 
 from lowres_hps.apis.adaptation import AdaptationError
 from lowres_hps.apis.unlabelled import (
+    TEACHER_FILE,
+    label_people,
     IMAGES_FOLDER,
     PEOPLE_FILE,
     collect_unlabelled_people,
@@ -214,3 +216,61 @@ def test_mili_segmenter_gives_full_image_masks():
     ys, xs = np.nonzero(masks[0])
     assert set(np.unique(masks)) == {0, 1} and masks[0].sum() == round(w) * round(h)
     assert xs.min() >= x and xs.max() <= x + w and ys.min() >= y and ys.max() <= y + h
+
+
+class _FakeTeacher:
+    """Labels a person's box centre as its nose (joint 0) when the box is wider than 10 px; narrower people get None
+    (too few joints)."""
+
+    names = ["fake_teacher"]
+
+    def __init__(self):
+        self.images = []
+
+    def label(self, image, boxes):
+        self.images.append(image.shape)
+        out = []
+        for x, y, w, h in boxes:
+            if w <= 10:
+                out.append(None)
+                continue
+            keypoints = np.zeros((17, 3))
+            keypoints[0] = [x + w / 2, y + h / 2, 2]
+            out.append({"keypoints": keypoints.reshape(-1).tolist(), "keypoint_scores": [0.9] + [0.0] * 16,
+                        "num_keypoints": 1})
+        return out
+
+
+def test_teacher_keypoints_are_added_and_masks_kept(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    _image(folder / "a.png")
+    path, _ = collect_unlabelled_people([folder], tmp_path / "out", no_detector, people_segmenter)
+    teacher = _FakeTeacher()
+    out, labelled = label_people(path, teacher)
+    assert out == path.with_name(TEACHER_FILE) and labelled == 1 and teacher.images == [(60, 80, 3)]
+    data = json.loads(out.read_text())
+    assert data["info"]["keypoints"]["teachers"] == ["fake_teacher"]
+    reader = CocoKeypointsReader(out, None, min_keypoints=0, load_masks=True)
+    sample = reader[0]
+    assert sample.keypoints2d[0].tolist() == [11.0, 20.0, 2.0] and sample.keypoints2d[1:, 2].sum() == 0
+    assert sample.mask.sum() == 8 * 26  # the mask is the collected one
+    # a person the teacher cannot label stays, unlabelled; a file's old keypoints are not kept
+    data["annotations"][0]["bbox"][2] = 8
+    data["annotations"][0]["keypoint_scores"] = [1.0] * 17
+    (tmp_path / "narrow.json").write_text(json.dumps(data))
+    out, labelled = label_people(tmp_path / "narrow.json", _FakeTeacher(), tmp_path / "narrow_teacher.json",
+                                 image_root=tmp_path / "out" / IMAGES_FOLDER)
+    person = json.loads(out.read_text())["annotations"][0]
+    assert labelled == 0 and person["num_keypoints"] == 0 and not any(person["keypoints"])
+    assert "keypoint_scores" not in person and person["segmentation"]
+
+
+def test_teacher_names_an_unreadable_image(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    image = _image(folder / "a.png")
+    path, _ = collect_unlabelled_people([folder], tmp_path / "out", no_detector, people_segmenter)
+    image.unlink()
+    with pytest.raises(AdaptationError, match="a.png"):
+        label_people(path, _FakeTeacher())

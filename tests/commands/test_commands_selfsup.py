@@ -45,6 +45,31 @@ def test_selfsup_writes_a_tuned_model_and_reuses_its_people(tmp_path, video_and_
     assert "reusing" in stdout
 
 
+def test_selfsup_with_a_2d_teacher(tmp_path, video_and_model):
+    import json
+
+    video, model = video_and_model
+    out = tmp_path / "taught.safetensors"
+    args = ["selfsup", str(video), "--out", str(out), "--model3d", str(model), "--frames", "1:50",
+            "--detect-every", "1", "--max-steps", "1", "--pretrain-steps", "1", "--batch-size", "4",
+            "--min-people", "4", "--pretext", "--rendering", "mask", "--teacher", "lrmove_l_128"]
+    code, stdout, err = run(*args)
+    assert code == 0, err
+    taught = list((tmp_path / "taught.work" / "teacher").glob("*_teacher.json"))
+    assert len(taught) == 1
+    data = json.loads(taught[0].read_text())
+    assert data["info"]["keypoints"]["teachers"] == ["lrmove_l_128"]
+    assert len(data["annotations"]) == len(json.loads((tmp_path / "taught.work" / "people" / "people.json")
+                                                      .read_text())["annotations"])
+    card = read_card(out)
+    assert card.extra["adaptation"]["teacher"] == "lrmove_l_128" and card.extra["adaptation"]["lambda_teacher"] == 1.0
+    assert "teacher lrmove_l_128" in card.notes
+    code, stdout, err = run(*args)
+    assert code == 0 and "reusing the teacher" in stdout, err
+    code, _, err = run(*args[:-2], "--second-teacher", "movenet_lightning")
+    assert code == 2 and "--second-teacher needs --teacher" in err
+
+
 def test_selfsup_errors_are_one_line(tmp_path, video_and_model):
     video, model = video_and_model
     code, _, err = run("selfsup", str(tmp_path / "missing.avi"), "--out", str(tmp_path / "a.safetensors"))

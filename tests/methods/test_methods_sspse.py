@@ -36,6 +36,10 @@ def test_config_checks_its_switches():
     with pytest.raises(ValueError, match="stage"):
         SSPSEConfig(stage="t3")
     assert SSPSEConfig(pretext=["jigsaw"]).describe() == "self, jigsaw, rgb+mask+real"
+    assert SSPSEConfig(rendering=(), lambda_teacher=1.0).describe() == \
+        "self, jigsaw+rotation+inpainting, no render, 2D teacher"
+    with pytest.raises(ValueError, match="lambda_teacher"):
+        SSPSEConfig(lambda_teacher=-1.0)
 
 
 def test_jigsaw_tiles_follow_the_permutation():
@@ -175,3 +179,35 @@ def test_clothing_tolerant_mask_and_shape_prior(anny_body):
     assert logs["loss_mask"] == 0 and logs["loss_shape"] > 0
     loss.backward()
     assert "network" in parts_with_gradient(model)
+
+
+def test_teacher_term_is_the_2d_loss_of_the_unlabelled_people(anny_body):
+    from lowres_hps.methods.rsc import RSCLoss
+
+    with pytest.raises(ValueError, match="teacher loss"):
+        SSPSELoss(SSPSEConfig(lambda_teacher=1.0), anny_body)
+    model = tiny_model()
+    config = SSPSEConfig(render_size=32, pretext=(), rendering=(), lambda_teacher=1.0)
+    stage_parameters(model, config)
+    teacher = RSCLoss(model.network.config, anny_body, lambda_params=0.0, lambda_3d=0.0, lambda_2d=5.0,
+                      self_supervision=None, feature_loss=None, range_schedule=None, ranges_per_step=1)
+    batch = unlabelled_batch()
+    n, joints = 2, 17
+    labels = {"keypoints2d": torch.rand(n, joints, 2) * CANVAS, "visible2d": torch.ones(n, joints),
+              "keypoints3d": torch.zeros(n, joints, 3), "visible3d": torch.zeros(n, joints),
+              "pose_vector": torch.zeros(n, anny_body.pose_spec.vector_size), "has_params": torch.zeros(n),
+              "has_3d": torch.zeros(n), "has_weak3d": torch.zeros(n)}
+    batch["real"].update(labels)
+    loss, logs = SSPSELoss(config, anny_body, teacher_loss=teacher)(model, batch)
+    assert logs["loss_teacher"] > 0 and torch.isclose(loss, logs["loss_teacher"])
+    loss.backward()
+    assert parts_with_gradient(model) == {"network"}
+    # people without teacher joints cost nothing (only the camera floor could)
+    model.zero_grad()
+    batch["real"]["visible2d"].zero_()
+    _, logs = SSPSELoss(config, anny_body, teacher_loss=teacher)(model, batch)
+    assert logs["loss_teacher"] < 1e-6
+    # and the term stays out of the pretraining stage
+    pretrain = SSPSEConfig(stage="pretrain", render_size=32, lambda_teacher=1.0)
+    _, logs = SSPSELoss(pretrain, anny_body, teacher_loss=teacher)(model, batch)
+    assert logs["loss_teacher"] == 0

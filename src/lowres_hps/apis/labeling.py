@@ -54,6 +54,12 @@ def coco_keypoints_categories() -> list[dict]:
              "skeleton": skeleton}]
 
 
+def _model_name(model) -> str:
+    """A teacher's name: its model card's (registered models), its own ``name`` (MoveNet), else its class."""
+    card = getattr(model, "card", None)
+    return getattr(card, "name", None) or getattr(model, "name", None) or type(model).__name__
+
+
 class TeacherLabeler:
     """COCO-17 pseudo-labels of person boxes from one or two teachers.
 
@@ -72,9 +78,7 @@ class TeacherLabeler:
         self.teacher = Predictor(teacher, batch_size=batch_size)
         self.second = Predictor(second_teacher, batch_size=batch_size) if second_teacher is not None else None
         self.config = config or LabelConfig()
-        self.names = [getattr(teacher, "name", type(teacher).__name__)]
-        if second_teacher is not None:
-            self.names.append(getattr(second_teacher, "name", type(second_teacher).__name__))
+        self.names = [_model_name(model) for model in (teacher, second_teacher) if model is not None]
 
     def label(self, image: np.ndarray, boxes: np.ndarray,
               ground_truth: Sequence[np.ndarray | None] | None = None) -> list[dict | None]:

@@ -20,7 +20,7 @@ import torch
 
 from lowres_hps.apis.adaptation import AdaptationError
 
-__all__ = ["PRETRAIN_LR_MULT", "unlabelled_dataset", "load_backgrounds", "selfsup_body3d"]
+__all__ = ["PRETRAIN_LR_MULT", "unlabelled_dataset", "load_backgrounds", "teacher_joint_loss", "selfsup_body3d"]
 
 PRETRAIN_LR_MULT = {"jigsaw": 10.0, "rotation": 5.0, "inpainting": 1.0, "discriminator": 1.0, "texture": 100.0}
 """T1's learning rates as multiples of 1e-4: the paper's 5e-4, 1e-4, 1e-4 and 0.01 for the rotation predictor,
@@ -31,7 +31,8 @@ _PRETRAIN_LR = 1e-4
 
 def unlabelled_dataset(files: Sequence[str | Path], canvas: int, scale_factor: float = 1.25,
                        image_roots: Sequence[str | Path | None] | None = None, augment: bool = True):
-    """People of COCO-format json files with boxes and ``segmentation`` masks (keypoints, if any, ignored), as a
+    """People of COCO-format json files with boxes and ``segmentation`` masks (keypoints, if any, serve only SSPSE's
+    2D teacher term: they are a teacher's pseudo-labels, :func:`~lowres_hps.apis.unlabelled.label_people`), as a
     :class:`~lowres_hps.data.multires_dataset.MultiResolutionDataset` at every resolution range, made
     ``with_masks``. ``augment``: box scale 0.9-1.1, flips, colour jitter 0.2, noise 2 (RSC-Net's, without
     rotations, which the rotation task owns)."""
@@ -56,6 +57,15 @@ def unlabelled_dataset(files: Sequence[str | Path], canvas: int, scale_factor: f
     datasets = [MultiResolutionDataset([reader], canvas=canvas, scale_factor=scale_factor, augment=aug,
                                        with_masks=True) for reader in readers]
     return datasets[0] if len(datasets) == 1 else ConcatDataset(datasets)
+
+
+def teacher_joint_loss(estimator, lambda_2d: float = 5.0):
+    """The 2D loss of the unlabelled people's teacher keypoints: RSC-Net's Eq. 7 with its 2D term alone (weight
+    ``lambda_2d``, as RSC-Net's) and the camera-scale floor, at one resolution range per step."""
+    from lowres_hps.methods.rsc import RSCLoss
+
+    return RSCLoss(estimator.model.config, estimator.body, lambda_params=0.0, lambda_3d=0.0, lambda_2d=lambda_2d,
+                   self_supervision=None, feature_loss=None, range_schedule=None, ranges_per_step=1)
 
 
 def load_backgrounds(folder: str | Path, size: int, per_image: int = 8, seed: int = 0) -> torch.Tensor:
@@ -121,6 +131,8 @@ def selfsup_body3d(
     backgrounds: torch.Tensor | None = None,
     labelled=None,
     joint_loss=None,
+    teacher_loss=None,
+    teacher: str | None = None,
     heads=None,
     pretrained_parts: str | Path | None = None,
     resume: bool = True,
@@ -146,6 +158,8 @@ def selfsup_body3d(
         lr: T2's learning rate (the paper's 5e-6; the discriminator goes on at the same rate).
         backgrounds: (N, 3, R, R) real backgrounds for L_real (:func:`load_backgrounds`), or None.
         labelled, joint_loss: labelled people and their loss for ``weak``/``semi`` supervision.
+        teacher_loss: the loss on the unlabelled people's 2D teacher keypoints (``config.lambda_teacher`` > 0;
+            :func:`teacher_joint_loss`), and ``teacher`` the teacher's name for the model card.
         heads: :class:`~lowres_hps.models.sspse.SSPSEHeadsConfig` (default sizes for the network's features).
         pretrained_parts: a T1 ``model.safetensors`` to start from instead of running T1 (e.g. one T1 shared by
             several T2 ablations).
@@ -183,9 +197,9 @@ def selfsup_body3d(
         if missing:
             raise ValueError(f"{pretrained_parts}: not an SSPSE pretraining of these sizes (missing {missing[:3]})")
         model.load_state_dict(parts, strict=False)
-    elif pretrain_steps > 0:
+    elif pretrain_steps > 0 and stage_parameters(model, dataclasses.replace(config, stage="pretrain")):
+        # (T1 is skipped when nothing of it is switched on: no pretext task and no RGB to texture.)
         pretrain = dataclasses.replace(config, stage="pretrain")
-        stage_parameters(model, pretrain)
         _train_stage(model, SSPSELoss(pretrain, estimator.body, backgrounds), data, work_dir / "pretrain",
                      pretrain_steps, lr=_PRETRAIN_LR, lr_mult=dict(PRETRAIN_LR_MULT), **common)
         # The trainer moved the model to its device and may have made it channels-last: nothing to undo.
@@ -193,7 +207,8 @@ def selfsup_body3d(
     metrics: dict[str, float] = {}
     if steps > 0:
         stage_parameters(model, mesh)
-        metrics = _train_stage(model, SSPSELoss(mesh, estimator.body, backgrounds, joint_loss, mean_shape), data,
+        metrics = _train_stage(model, SSPSELoss(mesh, estimator.body, backgrounds, joint_loss, mean_shape,
+                                                teacher_loss), data,
                                work_dir / "mesh", steps, lr=lr, lr_mult={}, **common)
     tuned = model.network.eval().float().to(memory_format=torch.contiguous_format)
     card = estimator.card
@@ -201,12 +216,15 @@ def selfsup_body3d(
            **{k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(mesh).items() if k != "stage"},
            "pretrain_steps": 0 if pretrained_parts is not None else pretrain_steps, "steps": steps,
            "batch_size": batch_size, "lr": lr, "seed": seed, "people": len(dataset),
-           "pretrained_parts": None if pretrained_parts is None else str(pretrained_parts), **(trained_on or {})}
+           "pretrained_parts": None if pretrained_parts is None else str(pretrained_parts),
+           **({"teacher": teacher} if config.lambda_teacher > 0 else {}), **(trained_on or {})}
     new_name = name or f"{card.name}_selfsup"
     sources = (trained_on or {}).get("sources")
     notes = (f"{card.name} fine-tuned by SSPSE self-supervision on {len(dataset)} unlabelled real people"
              + (f" ({', '.join(map(str, sources))})" if sources else "")
              + ("" if config.supervision == "self" else f", with {config.supervision} supervision on labelled people")
-             + "; no 2D or 3D labels of those people were used.")
+             + (f", with the 2D keypoints of the teacher {teacher or 'given'} on them (pseudo-labels)"
+                if config.lambda_teacher > 0 else "")
+             + "; no human 2D or 3D labels of those people were used.")
     save_checkpoint(tuned, card.adapted(new_name, how, notes=notes), out)
     return Path(out), metrics

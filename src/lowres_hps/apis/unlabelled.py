@@ -46,11 +46,13 @@ from lowres_hps.apis.inputs import (
 from lowres_hps.body.keypoints import get_convention
 from lowres_hps.imaging.foreground import ForegroundConfig, person_silhouettes
 
-__all__ = ["IMAGES_FOLDER", "PEOPLE_FILE", "MILIImageSegmenter", "UnlabelledReport", "collect_unlabelled_people",
-           "mili_image_segmenter"]
+__all__ = ["IMAGES_FOLDER", "PEOPLE_FILE", "TEACHER_FILE", "MILIImageSegmenter", "UnlabelledReport",
+           "collect_unlabelled_people", "label_people", "mili_image_segmenter"]
 
 PEOPLE_FILE = "people.json"
 """The COCO file :func:`collect_unlabelled_people` writes in its ``out_dir``."""
+TEACHER_FILE = "people_teacher.json"
+"""The copy of ``people.json`` with a 2D teacher's keypoints that :func:`label_people` writes next to it."""
 IMAGES_FOLDER = "images"
 """The folder of ``out_dir`` with the saved video frames; their ``file_name`` is relative to it."""
 JPEG_QUALITY = 95
@@ -442,3 +444,66 @@ def mili_image_segmenter(model: Any = "mili_multipose", mask_threshold: float = 
         model = loaded
     return MILIImageSegmenter(MILIDetector(model, device=device, masks=True, mask_threshold=mask_threshold,
                                            **detector_options))
+
+
+def label_people(people_file: str | Path, labeler, out_file: str | Path | None = None,
+                 image_root: str | Path | None = None,
+                 progress: Callable[[int], None] | None = None) -> tuple[Path, int]:
+    """Give the people of a people file a high-resolution 2D teacher's keypoints (pseudo-labels, no human labels).
+
+    Each person is labelled at its image's own resolution by ``labeler`` (a
+    :class:`~lowres_hps.apis.labeling.TeacherLabeler`: joints it is unsure of stay unlabelled, ``v = 0``); boxes,
+    masks and everything else are kept as they are, and people with too few joints are kept with none, so the
+    file still serves the mask and pretext losses. Ground truth already in the file is discarded. Written where
+    the reader's default image root differs, the images' file names become absolute paths.
+
+    Args:
+        people_file: a COCO file of people (:func:`collect_unlabelled_people`'s ``people.json`` or any with boxes).
+        labeler: the teacher(s) and their filters.
+        out_file: where to write (default: :data:`TEACHER_FILE` next to ``people_file``).
+        image_root: the folder of the images (default: the reader's, e.g. ``images/`` next to the file).
+        progress: called with 1 after each image.
+
+    Returns:
+        ``(out_file, people with at least one teacher joint)``.
+    """
+    from lowres_hps.data.reader import default_image_root
+
+    people_file = Path(people_file)
+    data = json.loads(people_file.read_text())
+    root = Path(image_root) if image_root is not None else default_image_root(people_file)
+    by_image: dict[int, list[dict[str, Any]]] = {}
+    for ann in data["annotations"]:
+        by_image.setdefault(ann["image_id"], []).append(ann)
+    zeros = [0.0] * (3 * len(get_convention(_CONVENTION)))
+    labelled = 0
+    for image in data["images"]:
+        people = by_image.get(image["id"], [])
+        if not people:
+            continue
+        path = root / image["file_name"]
+        try:
+            frame, _ = load_image(path)
+        except (OSError, ValueError, InputError) as exc:
+            raise AdaptationError(f"{people_file}: cannot read image {path}: {exc}") from exc
+        found = labeler.label(frame, np.array([ann["bbox"] for ann in people], dtype=np.float64))
+        for ann, teacher in zip(people, found):
+            if teacher is None:  # fewer joints than the labeler's minimum: kept for the other losses, unlabelled
+                ann.update(keypoints=list(zeros), num_keypoints=0)
+                ann.pop("keypoint_scores", None)
+            else:
+                ann.update(keypoints=teacher["keypoints"], keypoint_scores=teacher["keypoint_scores"],
+                           num_keypoints=teacher["num_keypoints"])
+                labelled += 1
+        if progress is not None:
+            progress(1)
+    data.setdefault("info", {})["keypoints"] = {"teachers": list(labeler.names), "source": str(people_file),
+                                                "date": datetime.date.today().isoformat()}
+    out = Path(out_file) if out_file is not None else people_file.with_name(TEACHER_FILE)
+    if default_image_root(out).resolve() != root.resolve():  # written elsewhere: the images keep their place
+        for image in data["images"]:
+            image["file_name"] = str((root / image["file_name"]).resolve())
+    partial = out.with_name(out.name + ".partial")
+    partial.write_text(json.dumps(data))
+    os.replace(partial, out)
+    return out, labelled

@@ -3,7 +3,8 @@
 INPUTS are images, folders and videos of real people, or COCO-format ``.json`` files of people with boxes and
 ``segmentation`` masks (keypoints are ignored). People are found by ``predict``'s detector; their masks come from
 background subtraction in videos (a static camera) and from the MILI model's mask head in still images. The
-collected people go to ``TUNED.work/people/people.json``; the two training stages (T1: pretext heads, discriminator
+collected people go to ``TUNED.work/people/people.json`` (with ``--teacher``, a 2D teacher's keypoints of them to
+``TUNED.work/teacher/``: pseudo-labels for an extra 2D term, not in the paper); the two training stages (T1: pretext heads, discriminator
 and texture net; T2: the network) to ``TUNED.work/pretrain`` and ``TUNED.work/mesh``. Running the same command again
 resumes. ``predict --model3d TUNED.safetensors`` then uses the tuned model.
 """
@@ -35,6 +36,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    default=["jigsaw", "rotation", "inpainting"], help="image-manipulation tasks (L_IM)")
     p.add_argument("--rendering", nargs="*", choices=["rgb", "mask", "real"], default=["rgb", "mask", "real"],
                    help="neural-rendering losses (L_NR): RGB, mask, and realism against the discriminator")
+    p.add_argument("--teacher", default=None,
+                   help="a high-resolution 2D teacher whose keypoints of the people train the network too (not in the "
+                        "paper): movenet_thunder or movenet_lightning (make pretrained), or a registered 2D model such "
+                        "as lrmove_l_128; default: none, the paper's self-supervision alone")
+    p.add_argument("--second-teacher", default=None,
+                   help="with --teacher: a second opinion; joints where the two disagree by over 10%% of the box "
+                        "stay unlabelled (as lowres-hps label)")
+    p.add_argument("--lambda-teacher", type=float, default=1.0, help="weight of the teacher's 2D term")
     p.add_argument("--backgrounds", default=None,
                    help="a folder of real images without people for the realism loss's composites (default: the other "
                         "people's crops)")
@@ -93,9 +102,40 @@ def _collect(args, inputs: list[Path], work: Path, net) -> tuple[list[Path], lis
     return files + [path], sources
 
 
+def _load_teacher(name: str):
+    from lowres_hps.apis.registry import load_model
+    from lowres_hps.commands.label import TEACHERS, load_teacher
+
+    return load_teacher(name) if name in TEACHERS else load_model(name)
+
+
+def _teacher_files(args, files: list[Path], work: Path) -> list[Path]:
+    """Each people file with the teacher's keypoints, made once into ``work/teacher/`` (reused when there)."""
+    from tqdm import tqdm
+
+    from lowres_hps.apis.labeling import LabelConfig, TeacherLabeler
+    from lowres_hps.apis.unlabelled import label_people
+
+    folder = work / "teacher"
+    folder.mkdir(parents=True, exist_ok=True)
+    outs = [folder / f"{index}_{path.stem}_teacher.json" for index, path in enumerate(files)]
+    if all(out.is_file() for out in outs):
+        print(f"reusing the teacher's keypoints made earlier ({folder})")
+        return outs
+    second = _load_teacher(args.second_teacher) if args.second_teacher else None
+    labeler = TeacherLabeler(_load_teacher(args.teacher), second, LabelConfig())
+    for path, out in zip(files, outs):
+        if out.is_file():
+            continue
+        with tqdm(desc=f"teacher {path.name}", unit="image", disable=not sys.stderr.isatty()) as bar:
+            _, labelled = label_people(path, labeler, out, progress=bar.update)
+        print(f"{path}: the teacher labelled {labelled} people -> {out}")
+    return outs
+
+
 def main(args: argparse.Namespace) -> int:
     from lowres_hps.apis.adaptation import AdaptationError
-    from lowres_hps.apis.selfsup import load_backgrounds, selfsup_body3d, unlabelled_dataset
+    from lowres_hps.apis.selfsup import load_backgrounds, selfsup_body3d, teacher_joint_loss, unlabelled_dataset
     from lowres_hps.commands import open_work_and_model3d
     from lowres_hps.methods.sspse import SSPSEConfig
 
@@ -106,11 +146,16 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix != ".safetensors":
         raise ValueError(f"--out must be a .safetensors file, got {out}")
-    config = SSPSEConfig(pretext=tuple(args.pretext), rendering=tuple(args.rendering))
+    if args.second_teacher and not args.teacher:
+        raise ValueError("--second-teacher needs --teacher")
+    config = SSPSEConfig(pretext=tuple(args.pretext), rendering=tuple(args.rendering),
+                         lambda_teacher=args.lambda_teacher if args.teacher else 0.0)
     work, estimator = open_work_and_model3d(args, out)
     net = estimator.model.config
     started = time.perf_counter()
     files, sources = _collect(args, inputs, work, net)
+    if args.teacher and not args.collect_only:
+        files = _teacher_files(args, files, work)
     dataset = unlabelled_dataset(files, net.canvas, net.scale_factor)
     print(f"{len(dataset)} unlabelled people from {len(files)} file(s)")
     if len(dataset) < args.min_people:
@@ -122,6 +167,8 @@ def main(args: argparse.Namespace) -> int:
     path, _ = selfsup_body3d(
         estimator, dataset, out, work_dir=work, config=config, pretrain_steps=args.pretrain_steps,
         steps=args.max_steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, backgrounds=backgrounds,
+        teacher_loss=teacher_joint_loss(estimator) if args.teacher else None,
+        teacher=" + ".join(filter(None, (args.teacher, args.second_teacher))) or None,
         device=args.device, name=out.stem, trained_on={"sources": sources}, progress_bar=sys.stderr.isatty())
     print(f"wrote {path} ({time.perf_counter() - started:.0f} s; training logs {work}/pretrain and {work}/mesh "
           f"metrics.csv); use it with: lowres-hps predict ... --model3d {path}")

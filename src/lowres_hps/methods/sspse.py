@@ -15,6 +15,9 @@ textured by a texture net, against the person's pixels and mask. Every part is a
   (``-L_real -L_mask`` is ``("rgb",)``).
 * ``supervision``: ``self`` (no labels), ``weak`` (2D joints) or ``semi`` (3D joints and their projection), the
   optional joint loss, on labelled people of another set (SynthLR) drawn alongside the unlabelled ones.
+* ``lambda_teacher`` (not in the paper; 0 turns it off): a 2D joint loss on the unlabelled people themselves, against
+  a high-resolution 2D teacher's keypoints (pseudo-labels, no human labels;
+  :func:`~lowres_hps.apis.unlabelled.label_people`), as the paper's masks come from another network (Mask R-CNN).
 
 How it maps onto our low-resolution setting:
 
@@ -70,6 +73,7 @@ class SSPSEConfig:
         supervision: ``self``, ``weak`` (2D joints) or ``semi`` (3D joints): what the labelled batch adds.
         lambda_*: weights (the paper's are all 1; ``inpaint_mse`` and ``inpaint_adv`` are Eq. 4's 0.999 / 0.001).
         lambda_joints: weight of the joint loss of ``weak``/``semi`` (RSC-Net's Eq. 7 weights inside).
+        lambda_teacher: weight of the 2D loss on the unlabelled people's own teacher keypoints (0: off).
         mask_loss: ``mse`` (Eq. 10) or ``inside``: only the body's pixels outside the person's mask cost (a person's
             mask holds clothes and hair that the body cannot cover; the one-way term of
             :mod:`lowres_hps.methods.sta`'s ``inside``), both per pixel of the render.
@@ -94,6 +98,7 @@ class SSPSEConfig:
     lambda_real: float = 1.0
     lambda_disc: float = 1.0
     lambda_joints: float = 1.0
+    lambda_teacher: float = 0.0
     mask_loss: str = "mse"
     lambda_shape: float = 0.0
     render_size: int = 64
@@ -115,13 +120,17 @@ class SSPSEConfig:
             raise ValueError(f"mask_loss must be 'mse' or 'inside', got {self.mask_loss!r}")
         if self.supervision not in SUPERVISION:
             raise ValueError(f"supervision must be one of {SUPERVISION}, got {self.supervision!r}")
+        if self.lambda_teacher < 0:
+            raise ValueError(f"lambda_teacher must be >= 0, got {self.lambda_teacher}")
         if self.render_size < 16 or self.sigma <= 0 or not self.ranges:
             raise ValueError(f"need render_size >= 16, sigma > 0 and some ranges, got {self.render_size}, "
                              f"{self.sigma}, {self.ranges}")
 
     def describe(self) -> str:
         """A row name for ablation tables, e.g. ``self, jigsaw+rotation+inpainting, rgb+mask+real``."""
-        return f"{self.supervision}, {'+'.join(self.pretext) or 'no pretext'}, {'+'.join(self.rendering) or 'no render'}"
+        teacher = ", 2D teacher" if self.lambda_teacher > 0 else ""
+        return (f"{self.supervision}, {'+'.join(self.pretext) or 'no pretext'}, "
+                f"{'+'.join(self.rendering) or 'no render'}{teacher}")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -265,6 +274,9 @@ class SSPSELoss:
             people's sharp crops of the batch (rolled by one).
         joint_loss: ``loss(model, batch)`` on the labelled people (e.g. :class:`~lowres_hps.methods.rsc.RSCLoss`);
             needed by ``weak`` and ``semi``.
+        teacher_loss: ``loss(model, batch)`` on the unlabelled people's teacher keypoints (their ``keypoints2d`` /
+            ``visible2d``; e.g. an :class:`~lowres_hps.methods.rsc.RSCLoss` with the 2D term alone); needed in the
+            mesh stage when ``lambda_teacher`` is above 0.
         mean_shape: (S,) the shape ``lambda_shape`` pulls towards (the network's training mean); needed when it is
             above 0.
 
@@ -276,9 +288,11 @@ class SSPSELoss:
     """
 
     def __init__(self, config: SSPSEConfig, body, backgrounds: torch.Tensor | None = None,
-                 joint_loss=None, mean_shape: torch.Tensor | None = None) -> None:
+                 joint_loss=None, mean_shape: torch.Tensor | None = None, teacher_loss=None) -> None:
         if config.supervision != "self" and joint_loss is None:
             raise ValueError(f"supervision {config.supervision!r} needs a joint loss on labelled people")
+        if config.lambda_teacher > 0 and config.stage == "mesh" and teacher_loss is None:
+            raise ValueError("lambda_teacher > 0 needs a teacher loss on the unlabelled people's keypoints")
         if config.lambda_shape > 0 and mean_shape is None:
             raise ValueError("lambda_shape > 0 needs the network's mean shape")
         self.mean_shape = None if mean_shape is None else torch.as_tensor(mean_shape, dtype=torch.float32)
@@ -286,6 +300,7 @@ class SSPSELoss:
         self.body = body
         self.backgrounds = backgrounds
         self.joint_loss = joint_loss
+        self.teacher_loss = teacher_loss
 
     # -- inputs
 
@@ -453,6 +468,13 @@ class SSPSELoss:
             loss_joints, _ = self.joint_loss(model, batch["labelled"])
             total = total + cfg.lambda_joints * loss_joints
         logs["loss_joints"] = loss_joints.detach()
+
+        # The optional 2D teacher's keypoints of the unlabelled people themselves.
+        loss_teacher = zero
+        if cfg.lambda_teacher > 0 and train_network:
+            loss_teacher, _ = self.teacher_loss(model, batch.get("real", batch))
+            total = total + cfg.lambda_teacher * loss_teacher
+        logs["loss_teacher"] = loss_teacher.detach()
         return total, logs
 
     def _to_disc(self, images: torch.Tensor) -> torch.Tensor:
