@@ -1,22 +1,34 @@
-"""SSPSE (issue 14): self-supervised fine-tuning of the 3D default on unlabelled real people, and its ablations.
+"""SSPSE (issue 14): self-supervised fine-tuning of a 3D model on unlabelled real people, and its ablations.
 
     python scripts/make_unlabelled_sets.py                       # the unlabelled people (BlazePose masks)
-    python benchmarks/sspse_ablations.py pretrain [--steps 400]  # T1 once, shared by every variant
-    python benchmarks/sspse_ablations.py train VARIANT --seed S [--steps 150] [--lr 5e-6] [--tag _abl] [--set K=V ...]
+    python benchmarks/sspse_ablations.py teacher                 # their 2D keypoints from MoveNet Thunder (teacher)
+    python benchmarks/sspse_ablations.py pretrain [--start M] [--steps 400]  # T1 once per start, shared by its variants
+    python benchmarks/sspse_ablations.py train VARIANT [--start M] --seed S [--steps 150] [--lr 5e-6] [--tag _abl] [--set K=V ...]
     python benchmarks/sspse_ablations.py evaluate VARIANT --seed S [--tag _abl] [--no-fit] [--validation]
+    python benchmarks/sspse_ablations.py evaluate start --start M --tag _abl [--validation]
     python benchmarks/sspse_ablations.py table [--tag _abl]
+
+Starts (``--start``): predict's 3D default ``rsc_move_c128_eft`` (tag ``_eft``), ``rsc_move_c128_ft3`` (the first
+ablations, tag ``_abl``), and ``runs/hps3d/rsc_move_c128_synth/model.safetensors``
+(``configs/hps3d/rsc_move_c128_synth.yaml``: the same network trained on SynthLR alone, the paper's setting of a start
+that never saw a real person's body labels; tag ``_synth``).
 
 Unlabelled real people (keypoints removed; ``scripts/make_unlabelled_sets.py``): lspet_400[0:270] (217 with a
 BlazePose mask), two thirds of coco_mini_train's keypoint images (32) and vtest.avi frames 1-400 (345): the 3D
-model's own real training images, here without their labels, 594 people. Masks: BlazePose GHUM's person
-segmentation (the paper's Mask R-CNN stand-in). Held out: COCO-holdout and LSPET-test (projected-3D AP), SynthLR-test
-(MPJPE / PA-MPJPE), none of which any run saw.
+default's own real training images, here without their labels, 594 people. Masks: BlazePose GHUM's person
+segmentation (the paper's Mask R-CNN stand-in). ``teacher`` gives the same people MoveNet Thunder's keypoints at the
+images' own resolution (Lightning's second opinion, as ``lowres-hps label``; ground truth discarded) for the
+variants with a 2D teacher term (not in the paper). Held out: COCO-holdout and LSPET-test (projected-3D AP),
+SynthLR-test (MPJPE / PA-MPJPE), none of which any run saw; choices are made with ``--validation`` (LSPET-val,
+SynthLR-val).
 
 Variants (``VARIANTS``): Table 5's rows (``full``, ``no_real`` = -L_real, ``no_real_mask`` = -L_real -L_mask,
 ``weak`` = 2D joints of SynthLR-train people, ``semi`` = their 3D joints) and Table 9's (``jigsaw``, ``rotation``,
 ``inpainting``: one pretext task, rendering as in ``full``); ``render_only`` and ``pretext_only`` were validation
-probes. Every variant runs the same number of steps of the same batch from the same T1 (``runs/sspse/t1``), with
-seeds 0 and 1. ``--set lambda_mask=10 ...`` overrides SSPSEConfig fields. Results: ``benchmarks/results/sspse/*.json``
+probes; ``teacher`` (the 2D teacher term alone), ``full_teacher``, ``pretext_teacher`` and ``semi_teacher`` add the
+teacher; ``semi_teacher_only`` is the teacher and SynthLR's 3D without any of SSPSE's own terms (the control). Every
+variant of a start runs the same number of steps of the same batch from the same T1 (``runs/sspse/t1*``).
+``--set lambda_mask=10 ...`` overrides SSPSEConfig fields. Results: ``benchmarks/results/sspse/*.json``
 (``*_val.json``: the validation people).
 """
 from __future__ import annotations
@@ -56,6 +68,8 @@ VARIANTS = {
     "teacher": dict(pretext=(), rendering=(), lambda_teacher=1.0),
     "full_teacher": dict(lambda_teacher=1.0),
     "pretext_teacher": dict(rendering=(), lambda_teacher=1.0),
+    "semi_teacher": dict(supervision="semi", lambda_teacher=1.0),
+    "semi_teacher_only": dict(pretext=(), rendering=(), supervision="semi", lambda_teacher=1.0),
 }
 
 
@@ -213,8 +227,24 @@ def _mean(values: list[float], scale: float = 1.0, digits: int = 1) -> str:
     return f"{mean:.{digits}f} ± {spread:.{digits}f}"
 
 
+def validation_table(tag: str) -> None:
+    """Markdown rows of the validation results of one tag (one seed each)."""
+    print("| run | SynthLR-val PA 96 / 32 | MPJPE 32 | LSPET-val AP / PCK alone | AP / PCK fitted (`predict`) |")
+    print("|---|---|---|---|---|")
+    results = [json.loads(p.read_text()) for p in sorted(RESULTS.glob(f"*{tag}_val.json"))]
+    order = ["start", *VARIANTS]
+    for r in sorted(results, key=lambda r: (order.index(r["variant"]), r["model"])):
+        synth, alone, fitted = r["synthlr"], r["ap_alone"]["lspet_val@64"], r.get("ap_fitted", {}).get("lspet_val@64")
+        fit = f"{fitted['AP']:.3f} / {fitted['pck@0.2']:.2f}" if fitted else "-"
+        print(f"| {r['model']} | {synth['pa_mpjpe_mm@96']:.1f} / {synth['pa_mpjpe_mm@32']:.1f} | "
+              f"{synth['mpjpe_mm@32']:.1f} | {alone['AP']:.3f} / {alone['pck@0.2']:.2f} | {fit} |")
+
+
 def table(args) -> None:
-    """Markdown rows of the test results: mean ± sd over seeds."""
+    """Markdown rows of the test results: mean ± sd over seeds (``--validation``: the validation runs of a tag)."""
+    if args.validation:
+        validation_table(args.tag)
+        return
     rows: dict[str, list[dict]] = {}
     for path in sorted(RESULTS.glob("*.json")):
         if path.stem.endswith("_val"):
@@ -292,6 +322,7 @@ def main() -> None:
     p.set_defaults(run=evaluate)
     p = sub.add_parser("table")
     p.add_argument("--tag", default="", help="only runs of this tag (and the start)")
+    p.add_argument("--validation", action="store_true", help="the validation results of the tag")
     p.set_defaults(run=table)
     args = parser.parse_args()
     args.run(args)
