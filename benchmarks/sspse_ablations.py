@@ -9,7 +9,7 @@
     python benchmarks/sspse_ablations.py table [--tag _abl]
 
 Starts (``--start``): predict's 3D default ``rsc_move_c128_eft`` (tag ``_eft``), ``rsc_move_c128_ft3`` (the first
-ablations, tag ``_abl``), and ``runs/hps3d/rsc_move_c128_synth/model.safetensors``
+ablations, tag ``_abl``), and the training run ``runs/hps3d/rsc_move_c128_synth``
 (``configs/hps3d/rsc_move_c128_synth.yaml``: the same network trained on SynthLR alone, the paper's setting of a start
 that never saw a real person's body labels; tag ``_synth``).
 
@@ -77,12 +77,23 @@ def _t1(start: str) -> Path:
     return RUNS / ("t1" if start == "rsc_move_c128_ft3" else f"t1_{Path(start).stem}")
 
 
+def _load_start(start: str):
+    """A registered model or checkpoint, or a training run folder (given a card named after it)."""
+    from lowres_hps.apis.registry import ModelCard, load_model, load_run
+
+    if not Path(start).is_dir():
+        return load_model(start)
+    estimator = load_run(start)
+    estimator.card = ModelCard.from_config(Path(start).name, estimator.model.config,
+                                           training_data=[f"the training run {start}"])
+    return estimator
+
+
 def _setup(threads: int, start: str, teacher: bool = False):
     torch.set_num_threads(threads)
-    from lowres_hps.apis.registry import load_model
     from lowres_hps.apis.selfsup import load_backgrounds, unlabelled_dataset
 
-    estimator = load_model(start)
+    estimator = _load_start(start)
     net = estimator.model.config
     files = TEACHER if teacher else UNLABELLED
     missing = [str(p) for p in files if not p.is_file()]
@@ -186,7 +197,7 @@ def evaluate(args) -> None:
     from lowres_hps.fitting import KeypointFitConfig
 
     name = f"start{args.tag}" if args.variant == "start" else f"{args.variant}_s{args.seed}{args.tag}"
-    estimator = load_model(args.start if args.variant == "start" else str(RUNS / f"{name}.safetensors"))
+    estimator = _load_start(args.start) if args.variant == "start" else load_model(str(RUNS / f"{name}.safetensors"))
     cfg = estimator.model.config
     result: dict = {"model": name, "variant": args.variant, "seed": args.seed}
     started = time.time()
