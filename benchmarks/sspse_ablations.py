@@ -3,7 +3,8 @@
     python scripts/make_unlabelled_sets.py                       # the unlabelled people (BlazePose masks)
     python benchmarks/sspse_ablations.py teacher                 # their 2D keypoints from MoveNet Thunder (teacher)
     python benchmarks/sspse_ablations.py pretrain [--start M] [--steps 400]  # T1 once per start, shared by its variants
-    python benchmarks/sspse_ablations.py train VARIANT [--start M] --seed S [--steps 150] [--lr 5e-6] [--tag _abl] [--set K=V ...]
+    python benchmarks/sspse_ablations.py train VARIANT [--start M] --seed S [--steps 150] [--lr 5e-6] [--tag _abl]
+        [--set K=V ...]
     python benchmarks/sspse_ablations.py evaluate VARIANT --seed S [--tag _abl] [--no-fit] [--validation]
     python benchmarks/sspse_ablations.py evaluate start --start M --tag _abl [--validation]
     python benchmarks/sspse_ablations.py table [--tag _abl]

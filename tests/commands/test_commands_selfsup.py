@@ -55,7 +55,7 @@ def test_selfsup_with_a_2d_teacher(tmp_path, video_and_model):
             "--min-people", "4", "--pretext", "--rendering", "mask", "--teacher", "lrmove_l_128"]
     code, stdout, err = run(*args)
     assert code == 0, err
-    taught = list((tmp_path / "taught.work" / "teacher").glob("*_teacher.json"))
+    taught = list((tmp_path / "taught.work" / "teacher").glob("*_lrmove_l_128.json"))
     assert len(taught) == 1
     data = json.loads(taught[0].read_text())
     assert data["info"]["keypoints"]["teachers"] == ["lrmove_l_128"]

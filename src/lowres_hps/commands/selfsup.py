@@ -4,9 +4,9 @@ INPUTS are images, folders and videos of real people, or COCO-format ``.json`` f
 ``segmentation`` masks (keypoints are ignored). People are found by ``predict``'s detector; their masks come from
 background subtraction in videos (a static camera) and from the MILI model's mask head in still images. The
 collected people go to ``TUNED.work/people/people.json`` (with ``--teacher``, a 2D teacher's keypoints of them to
-``TUNED.work/teacher/``: pseudo-labels for an extra 2D term, not in the paper); the two training stages (T1: pretext heads, discriminator
-and texture net; T2: the network) to ``TUNED.work/pretrain`` and ``TUNED.work/mesh``. Running the same command again
-resumes. ``predict --model3d TUNED.safetensors`` then uses the tuned model.
+``TUNED.work/teacher/``: pseudo-labels for an extra 2D term, not in the paper); the two training stages (T1: pretext
+heads, discriminator and texture net; T2: the network) to ``TUNED.work/pretrain`` and ``TUNED.work/mesh``. Running the
+same command again resumes. ``predict --model3d TUNED.safetensors`` then uses the tuned model.
 """
 from __future__ import annotations
 
@@ -110,7 +110,8 @@ def _load_teacher(name: str):
 
 
 def _teacher_files(args, files: list[Path], work: Path) -> list[Path]:
-    """Each people file with the teacher's keypoints, made once into ``work/teacher/`` (reused when there)."""
+    """Each people file with the teacher's keypoints, made once per teacher into ``work/teacher/`` (reused when
+    there)."""
     from tqdm import tqdm
 
     from lowres_hps.apis.labeling import LabelConfig, TeacherLabeler
@@ -118,7 +119,8 @@ def _teacher_files(args, files: list[Path], work: Path) -> list[Path]:
 
     folder = work / "teacher"
     folder.mkdir(parents=True, exist_ok=True)
-    outs = [folder / f"{index}_{path.stem}_teacher.json" for index, path in enumerate(files)]
+    teachers = "+".join(Path(name).stem for name in filter(None, (args.teacher, args.second_teacher)))
+    outs = [folder / f"{index}_{path.stem}_{teachers}.json" for index, path in enumerate(files)]
     if all(out.is_file() for out in outs):
         print(f"reusing the teacher's keypoints made earlier ({folder})")
         return outs
