@@ -118,14 +118,6 @@ def _labelled(estimator):
                                   pose_size=net.pose_spec.vector_size, scale_factor=net.scale_factor, augment=aug)
 
 
-def _joint_loss(estimator, supervision: str):
-    from lowres_hps.methods.rsc import RSCLoss
-
-    return RSCLoss(estimator.model.config, estimator.body, lambda_params=0.0,
-                   lambda_3d=5.0 if supervision == "semi" else 0.0, lambda_2d=5.0, self_supervision=None,
-                   feature_loss=None, range_schedule=None, ranges_per_step=1)
-
-
 def teacher(args) -> None:
     """The unlabelled people's 2D keypoints from `lowres-hps label`'s teachers (MoveNet Thunder at the images' own
     resolution, Lightning's second opinion; needs `make pretrained`), ground truth discarded."""
@@ -159,7 +151,7 @@ def pretrain(args) -> None:
 def train(args) -> None:
     import dataclasses
 
-    from lowres_hps.apis.selfsup import selfsup_body3d, teacher_joint_loss
+    from lowres_hps.apis.selfsup import rsc_joint_loss, selfsup_body3d
     from lowres_hps.methods.sspse import SSPSEConfig
 
     overrides = {key: value if key == "mask_loss" else float(value)
@@ -168,8 +160,8 @@ def train(args) -> None:
     estimator, dataset, backgrounds = _setup(args.threads, args.start, teacher=config.lambda_teacher > 0)
     labelled = joint = None
     if config.supervision != "self":
-        labelled, joint = _labelled(estimator), _joint_loss(estimator, config.supervision)
-    teacher_loss = teacher_joint_loss(estimator) if config.lambda_teacher > 0 else None
+        labelled, joint = _labelled(estimator), rsc_joint_loss(estimator, 5.0 if config.supervision == "semi" else 0.0)
+    teacher_loss = rsc_joint_loss(estimator) if config.lambda_teacher > 0 else None
     name = f"{args.variant}_s{args.seed}{args.tag}"
     started = time.time()
     path, metrics = selfsup_body3d(

@@ -20,7 +20,7 @@ import torch
 
 from lowres_hps.apis.adaptation import AdaptationError
 
-__all__ = ["PRETRAIN_LR_MULT", "unlabelled_dataset", "load_backgrounds", "teacher_joint_loss", "selfsup_body3d"]
+__all__ = ["PRETRAIN_LR_MULT", "unlabelled_dataset", "load_backgrounds", "rsc_joint_loss", "selfsup_body3d"]
 
 PRETRAIN_LR_MULT = {"jigsaw": 10.0, "rotation": 5.0, "inpainting": 1.0, "discriminator": 1.0, "texture": 100.0}
 """T1's learning rates as multiples of 1e-4: the paper's 5e-4, 1e-4, 1e-4 and 0.01 for the rotation predictor,
@@ -59,12 +59,13 @@ def unlabelled_dataset(files: Sequence[str | Path], canvas: int, scale_factor: f
     return datasets[0] if len(datasets) == 1 else ConcatDataset(datasets)
 
 
-def teacher_joint_loss(estimator, lambda_2d: float = 5.0):
-    """The 2D loss of the unlabelled people's teacher keypoints: RSC-Net's Eq. 7 with its 2D term alone (weight
-    ``lambda_2d``, as RSC-Net's) and the camera-scale floor, at one resolution range per step."""
+def rsc_joint_loss(estimator, lambda_3d: float = 0.0, lambda_2d: float = 5.0):
+    """RSC-Net's Eq. 7 joint loss without its parameter term, at one resolution range per step, with the camera-scale
+    floor: the 2D term alone (``lambda_3d`` 0) for 2D labels (the unlabelled people's teacher keypoints, or SSPSE's
+    weak supervision), 3D and 2D for semi supervision. Weights as RSC-Net's (5)."""
     from lowres_hps.methods.rsc import RSCLoss
 
-    return RSCLoss(estimator.model.config, estimator.body, lambda_params=0.0, lambda_3d=0.0, lambda_2d=lambda_2d,
+    return RSCLoss(estimator.model.config, estimator.body, lambda_params=0.0, lambda_3d=lambda_3d, lambda_2d=lambda_2d,
                    self_supervision=None, feature_loss=None, range_schedule=None, ranges_per_step=1)
 
 
@@ -159,7 +160,7 @@ def selfsup_body3d(
         backgrounds: (N, 3, R, R) real backgrounds for L_real (:func:`load_backgrounds`), or None.
         labelled, joint_loss: labelled people and their loss for ``weak``/``semi`` supervision.
         teacher_loss: the loss on the unlabelled people's 2D teacher keypoints (``config.lambda_teacher`` > 0;
-            :func:`teacher_joint_loss`), and ``teacher`` the teacher's name for the model card.
+            :func:`rsc_joint_loss`), and ``teacher`` the teacher's name for the model card.
         heads: :class:`~lowres_hps.models.sspse.SSPSEHeadsConfig` (default sizes for the network's features).
         pretrained_parts: a T1 ``model.safetensors`` to start from instead of running T1 (e.g. one T1 shared by
             several T2 ablations).

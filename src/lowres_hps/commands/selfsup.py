@@ -137,7 +137,7 @@ def _teacher_files(args, files: list[Path], work: Path) -> list[Path]:
 
 def main(args: argparse.Namespace) -> int:
     from lowres_hps.apis.adaptation import AdaptationError
-    from lowres_hps.apis.selfsup import load_backgrounds, selfsup_body3d, teacher_joint_loss, unlabelled_dataset
+    from lowres_hps.apis.selfsup import load_backgrounds, rsc_joint_loss, selfsup_body3d, unlabelled_dataset
     from lowres_hps.commands import open_work_and_model3d
     from lowres_hps.methods.sspse import SSPSEConfig
 
@@ -169,7 +169,7 @@ def main(args: argparse.Namespace) -> int:
     path, _ = selfsup_body3d(
         estimator, dataset, out, work_dir=work, config=config, pretrain_steps=args.pretrain_steps,
         steps=args.max_steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, backgrounds=backgrounds,
-        teacher_loss=teacher_joint_loss(estimator) if args.teacher else None,
+        teacher_loss=rsc_joint_loss(estimator) if args.teacher else None,
         teacher=" + ".join(filter(None, (args.teacher, args.second_teacher))) or None,
         device=args.device, name=out.stem, trained_on={"sources": sources}, progress_bar=sys.stderr.isatty())
     print(f"wrote {path} ({time.perf_counter() - started:.0f} s; training logs {work}/pretrain and {work}/mesh "
